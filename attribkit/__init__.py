@@ -1,0 +1,71 @@
+"""attribkit: which tokens made a transformer text classifier decide?
+
+The public API is re-exported here. Names resolve lazily, so ``import attribkit`` stays cheap
+(torch and transformers load on first use).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_classifier": "attribkit.model",
+    "Classifier": "attribkit.model",
+    "explain": "attribkit.facade",
+    "attribute": "attribkit.facade",
+    "list_methods": "attribkit.facade",
+    "get_method": "attribkit.facade",
+    "register_method": "attribkit.methods.base",
+    "AttributionMethod": "attribkit.methods.base",
+    "MethodResult": "attribkit.methods.base",
+    "Attribution": "attribkit.types",
+    "save": "attribkit.io",
+    "load": "attribkit.io",
+    "reduce_dims": "attribkit.reduce",
+    "normalize_scores": "attribkit.reduce",
+    "merge_words": "attribkit.reduce",
+    "top_tokens": "attribkit.reduce",
+    "integration_points": "attribkit.methods.integration",
+    "apply_target_fn": "attribkit.targets",
+    "AttribkitError": "attribkit.errors",
+    "InvalidInputError": "attribkit.errors",
+    "OptionError": "attribkit.errors",
+    "TargetError": "attribkit.errors",
+    "ModelLoadError": "attribkit.errors",
+    "UnknownNameError": "attribkit.errors",
+    "DuplicateNameError": "attribkit.errors",
+    "TruncationWarning": "attribkit.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'attribkit' has no attribute {name!r}")
+    if module == "attribkit.facade" or module.startswith("attribkit.methods"):
+        import_module("attribkit.methods")  # registers the built-in methods
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from attribkit.errors import (AttribkitError, DuplicateNameError, InvalidInputError, ModelLoadError,
+                                  OptionError, TargetError, TruncationWarning, UnknownNameError)
+    from attribkit.facade import attribute, explain, get_method, list_methods
+    from attribkit.io import load, save
+    from attribkit.methods.base import AttributionMethod, MethodResult, register_method
+    from attribkit.methods.integration import integration_points
+    from attribkit.model import Classifier, load_classifier
+    from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
+    from attribkit.targets import apply_target_fn
+    from attribkit.types import Attribution

@@ -1,0 +1,43 @@
+"""Errors raised by attribkit.
+
+Every error is an :class:`AttribkitError`; its message says what is wrong and what to do.
+Subclasses also derive from the matching built-in (``ValueError``, ``KeyError`` ...) so that
+callers who catch the built-in keep working.
+"""
+
+from __future__ import annotations
+
+
+class AttribkitError(Exception):
+    """Base class of every error attribkit raises on purpose."""
+
+
+class InvalidInputError(AttribkitError, ValueError):
+    """A text, batch or tensor given to attribkit cannot be used as it is."""
+
+
+class OptionError(AttribkitError, ValueError):
+    """An option has a value outside its allowed set or range."""
+
+
+class UnknownNameError(AttribkitError, KeyError):
+    """A registry lookup failed; the message lists the registered names."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(AttribkitError, ValueError):
+    """A name was registered twice in the same registry."""
+
+
+class TargetError(AttribkitError, ValueError):
+    """A requested attribution target (class index, name, gold label) does not exist."""
+
+
+class ModelLoadError(AttribkitError, OSError):
+    """A path or hub name is not a usable sequence-classification checkpoint."""
+
+
+class TruncationWarning(UserWarning):
+    """A text was longer than the model's limit and was truncated."""

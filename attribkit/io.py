@@ -1,0 +1,47 @@
+"""Save and load attribution records as JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from attribkit.errors import InvalidInputError
+from attribkit.types import Attribution
+
+
+def save(records: Iterable[Attribution], path: str | Path) -> Path:
+    """Write records to ``path`` as JSON Lines (one record per line), atomically.
+
+    The file appears only when every record is written, so an interrupted call never leaves a
+    partial file behind.
+    """
+    target = Path(path)
+    if target.suffix not in (".jsonl", ".json"):
+        raise InvalidInputError(f"cannot save to {target}: use a .jsonl file")
+    tmp = target.with_name(target.name + ".partial")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(target)
+    return target
+
+
+def iter_records(path: str | Path) -> Iterator[Attribution]:
+    """Yield records from a JSON Lines file, one at a time."""
+    source = Path(path)
+    if not source.is_file():
+        raise InvalidInputError(f"no such file: {source}")
+    with source.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Attribution.from_dict(json.loads(line))
+            except (json.JSONDecodeError, InvalidInputError) as exc:
+                raise InvalidInputError(f"{source}:{number}: not an attribution record ({exc})") from exc
+
+
+def load(path: str | Path) -> list[Attribution]:
+    """Read every record of a JSON Lines file written by :func:`save`."""
+    return list(iter_records(path))

@@ -1,0 +1,108 @@
+"""The one abstract base class of attribution methods and the method registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from torch import Tensor
+
+from attribkit.errors import InvalidInputError, OptionError
+from attribkit.model import LAYERS, Classifier
+from attribkit.registry import Registry
+from attribkit.targets import TARGET_FNS
+
+METHODS: Registry[type["AttributionMethod"]] = Registry("method", entry_point_group="attribkit.methods")
+register_method = METHODS.register
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What a method returns for one batch.
+
+    Attributes:
+        attributions: ``[batch, views, seq, dims]`` for gradient methods, ``[batch, views, seq]``
+            for token-level methods (occlusion). Zero at padding.
+        delta: ``[batch, views]`` IG completeness error ``sum(A) - (F(x) - F(x'))``, or None.
+    """
+
+    attributions: Tensor
+    delta: Tensor | None = None
+
+
+class AttributionMethod(ABC):
+    """Base class: public :meth:`compute` validates, private :meth:`_scores` does the maths.
+
+    Subclasses set ``name`` (the registry key), ``granularity`` and ``differentiable``, take
+    their options as keyword-only ``__init__`` arguments (validated there) and implement
+    :meth:`_scores`.
+
+    Args:
+        classifier: The model to explain.
+        layer: ``word_embeddings`` or ``embeddings`` (see DESIGN: attribution conventions).
+        target_fn: ``logit``, ``prob`` or ``log_prob``.
+    """
+
+    name: ClassVar[str] = ""
+    granularity: ClassVar[Literal["dims", "tokens"]] = "dims"
+    differentiable: ClassVar[bool] = False
+    computes_delta: ClassVar[bool] = False
+
+    def __init__(self, classifier: Classifier, *, layer: str = "word_embeddings", target_fn: str = "logit") -> None:
+        if layer not in LAYERS:
+            raise OptionError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+        if target_fn not in TARGET_FNS:
+            raise OptionError(f"unknown target_fn {target_fn!r}; choose one of: {', '.join(TARGET_FNS)}")
+        if classifier.is_regression and target_fn != "logit":
+            raise OptionError(f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'")
+        self.classifier = classifier
+        self.layer = layer
+        self.target_fn = target_fn
+
+    def options(self) -> dict[str, Any]:
+        """The options this instance runs with (recorded in every output)."""
+        return {"layer": self.layer, "target_fn": self.target_fn}
+
+    def compute(
+        self,
+        batch: dict[str, Tensor],
+        targets: Tensor,
+        *,
+        create_graph: bool = False,
+        return_delta: bool = False,
+    ) -> MethodResult:
+        """Attribute the target outputs of ``batch`` to its tokens.
+
+        Args:
+            batch: ``input_ids``, ``attention_mask`` (and ``token_type_ids``,
+                ``special_tokens_mask``), each ``[batch, seq]``, on the model's device.
+            targets: ``[batch, views]`` class indices to explain.
+            create_graph: Keep the graph so that a loss on the attributions back-propagates into
+                the model's parameters (differentiable methods only).
+            return_delta: Also compute the completeness error (IG methods only).
+
+        Returns:
+            A :class:`MethodResult`.
+        """
+        ids = batch.get("input_ids")
+        mask = batch.get("attention_mask")
+        if ids is None or mask is None or ids.dim() != 2 or mask.shape != ids.shape:
+            raise InvalidInputError("batch needs 'input_ids' and 'attention_mask' of the same [batch, seq] shape")
+        if targets.dim() != 2 or targets.shape[0] != ids.shape[0]:
+            raise InvalidInputError(f"targets must be [batch, views] with batch={ids.shape[0]}; got {tuple(targets.shape)}")
+        n = self.classifier.num_labels
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= n):
+            raise InvalidInputError(f"target class out of range: the model has {n} output(s)")
+        if create_graph and not self.differentiable:
+            differentiable = [m for m in METHODS.names() if METHODS.get(m).differentiable]
+            raise OptionError(f"method {self.name!r} is not differentiable; use one of: {', '.join(differentiable)}")
+        if return_delta and not self.computes_delta:
+            raise OptionError(f"method {self.name!r} has no completeness delta")
+        return self._scores(batch, targets.to(ids.device), create_graph=create_graph, return_delta=return_delta)
+
+    @abstractmethod
+    def _scores(
+        self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool
+    ) -> MethodResult:
+        """The maths: inputs are already validated."""

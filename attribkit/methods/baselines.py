@@ -1,0 +1,59 @@
+"""Baselines x' for path methods, at the attributed layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from attribkit.errors import OptionError
+from attribkit.model import Classifier
+
+BASELINES = ("zero", "pad", "mask", "unk")
+DEFAULT_BASELINE = {"word_embeddings": "pad", "embeddings": "zero"}
+
+
+def check_baseline(baseline: str | None, layer: str) -> str:
+    """The baseline name to use (layer default for None); raises on unknown names."""
+    name = DEFAULT_BASELINE[layer] if baseline is None else baseline
+    if name not in BASELINES:
+        raise OptionError(f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}")
+    return name
+
+
+def replacement_id(clf: Classifier, kind: str) -> int:
+    """Token id of the ``pad``/``mask``/``unk`` token.
+
+    Raises:
+        OptionError: the tokenizer has no such token.
+    """
+    if kind == "pad":
+        return clf.pad_token_id
+    token_id = getattr(clf.tokenizer, f"{kind}_token_id", None)
+    if token_id is None:
+        raise OptionError(f"the tokenizer has no {kind} token; use baseline/replacement 'pad'")
+    return int(token_id)
+
+
+def baseline_ids(clf: Classifier, batch: dict[str, Tensor], kind: str) -> Tensor:
+    """``input_ids`` with every real token replaced by the ``kind`` token; special tokens kept.
+
+    Shapes:
+        ``[batch, seq]``.
+    """
+    ids = batch["input_ids"]
+    keep = clf.special_mask(batch)
+    return torch.where(keep, ids, torch.full_like(ids, replacement_id(clf, kind)))
+
+
+def baseline_output(clf: Classifier, batch: dict[str, Tensor], layer: str, kind: str, x: Tensor) -> Tensor:
+    """The baseline x' at ``layer``: zeros, or the layer's output on :func:`baseline_ids`.
+
+    Args:
+        x: The layer's output on the real input ``[batch, seq, hidden]`` (for shape/dtype).
+
+    Shapes:
+        returns ``[batch, seq, hidden]``.
+    """
+    if kind == "zero":
+        return torch.zeros_like(x)
+    return clf.layer_output({**batch, "input_ids": baseline_ids(clf, batch, kind)}, layer)

@@ -1,0 +1,74 @@
+"""Token occlusion (Zeiler & Fergus, 2014; Captum's ``Occlusion`` with one-token windows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from attribkit.errors import OptionError
+from attribkit.methods.base import AttributionMethod, MethodResult, register_method
+from attribkit.methods.baselines import replacement_id
+from attribkit.model import Classifier
+from attribkit.targets import apply_target_fn
+
+REPLACEMENTS = ("mask", "pad", "unk")
+
+
+@register_method("occlusion")
+class Occlusion(AttributionMethod):
+    """``A[t] = F(x) - F(x with token t replaced)``, for every real (non-special) token.
+
+    All occluded variants of a batch are stacked into rows and run ``internal_batch_size`` rows
+    per forward pass, trimmed to the longest real length; special tokens and padding score 0.
+
+    Args:
+        classifier: Model to explain.
+        replacement: Token put in place of the occluded one: ``mask``, ``pad`` or ``unk``.
+        internal_batch_size: Occluded variants per forward pass.
+        target_fn: ``logit``, ``prob`` or ``log_prob``.
+
+    Shapes:
+        attributions ``[batch, views, seq]``.
+    """
+
+    name = "occlusion"
+    granularity = "tokens"
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        *,
+        replacement: str = "mask",
+        internal_batch_size: int = 256,
+        target_fn: str = "logit",
+    ) -> None:
+        super().__init__(classifier, layer="word_embeddings", target_fn=target_fn)
+        if replacement not in REPLACEMENTS:
+            raise OptionError(f"unknown replacement {replacement!r}; choose one of: {', '.join(REPLACEMENTS)}")
+        if not isinstance(internal_batch_size, int) or internal_batch_size < 1:
+            raise OptionError(f"internal_batch_size must be a positive integer; got {internal_batch_size!r}")
+        self.replacement = replacement
+        self.replacement_id = replacement_id(classifier, replacement)
+        self.internal_batch_size = internal_batch_size
+
+    def options(self) -> dict[str, Any]:
+        return {"target_fn": self.target_fn, "replacement": self.replacement}
+
+    @torch.no_grad()
+    def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
+        clf = self.classifier
+        ids = batch["input_ids"]
+        full = apply_target_fn(clf.logits(batch), self.target_fn, is_regression=clf.is_regression).gather(1, targets)
+        example, position = torch.nonzero(~clf.special_mask(batch), as_tuple=True)
+        scores = torch.zeros((*targets.shape, ids.shape[1]), dtype=full.dtype, device=ids.device)
+        for start in range(0, example.numel(), self.internal_batch_size):
+            ex = example[start : start + self.internal_batch_size]
+            pos = position[start : start + self.internal_batch_size]
+            width = int(batch["attention_mask"][ex].sum(dim=1).max())
+            sub = {k: v[ex, :width].clone() for k, v in batch.items()}
+            sub["input_ids"][torch.arange(ex.numel(), device=ids.device), pos] = self.replacement_id
+            out = apply_target_fn(clf.logits(sub), self.target_fn, is_regression=clf.is_regression)
+            scores[ex, :, pos] = full[ex] - out.gather(1, targets[ex])
+        return MethodResult(scores)

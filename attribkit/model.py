@@ -1,0 +1,454 @@
+"""A Hugging Face sequence classifier and its tokenizer behind a few methods.
+
+:class:`Classifier` is all the attribution methods need: ``encode`` texts into a padded batch,
+read a layer's output (``layer_output``), run the model with that layer's output replaced
+(``forward_with_layer``), and the label names. Layer substitution uses a forward hook, so
+every architecture whose embedding modules are reachable works without patched model code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from attribkit.errors import InvalidInputError, ModelLoadError, OptionError, TruncationWarning
+
+Text = str | tuple[str, str]
+_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "tokenizer.model", "sentencepiece.bpe.model")
+LAYERS = ("word_embeddings", "embeddings")
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """One tokenized input before padding.
+
+    Attributes:
+        input_ids: Token ids, special tokens included.
+        token_type_ids: Segment ids, or None if the model takes none.
+        tokens: Token strings.
+        offsets: ``(start, end)`` character offsets into the text (or the pair, see
+            ``segments``); ``(0, 0)`` for special tokens.
+        segments: 0 for the text, 1 for the pair, -1 for special tokens.
+        word_ids: Index of the word each token belongs to within its segment (None for specials).
+        truncated: True if the input was cut to the model's maximum length.
+    """
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None
+    tokens: tuple[str, ...]
+    offsets: tuple[tuple[int, int], ...]
+    segments: tuple[int, ...]
+    word_ids: tuple[int | None, ...]
+    truncated: bool
+
+
+class Classifier:
+    """A sequence classifier with its tokenizer.
+
+    Args:
+        model: Any ``AutoModelForSequenceClassification`` model.
+        tokenizer: Its (fast) tokenizer; may be None for tensor-level use from training code.
+
+    Attributes:
+        labels: Class names from ``config.id2label``, index-aligned with the logits.
+        is_regression: True for a single-output regression head (e.g. STS-B).
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any | None = None) -> None:
+        if not hasattr(model, "config") or not hasattr(model, "get_input_embeddings"):
+            raise ModelLoadError("expected a Hugging Face model with a .config; got " + type(model).__name__)
+        self.model = model
+        self.tokenizer = tokenizer
+        config = model.config
+        n = int(config.num_labels)
+        id2label = getattr(config, "id2label", None) or {}
+        self.labels: tuple[str, ...] = tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(n))
+        self.is_regression = n == 1 or getattr(config, "problem_type", None) == "regression"
+        params = inspect.signature(model.forward).parameters
+        self.uses_token_types = "token_type_ids" in params and getattr(config, "type_vocab_size", 2) > 1
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the model's parameters."""
+        return next(self.model.parameters()).dtype
+
+    @property
+    def num_labels(self) -> int:
+        """Number of model outputs (1 for regression)."""
+        return len(self.labels)
+
+    @property
+    def max_length(self) -> int:
+        """Longest input, in tokens, that the model accepts."""
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions is not None and getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+            positions -= int(self.model.config.pad_token_id or 0) + 1
+        candidates = [v for v in (limit, positions) if isinstance(v, int) and 0 < v < 1_000_000]
+        return min(candidates) if candidates else 512
+
+    @property
+    def pad_token_id(self) -> int:
+        """Padding id (tokenizer first, then config, else 0)."""
+        pad = getattr(self.tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(self.model.config, "pad_token_id", None)
+        return int(pad or 0)
+
+    def label_index(self, label: int | str) -> int:
+        """Class index for a class index or name.
+
+        Raises:
+            TargetError: no such class.
+        """
+        from attribkit.errors import TargetError
+
+        if isinstance(label, bool):
+            raise TargetError(f"target {label!r} is not a class index or name")
+        if isinstance(label, int):
+            if not 0 <= label < self.num_labels:
+                raise TargetError(
+                    f"target class {label} is out of range: the model has {self.num_labels} "
+                    f"output(s), indices 0..{self.num_labels - 1}"
+                )
+            return label
+        if isinstance(label, str):
+            if label in self.labels:
+                return self.labels.index(label)
+            if label.lstrip("-").isdigit():
+                return self.label_index(int(label))
+        raise TargetError(f"unknown target class {label!r}; the model's classes are: {', '.join(self.labels)}")
+
+    # ------------------------------------------------------------------ text -> ids
+    def tokenize(self, text: Text, *, max_length: int | None = None) -> TokenizedText:
+        """Tokenize one text or (text, pair) with offsets, truncating to ``max_length``.
+
+        Raises:
+            InvalidInputError: empty or whitespace-only text, or no tokenizer.
+        """
+        if self.tokenizer is None:
+            raise InvalidInputError("this classifier has no tokenizer; load it with load_classifier(path)")
+        first, second = _split_text(text)
+        limit = min(max_length or self.max_length, self.max_length)
+        enc = self.tokenizer(
+            first, second, truncation=True, max_length=limit,
+            return_offsets_mapping=True, return_special_tokens_mask=True,
+        )
+        ids = enc["input_ids"]
+        truncated = len(ids) >= limit and self._untruncated_length(first, second) > limit
+        if truncated:
+            warnings.warn(
+                f"input of {self._untruncated_length(first, second)} tokens truncated to the model's "
+                f"limit of {limit}: {first[:40]!r}...", TruncationWarning, stacklevel=3,
+            )
+        special = enc["special_tokens_mask"]
+        seq_ids = enc.sequence_ids() if hasattr(enc, "sequence_ids") else [None if s else 0 for s in special]
+        segments = tuple(-1 if (s is None or sp) else int(s) for s, sp in zip(seq_ids, special))
+        words = enc.word_ids() if hasattr(enc, "word_ids") else [None] * len(ids)
+        types = enc.get("token_type_ids") if self.uses_token_types else None
+        return TokenizedText(
+            input_ids=tuple(ids),
+            token_type_ids=tuple(types) if types is not None else None,
+            tokens=tuple(self.tokenizer.convert_ids_to_tokens(ids)),
+            offsets=tuple((int(a), int(b)) if seg >= 0 else (0, 0) for (a, b), seg in zip(enc["offset_mapping"], segments)),
+            segments=segments,
+            word_ids=tuple(w if seg >= 0 else None for w, seg in zip(words, segments)),
+            truncated=truncated,
+        )
+
+    def _untruncated_length(self, first: str, second: str | None) -> int:
+        with _quiet_transformers():
+            return len(self.tokenizer(first, second, truncation=False)["input_ids"])
+
+    def collate(self, items: Sequence[TokenizedText]) -> dict[str, Tensor]:
+        """Right-pad tokenized texts into model inputs on the model's device.
+
+        Returns:
+            ``input_ids``, ``attention_mask`` and, where the model uses them, ``token_type_ids``;
+            each ``[batch, max_len]``. Also ``special_tokens_mask`` (``[batch, max_len]``, True at
+            special and padding positions), which :meth:`model_inputs` strips before the model.
+        """
+        width = max(len(it.input_ids) for it in items)
+        pad = self.pad_token_id
+        ids = torch.full((len(items), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        special = torch.ones((len(items), width), dtype=torch.bool)
+        types = torch.zeros((len(items), width), dtype=torch.long) if self.uses_token_types else None
+        for i, it in enumerate(items):
+            n = len(it.input_ids)
+            ids[i, :n] = torch.tensor(it.input_ids)
+            mask[i, :n] = 1
+            special[i, :n] = torch.tensor([s < 0 for s in it.segments])
+            if types is not None and it.token_type_ids is not None:
+                types[i, :n] = torch.tensor(it.token_type_ids)
+        batch = {"input_ids": ids, "attention_mask": mask, "special_tokens_mask": special}
+        if types is not None:
+            batch["token_type_ids"] = types
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def encode(self, texts: Sequence[Text], *, max_length: int | None = None) -> dict[str, Tensor]:
+        """Tokenize and pad texts in one step (see :meth:`tokenize` and :meth:`collate`)."""
+        return self.collate([self.tokenize(t, max_length=max_length) for t in texts])
+
+    @staticmethod
+    def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The keys of ``batch`` that the model's forward takes."""
+        return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    def special_mask(self, batch: dict[str, Tensor]) -> Tensor:
+        """``[batch, seq]`` bool: True at special tokens and padding.
+
+        Uses ``special_tokens_mask`` when the batch carries one, else the tokenizer's (or the
+        config's) special ids.
+        """
+        if "special_tokens_mask" in batch:
+            return batch["special_tokens_mask"].bool()
+        ids = batch["input_ids"]
+        specials = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        for key in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id"):
+            value = getattr(self.model.config, key, None)
+            if isinstance(value, int):
+                specials.add(value)
+        special = torch.isin(ids, torch.tensor(sorted(specials), device=ids.device))
+        return special | (batch["attention_mask"] == 0)
+
+    # ------------------------------------------------------------------ layers
+    def layer_module(self, layer: str) -> nn.Module:
+        """The module whose output is attributed: ``word_embeddings`` or ``embeddings``.
+
+        Raises:
+            OptionError: unknown layer name or a model without that module.
+        """
+        if layer == "word_embeddings":
+            return self.model.get_input_embeddings()
+        if layer == "embeddings":
+            module = getattr(self.model.base_model, "embeddings", None)
+            if isinstance(module, nn.Module):
+                return module
+            raise OptionError(f"{type(self.model).__name__} has no 'embeddings' module; use layer='word_embeddings'")
+        raise OptionError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+
+    def layer_output(self, batch: dict[str, Tensor], layer: str) -> Tensor:
+        """Output of ``layer`` for ``batch``; keeps the autograd graph to the parameters.
+
+        Runs the model only up to that layer (the forward stops there).
+
+        Shapes:
+            returns ``[batch, seq, hidden]`` (``hidden`` of that layer).
+        """
+        captured: list[Tensor] = []
+
+        def stop(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StopForward
+
+        handle = self.layer_module(layer).register_forward_hook(stop)
+        try:
+            self.model(**self.model_inputs(batch))
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return captured[0]
+
+    @torch.no_grad()
+    def layer_width(self, layer: str) -> int:
+        """Size of the last dimension of ``layer``'s output (from a one-token forward)."""
+        one = torch.full((1, 1), self.pad_token_id, dtype=torch.long, device=self.device)
+        batch = {"input_ids": one, "attention_mask": torch.ones_like(one)}
+        if self.uses_token_types:
+            batch["token_type_ids"] = torch.zeros_like(one)
+        return int(self.layer_output(batch, layer).shape[-1])
+
+    def forward_with_layer(
+        self, batch: dict[str, Tensor], layer: str, replace: Any, *, capture: list[Tensor] | None = None
+    ) -> Tensor:
+        """Run the model with ``layer``'s output replaced by ``replace(output)``.
+
+        Args:
+            batch: Model inputs ``[rows, seq]``.
+            layer: ``word_embeddings`` or ``embeddings``.
+            replace: Function from the layer's output ``[rows, seq, hidden]`` to the tensor the
+                rest of the model should see instead (same shape).
+            capture: If given, the substituted tensor is appended to it.
+
+        Returns:
+            Logits ``[rows, num_labels]``.
+        """
+
+        def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+            original = output[0] if isinstance(output, tuple) else output
+            new = replace(original)
+            if capture is not None:
+                capture.append(new)
+            return (new, *output[1:]) if isinstance(output, tuple) else new
+
+        handle = self.layer_module(layer).register_forward_hook(hook)
+        try:
+            return self.model(**self.model_inputs(batch)).logits
+        finally:
+            handle.remove()
+
+    def logits(self, batch: dict[str, Tensor]) -> Tensor:
+        """Plain forward pass. Shapes: ``[batch, num_labels]``."""
+        return self.model(**self.model_inputs(batch)).logits
+
+    @contextlib.contextmanager
+    def double_backward(self) -> Iterator[None]:
+        """Context in which second-order gradients through attention work.
+
+        PyTorch's fused SDPA kernels (flash on CPU, flash/efficient on CUDA) have no double
+        backward; under this context SDPA uses the math kernel. Implementations other than
+        ``eager``/``sdpa`` (flash-attention-2, flex ...) are switched to ``eager`` for the block.
+        """
+        config = self.model.config
+        impl = getattr(config, "_attn_implementation", None) or "eager"
+        if impl == "sdpa":
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.MATH]):
+                yield
+        elif impl == "eager" or not hasattr(self.model, "set_attn_implementation"):
+            yield
+        else:
+            self.model.set_attn_implementation("eager")
+            try:
+                yield
+            finally:
+                self.model.set_attn_implementation(impl)
+
+
+class _StopForward(Exception):
+    """Raised by a hook to stop a forward pass once the wanted layer has run."""
+
+
+def _split_text(text: Text) -> tuple[str, str | None]:
+    if isinstance(text, str):
+        first, second = text, None
+    elif isinstance(text, (tuple, list)) and len(text) == 2 and all(isinstance(t, str) for t in text):
+        first, second = text
+    else:
+        raise InvalidInputError(f"expected a string or a (text, pair) tuple of strings; got {type(text).__name__}")
+    for part, name in ((first, "text"), (second, "pair")):
+        if part is not None and not part.strip():
+            raise InvalidInputError(f"the {name} is empty or whitespace only; give it some words")
+    return first, second
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def as_classifier(model: Classifier | nn.Module, tokenizer: Any | None = None) -> Classifier:
+    """Wrap a Hugging Face model in a :class:`Classifier` (a Classifier passes through)."""
+    return model if isinstance(model, Classifier) else Classifier(model, tokenizer)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CUDA when available, else CPU; anything else as given."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise OptionError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
+
+
+def load_classifier(
+    path_or_name: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    num_labels: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> Classifier:
+    """Load a sequence-classification checkpoint and its tokenizer.
+
+    Args:
+        path_or_name: Local directory or Hugging Face hub name.
+        device: ``"cpu"``, ``"cuda"``, ... ; None picks CUDA when available.
+        num_labels: Attach a fresh, randomly initialised head with this many outputs to a
+            checkpoint that has none (e.g. a plain encoder). Leave None for classifiers.
+        dtype: Load the weights in this dtype (default: as stored).
+
+    Returns:
+        The model in eval mode, on ``device``, with its tokenizer.
+
+    Raises:
+        ModelLoadError: not found, not a sequence classifier, or no tokenizer.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    name = str(path_or_name)
+    target = resolve_device(device)
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_like_path and not Path(name).expanduser().exists():
+        raise ModelLoadError(f"no such checkpoint directory: {name}")
+    if Path(name).expanduser().exists():
+        name = str(Path(name).expanduser())
+        if not (Path(name) / "config.json").is_file():
+            raise ModelLoadError(f"{name} has no config.json: it is not a Hugging Face checkpoint directory")
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except Exception as exc:  # transformers raises OSError/ValueError variants
+        raise ModelLoadError(f"cannot load a model config from {name!r}: {_first_line(exc)}") from exc
+    architectures = list(getattr(config, "architectures", None) or [])
+    is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
+    if not is_classifier and num_labels is None:
+        raise ModelLoadError(
+            f"{name} is not a sequence-classification checkpoint (architectures: "
+            f"{', '.join(architectures) or 'none'}); fine-tune it first, or pass num_labels= "
+            "to attach a fresh random head"
+        )
+    kwargs: dict[str, Any] = {}
+    if num_labels is not None and not is_classifier:
+        kwargs["num_labels"] = num_labels
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        with _quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {name!r} as a sequence classifier: {_first_line(exc)}") from exc
+    if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in _TOKENIZER_FILES):
+        raise ModelLoadError(f"{name} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the model")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except Exception as exc:
+        raise ModelLoadError(f"{name!r} has no usable tokenizer: {_first_line(exc)}") from exc
+    if tokenizer is not None and len(tokenizer) <= len(getattr(tokenizer, "all_special_ids", [])):
+        # transformers >= 5 builds an empty tokenizer instead of failing when files are missing
+        raise ModelLoadError(f"{name!r} has an empty tokenizer vocabulary; save the tokenizer next to the model")
+    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"{name!r} needs a fast tokenizer (tokenizer.json) for character offsets")
+    model.eval().to(target)
+    return Classifier(model, tokenizer)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

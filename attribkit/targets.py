@@ -1,0 +1,84 @@
+"""Which output an attribution explains: target functions and target resolution."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from attribkit.errors import OptionError, TargetError
+from attribkit.model import Classifier
+
+TARGET_FNS = ("logit", "prob", "log_prob")
+TargetSpec = str | int | Sequence[int | str]
+
+
+def apply_target_fn(logits: Tensor, target_fn: str, *, is_regression: bool = False) -> Tensor:
+    """Map logits to the quantity being explained.
+
+    Args:
+        logits: ``[rows, num_labels]``.
+        target_fn: ``logit``, ``prob`` (softmax) or ``log_prob`` (log-softmax).
+        is_regression: For a regression head only ``logit`` (the output itself) is defined.
+
+    Shapes:
+        returns ``[rows, num_labels]``.
+    """
+    if target_fn == "logit":
+        return logits
+    if target_fn not in TARGET_FNS:
+        raise OptionError(f"unknown target_fn {target_fn!r}; choose one of: {', '.join(TARGET_FNS)}")
+    if is_regression:
+        raise OptionError(f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'")
+    return torch.softmax(logits, dim=-1) if target_fn == "prob" else torch.log_softmax(logits, dim=-1)
+
+
+def resolve_targets(
+    clf: Classifier,
+    spec: TargetSpec,
+    logits: Tensor,
+    *,
+    labels: Sequence[int | str] | None = None,
+) -> tuple[Tensor, list[list[str]]]:
+    """Turn a target specification into class indices per example and view.
+
+    Args:
+        clf: The classifier (for label names).
+        spec: ``"pred"``, ``"gold"`` (needs ``labels``), ``"all"`` (one view per class), a class
+            index or name (same for every example), or a sequence with one index/name per example.
+        logits: ``[batch, num_labels]`` predictions on the real inputs.
+        labels: Gold labels, one per example, for ``"gold"``.
+
+    Returns:
+        ``targets`` ``[batch, views]`` (long, on the logits' device) and view names per example.
+
+    Raises:
+        TargetError: unknown class, out-of-range index, missing or mis-sized gold labels.
+    """
+    batch = logits.shape[0]
+    names = clf.labels if not clf.is_regression else ("output",)
+    if clf.is_regression:
+        if spec not in ("pred", "all", "gold", 0, "0", "output"):
+            raise TargetError(f"a regression model has one output; target {spec!r} does not exist")
+        idx = torch.zeros((batch, 1), dtype=torch.long)
+    elif isinstance(spec, str) and spec == "pred":
+        idx = logits.argmax(dim=-1, keepdim=True).cpu()
+    elif isinstance(spec, str) and spec == "all":
+        idx = torch.arange(clf.num_labels).expand(batch, -1)
+    elif isinstance(spec, str) and spec == "gold":
+        if labels is None:
+            raise TargetError("targets='gold' needs the gold labels: pass labels=[...] (one per text)")
+        idx = _per_example(clf, labels, batch)
+    elif isinstance(spec, (list, tuple)):
+        idx = _per_example(clf, spec, batch)
+    else:
+        idx = torch.full((batch, 1), clf.label_index(spec), dtype=torch.long)
+    views = [[names[int(c)] for c in row] for row in idx]
+    return idx.to(logits.device), views
+
+
+def _per_example(clf: Classifier, values: Sequence[int | str], batch: int) -> Tensor:
+    if len(values) != batch:
+        raise TargetError(f"got {len(values)} target labels for {batch} texts; give exactly one per text")
+    return torch.tensor([[clf.label_index(v)] for v in values], dtype=torch.long)

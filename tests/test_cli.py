@@ -1,0 +1,57 @@
+"""The attribkit command, through typer's runner and as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from attribkit.cli import app
+
+runner = CliRunner()
+
+
+def test_explain_prints_prediction_and_writes_json(checkpoint_dir, tmp_path):
+    out = tmp_path / "r.jsonl"
+    result = runner.invoke(app, ["explain", "--model", str(checkpoint_dir("bert", 2)), "--text", "the movie was good",
+                                 "--method", "fast_ig", "--steps", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "prediction:" in result.output and "top 5 tokens" in result.output
+    record = json.loads(out.read_text().splitlines()[0])
+    assert record["tokens"] == ["[CLS]", "the", "movie", "was", "good", "[SEP]"] and record["options"]["steps"] == 4
+
+
+def test_methods_lists_every_method():
+    result = runner.invoke(app, ["methods"])
+    assert result.exit_code == 0
+    for name in ("fast_ig", "integrated_gradients", "occlusion", "gradient_x_input"):
+        assert f"{name}:" in result.output
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "attribkit.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_subprocess_bad_input_is_one_line_exit_2(checkpoint_dir, tmp_path):
+    model = str(checkpoint_dir("bert", 2))
+    cases = [
+        (["explain", "--model", str(tmp_path / "missing"), "--text", "hi"], "no such checkpoint directory"),
+        (["explain", "--model", model, "--text", "   "], "empty or whitespace"),
+        (["explain", "--model", model, "--text", "good", "--method", "lime"], "unknown method 'lime'"),
+        (["explain", "--model", model, "--text", "good", "--target", "7"], "out of range"),
+        (["explain", "--bogus"], "No such option"),
+    ]
+    for args, message in cases:
+        proc = run_cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_subprocess_pair_input(checkpoint_dir):
+    proc = run_cli("explain", "--model", str(checkpoint_dir("bert", 3)), "--text", "a cat sat", "--pair",
+                   "on the mat", "--method", "occlusion", "--target", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("explaining:") == 3
