@@ -59,3 +59,15 @@ def test_every_architecture_single_and_pair(tiny, arch, method):
                          **STEPS.get(method, {}))
     assert len(records) == 2 and records[1].segments.count(1) == 3
     assert all(np.abs(r.scores).sum() > 0 for r in records)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ak.list_methods())
+def test_cuda_matches_cpu(checkpoint_dir, method):
+    cpu = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
+    gpu = ak.load_classifier(checkpoint_dir("bert", 2), device="cuda")
+    options = STEPS.get(method, {})
+    a = ak.explain(cpu, TEXTS, method=method, **options)
+    b = ak.explain(gpu, TEXTS, method=method, **options)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x.scores, y.scores, rtol=1e-3, atol=1e-4)

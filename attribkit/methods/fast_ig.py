@@ -16,6 +16,7 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, register_method
 from attribkit.methods.baselines import baseline_output, check_baseline
+from attribkit.methods.chunking import equal_length_chunks, trim_rows
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -29,7 +30,8 @@ class FastIntegratedGradients(AttributionMethod):
 
     ``IG = (x - x') * sum_k w_k grad F(x' + a_k (x - x'))`` with the rule's points ``a_k`` and
     weights ``w_k`` (right Riemann: ``a_k = k/m``, ``w_k = 1/m``). Rows of all examples and steps
-    are stacked and cut into chunks that fit ``memory_mb`` (or ``internal_batch_size`` rows).
+    are stacked, grouped by real length (so no chunk computes on padding) and cut into chunks
+    that fit ``memory_mb`` (or ``internal_batch_size`` rows).
     With ``create_graph=True`` the result is differentiable w.r.t. the model's parameters.
 
     Args:
@@ -115,14 +117,15 @@ class FastIntegratedGradients(AttributionMethod):
         m = self.steps
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
         weights = torch.tensor(self.weights, dtype=x.dtype, device=x.device)
-        chunk = self.rows_per_chunk(x.shape[1], create_graph)
+        lengths = batch["attention_mask"].sum(dim=1).repeat_interleave(m)
         totals = [x.new_zeros(x.shape) for _ in range(n_views)]
-        for start in range(0, n_examples * m, chunk):
-            rows = torch.arange(start, min(start + chunk, n_examples * m), device=x.device)
+        seq = x.shape[1]
+        for rows, width in equal_length_chunks(lengths, lambda w: self.rows_per_chunk(w, create_graph)):
             example, step = rows // m, rows % m
-            sub = {k: v[example] for k, v in batch.items()}
+            sub = trim_rows(batch, example, width)
             a = alphas[step].view(-1, 1, 1)
-            path = base[example] + a * (x[example] - base[example])
+            start, end = base[example, :width], x[example, :width]
+            path = start + a * (end - start)
             if not create_graph:
                 path = path.detach().requires_grad_(True)
             logits = clf.forward_with_layer(sub, self.layer, lambda _out: path)
@@ -131,7 +134,8 @@ class FastIntegratedGradients(AttributionMethod):
                 f = out.gather(1, targets[example, v : v + 1]).sum()
                 keep = create_graph or v < n_views - 1
                 (grad,) = torch.autograd.grad(f, path, retain_graph=keep, create_graph=create_graph)
-                totals[v] = totals[v].index_add(0, example, grad * weights[step].view(-1, 1, 1))
+                grad = torch.nn.functional.pad(grad * weights[step].view(-1, 1, 1), (0, 0, 0, seq - width))
+                totals[v] = totals[v].index_add(0, example, grad)
         return torch.stack(totals, dim=1)
 
     @torch.no_grad()

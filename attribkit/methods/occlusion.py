@@ -10,6 +10,7 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, register_method
 from attribkit.methods.baselines import replacement_id
+from attribkit.methods.chunking import equal_length_chunks, trim_rows
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
@@ -20,8 +21,9 @@ REPLACEMENTS = ("mask", "pad", "unk")
 class Occlusion(AttributionMethod):
     """``A[t] = F(x) - F(x with token t replaced)``, for every real (non-special) token.
 
-    All occluded variants of a batch are stacked into rows and run ``internal_batch_size`` rows
-    per forward pass, trimmed to the longest real length; special tokens and padding score 0.
+    All occluded variants of a batch are stacked into rows, grouped by real length (no chunk
+    computes on padding) and run ``internal_batch_size`` rows per forward pass; special tokens
+    and padding score 0.
 
     Args:
         classifier: Model to explain.
@@ -56,19 +58,24 @@ class Occlusion(AttributionMethod):
     def options(self) -> dict[str, Any]:
         return {"target_fn": self.target_fn, "replacement": self.replacement}
 
-    @torch.no_grad()
     def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
+        with torch.inference_mode():
+            scores = self._occlude(batch, targets)
+        return MethodResult(scores.clone())  # a normal tensor, usable outside inference mode
+
+    def _occlude(self, batch: dict[str, Tensor], targets: Tensor) -> Tensor:
+        """``[batch, views, seq]`` occlusion scores (runs under inference mode)."""
         clf = self.classifier
         ids = batch["input_ids"]
         full = apply_target_fn(clf.logits(batch), self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         example, position = torch.nonzero(~clf.special_mask(batch), as_tuple=True)
         scores = torch.zeros((*targets.shape, ids.shape[1]), dtype=full.dtype, device=ids.device)
-        for start in range(0, example.numel(), self.internal_batch_size):
-            ex = example[start : start + self.internal_batch_size]
-            pos = position[start : start + self.internal_batch_size]
-            width = int(batch["attention_mask"][ex].sum(dim=1).max())
-            sub = {k: v[ex, :width].clone() for k, v in batch.items()}
+        lengths = batch["attention_mask"].sum(dim=1)[example]
+        for rows, width in equal_length_chunks(lengths, lambda w: self.internal_batch_size):
+            ex, pos = example[rows], position[rows]
+            sub = trim_rows(batch, ex, width)
+            sub["input_ids"] = sub["input_ids"].clone()
             sub["input_ids"][torch.arange(ex.numel(), device=ids.device), pos] = self.replacement_id
             out = apply_target_fn(clf.logits(sub), self.target_fn, is_regression=clf.is_regression)
             scores[ex, :, pos] = full[ex] - out.gather(1, targets[ex])
-        return MethodResult(scores)
+        return scores
