@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_classifier": "attribkit.model",
+    "load_classifier": "attribkit.loading",
     "Classifier": "attribkit.model",
     "explain": "attribkit.facade",
     "attribute": "attribkit.facade",
@@ -65,7 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.io import load, save
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method
     from attribkit.methods.integration import integration_points
-    from attribkit.model import Classifier, load_classifier
+    from attribkit.loading import load_classifier
+    from attribkit.model import Classifier
     from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution

@@ -12,7 +12,6 @@ import contextlib
 import inspect
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
@@ -21,7 +20,6 @@ from torch import Tensor, nn
 from attribkit.errors import InvalidInputError, ModelLoadError, OptionError, TruncationWarning
 
 Text = str | tuple[str, str]
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "tokenizer.model", "sentencepiece.bpe.model")
 LAYERS = ("word_embeddings", "embeddings")
 
 
@@ -170,7 +168,7 @@ class Classifier:
         )
 
     def _untruncated_length(self, first: str, second: str | None) -> int:
-        with _quiet_transformers():
+        with quiet_transformers():
             return len(self.tokenizer(first, second, truncation=False)["input_ids"])
 
     def collate(self, items: Sequence[TokenizedText]) -> dict[str, Tensor]:
@@ -349,7 +347,8 @@ def _split_text(text: Text) -> tuple[str, str | None]:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' logging and progress bars inside the block."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -367,88 +366,3 @@ def _quiet_transformers() -> Iterator[None]:
 def as_classifier(model: Classifier | nn.Module, tokenizer: Any | None = None) -> Classifier:
     """Wrap a Hugging Face model in a :class:`Classifier` (a Classifier passes through)."""
     return model if isinstance(model, Classifier) else Classifier(model, tokenizer)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; anything else as given."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise OptionError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
-
-
-def load_classifier(
-    path_or_name: str | Path,
-    *,
-    device: str | torch.device | None = None,
-    num_labels: int | None = None,
-    dtype: torch.dtype | None = None,
-) -> Classifier:
-    """Load a sequence-classification checkpoint and its tokenizer.
-
-    Args:
-        path_or_name: Local directory or Hugging Face hub name.
-        device: ``"cpu"``, ``"cuda"``, ... ; None picks CUDA when available.
-        num_labels: Attach a fresh, randomly initialised head with this many outputs to a
-            checkpoint that has none (e.g. a plain encoder). Leave None for classifiers.
-        dtype: Load the weights in this dtype (default: as stored).
-
-    Returns:
-        The model in eval mode, on ``device``, with its tokenizer.
-
-    Raises:
-        ModelLoadError: not found, not a sequence classifier, or no tokenizer.
-    """
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    name = str(path_or_name)
-    target = resolve_device(device)
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    if looks_like_path and not Path(name).expanduser().exists():
-        raise ModelLoadError(f"no such checkpoint directory: {name}")
-    if Path(name).expanduser().exists():
-        name = str(Path(name).expanduser())
-        if not (Path(name) / "config.json").is_file():
-            raise ModelLoadError(f"{name} has no config.json: it is not a Hugging Face checkpoint directory")
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except Exception as exc:  # transformers raises OSError/ValueError variants
-        raise ModelLoadError(f"cannot load a model config from {name!r}: {_first_line(exc)}") from exc
-    architectures = list(getattr(config, "architectures", None) or [])
-    is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
-    if not is_classifier and num_labels is None:
-        raise ModelLoadError(
-            f"{name} is not a sequence-classification checkpoint (architectures: "
-            f"{', '.join(architectures) or 'none'}); fine-tune it first, or pass num_labels= "
-            "to attach a fresh random head"
-        )
-    kwargs: dict[str, Any] = {}
-    if num_labels is not None and not is_classifier:
-        kwargs["num_labels"] = num_labels
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    try:
-        with _quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load {name!r} as a sequence classifier: {_first_line(exc)}") from exc
-    if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in _TOKENIZER_FILES):
-        raise ModelLoadError(f"{name} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the model")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except Exception as exc:
-        raise ModelLoadError(f"{name!r} has no usable tokenizer: {_first_line(exc)}") from exc
-    if tokenizer is not None and len(tokenizer) <= len(getattr(tokenizer, "all_special_ids", [])):
-        # transformers >= 5 builds an empty tokenizer instead of failing when files are missing
-        raise ModelLoadError(f"{name!r} has an empty tokenizer vocabulary; save the tokenizer next to the model")
-    if tokenizer is None or not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(f"{name!r} needs a fast tokenizer (tokenizer.json) for character offsets")
-    model.eval().to(target)
-    return Classifier(model, tokenizer)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

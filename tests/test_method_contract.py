@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.testing import assert_close
 
 import attribkit as ak
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 import attribkit as ak
 from attribkit.methods.base import METHODS, MethodResult

@@ -30,20 +30,6 @@ def equal_length_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -
         start += count
 
 
-def sorted_chunks(lengths: Tensor, rows_per_chunk: int) -> Iterator[tuple[Tensor, int]]:
-    """Rows sorted by real length (longest first) in chunks of ``rows_per_chunk``.
-
-    Yields:
-        ``(row_indices, width)`` with ``width`` the longest real length in the chunk; shorter rows
-        of the chunk are padded, which costs little because neighbours in sorted order have
-        nearly equal lengths.
-    """
-    order = torch.argsort(lengths, descending=True, stable=True)
-    for start in range(0, order.numel(), rows_per_chunk):
-        rows = order[start : start + rows_per_chunk]
-        yield rows, int(lengths[rows[0]])
-
-
 def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, Tensor]:
     """Rows ``rows`` of ``batch`` cut to ``width`` columns, with no attention mask.
 
