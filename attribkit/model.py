@@ -146,10 +146,11 @@ class Classifier:
             return_offsets_mapping=True, return_special_tokens_mask=True,
         )
         ids = enc["input_ids"]
-        truncated = len(ids) >= limit and self._untruncated_length(first, second) > limit
+        full_length = self._untruncated_length(first, second) if len(ids) >= limit else len(ids)
+        truncated = full_length > limit
         if truncated:
             warnings.warn(
-                f"input of {self._untruncated_length(first, second)} tokens truncated to the model's "
+                f"input of {full_length} tokens truncated to the model's "
                 f"limit of {limit}: {first[:40]!r}...", TruncationWarning, stacklevel=3,
             )
         special = enc["special_tokens_mask"]
