@@ -1,7 +1,43 @@
 """attribkit_distill: attribution-driven knowledge distillation (AD-KD) on top of attribkit.
 
-Placeholder package: the losses, GLUE tasks and commands arrive with their own issue. It may
-import only attribkit's public API; attribkit never imports it.
+It imports only attribkit's public API; attribkit never imports it. Names resolve lazily, so
+``import attribkit_distill`` stays cheap.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "AttributionLoss": "attribkit_distill.loss",
+    "AttributionLossOutput": "attribkit_distill.loss",
+    "check_shared_vocabulary": "attribkit_distill.loss",
+    "KDLoss": "attribkit_distill.objective",
+    "DistillationObjective": "attribkit_distill.objective",
+    "ObjectiveOutput": "attribkit_distill.objective",
+    "TeacherOutputs": "attribkit_distill.objective",
+    "forward_with_maps": "attribkit_distill.maps",
+    "ForwardMaps": "attribkit_distill.maps",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'attribkit_distill' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
+    from attribkit_distill.maps import ForwardMaps, forward_with_maps
+    from attribkit_distill.objective import DistillationObjective, KDLoss, ObjectiveOutput, TeacherOutputs

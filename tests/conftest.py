@@ -17,13 +17,14 @@ warnings.filterwarnings("ignore", message=".*TRANSFORMERS_CACHE.*")
 
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory):
-    """Factory: ``checkpoint_dir(arch, num_labels)`` -> path of a cached tiny checkpoint."""
-    cache: dict[tuple[str, int], Path] = {}
+    """Factory: ``checkpoint_dir(arch, num_labels, seed=0, layers=2)`` -> a cached tiny checkpoint."""
+    cache: dict[tuple[str, int, int, int], Path] = {}
 
-    def make(arch: str = "bert", num_labels: int = 2) -> Path:
-        key = (arch, num_labels)
+    def make(arch: str = "bert", num_labels: int = 2, *, seed: int = 0, layers: int = 2) -> Path:
+        key = (arch, num_labels, seed, layers)
         if key not in cache:
-            cache[key] = build_checkpoint(tmp_path_factory.mktemp(f"{arch}-{num_labels}"), arch, num_labels=num_labels)
+            directory = tmp_path_factory.mktemp(f"{arch}-{num_labels}-{seed}-{layers}")
+            cache[key] = build_checkpoint(directory, arch, num_labels=num_labels, seed=seed, layers=layers)
         return cache[key]
 
     return make
@@ -49,3 +50,18 @@ def minilm_path() -> Path:
 
 
 
+
+
+@pytest.fixture()
+def student_teacher(checkpoint_dir):
+    """Factory: ``student_teacher(num_labels, arch)`` -> (student, teacher) float64 HF models, eval mode.
+
+    The teacher has 2 layers (seed 0), the student 1 layer (seed 1); same vocabulary.
+    """
+
+    def make(num_labels: int = 2, arch: str = "bert"):
+        teacher = ak.load_classifier(checkpoint_dir(arch, num_labels), device="cpu").model.double().eval()
+        student = ak.load_classifier(checkpoint_dir(arch, num_labels, seed=1, layers=1), device="cpu").model.double().eval()
+        return student, teacher
+
+    return make

@@ -1,0 +1,180 @@
+"""Logit distillation and the combined AD-KD objective ``alpha*KD + (1-alpha)*CE + beta*L_attr``.
+
+Hinton et al., "Distilling the Knowledge in a Neural Network", 2015; Wu et al., ACL 2023.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attribkit import InvalidInputError, OptionError
+from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
+from attribkit_distill.maps import is_regression, model_inputs
+
+
+class KDLoss(nn.Module):
+    """Soft cross-entropy between ``softmax(t/T)`` and ``log_softmax(s/T)``; MSE for regression.
+
+    Args:
+        temperature: T >= 1 at the start of training.
+        t_squared: Multiply by T^2 (Hinton et al.); the AD-KD reference code does not.
+        anneal: Decrease T linearly to 1 over training (``progress`` 0 -> 1).
+    """
+
+    def __init__(self, temperature: float = 1.0, *, t_squared: bool = False, anneal: bool = False) -> None:
+        super().__init__()
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise OptionError(f"temperature must be positive; got {temperature!r}")
+        self.temperature, self.t_squared, self.anneal = float(temperature), t_squared, anneal
+
+    def temperature_at(self, progress: float) -> float:
+        """T at a point of training (``progress`` in [0, 1]): constant, or linear T -> 1 if annealed."""
+        if not self.anneal:
+            return self.temperature
+        progress = min(max(float(progress), 0.0), 1.0)
+        return self.temperature + (1.0 - self.temperature) * progress
+
+    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, progress: float = 0.0) -> Tensor:
+        """Mean over the batch. Shapes: ``[batch, labels]`` twice -> scalar."""
+        teacher_logits = teacher_logits.detach().to(student_logits.dtype)
+        if student_logits.shape != teacher_logits.shape:
+            raise InvalidInputError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ")
+        if student_logits.shape[-1] == 1:
+            return F.mse_loss(student_logits, teacher_logits)
+        t = self.temperature_at(progress)
+        soft = -(F.softmax(teacher_logits / t, dim=-1) * F.log_softmax(student_logits / t, dim=-1)).sum(dim=-1).mean()
+        return soft * t * t if self.t_squared else soft
+
+
+@dataclass(frozen=True)
+class ObjectiveOutput:
+    """A training step's loss.
+
+    Attributes:
+        total: The weighted sum to back-propagate.
+        terms: Each named, unweighted term (``ce``, ``kd``, ``attr``, ...) as a scalar tensor.
+        student_logits: ``[batch, labels]``.
+    """
+
+    total: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    student_logits: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TeacherOutputs:
+    """What the frozen teacher contributes to a batch (from a cache or a forward pass).
+
+    Attributes:
+        logits: ``[batch, labels]``.
+        maps: ``[batch, views, seq]`` normalized token maps, or None without an attribution term.
+    """
+
+    logits: Tensor
+    maps: Tensor | None = None
+
+
+class DistillationObjective(nn.Module):
+    """``alpha * KD + (1 - alpha) * CE + beta * L_attr (+ extra terms)``.
+
+    Args:
+        alpha: Weight of KD; CE gets ``1 - alpha``.
+        beta: Weight of the attribution loss (ignored without ``attribution``).
+        kd: The :class:`KDLoss` (default T = 1).
+        attribution: An :class:`AttributionLoss`, or None for vanilla KD.
+        extra: Further terms as ``{name: (weight, module)}``; each module is called as
+            ``module(student, teacher, batch)`` and returns a scalar (e.g. interchange intervention).
+
+    Calling it returns an :class:`ObjectiveOutput` with the total and every named term.
+    """
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.9,
+        beta: float = 0.0,
+        kd: KDLoss | None = None,
+        attribution: AttributionLoss | None = None,
+        extra: dict[str, tuple[float, nn.Module]] | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise OptionError(f"alpha must be in [0, 1]; got {alpha!r}")
+        if beta < 0:
+            raise OptionError(f"beta must be >= 0; got {beta!r}")
+        self.alpha, self.beta = float(alpha), float(beta)
+        self.kd = kd or KDLoss()
+        self.attribution = attribution
+        self.extra_weights = {name: float(weight) for name, (weight, _m) in (extra or {}).items()}
+        self.extra = nn.ModuleDict({name: module for name, (_w, module) in (extra or {}).items()})
+
+    def forward(
+        self,
+        student: nn.Module,
+        teacher: nn.Module | None,
+        batch: dict[str, Tensor],
+        *,
+        teacher_outputs: TeacherOutputs | None = None,
+        progress: float = 0.0,
+    ) -> ObjectiveOutput:
+        """One step's loss.
+
+        Args:
+            student: The model being trained.
+            teacher: The frozen teacher, or None when ``teacher_outputs`` (a cache) covers it.
+            batch: Model inputs and ``labels`` (``[batch]``).
+            teacher_outputs: Precomputed teacher logits (and maps); skips the teacher's passes.
+            progress: Fraction of training done, for temperature annealing.
+        """
+        if teacher is None and teacher_outputs is None:
+            raise InvalidInputError("give the teacher model or its precomputed outputs (teacher_outputs=)")
+        if teacher is not None:
+            check_shared_vocabulary(student, teacher)
+        terms: dict[str, Tensor] = {}
+        student_logits = teacher_logits = None
+        if self.attribution is not None and self.beta > 0:
+            source = teacher_outputs.maps if teacher_outputs is not None and teacher_outputs.maps is not None else teacher
+            out = self.attribution.compute(student, source, batch)
+            terms["attr"] = out.loss
+            student_logits, teacher_logits = out.student_logits, out.teacher_logits
+        if teacher_outputs is not None:
+            teacher_logits = teacher_outputs.logits
+        if teacher_logits is None and self.alpha > 0:
+            with torch.no_grad():
+                teacher_logits = teacher(**model_inputs(batch)).logits
+        if student_logits is None:
+            student_logits = student(**model_inputs(batch)).logits
+        if self.alpha > 0:
+            terms["kd"] = self.kd(student_logits, teacher_logits.to(student_logits.device), progress=progress)
+        if self.alpha < 1:
+            terms["ce"] = task_loss(student, student_logits, batch)
+        for name, module in self.extra.items():
+            terms[name] = module(student, teacher, batch)
+        weights = {"kd": self.alpha, "ce": 1.0 - self.alpha, "attr": self.beta, **self.extra_weights}
+        total = sum(weights[name] * value for name, value in terms.items())
+        return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()}, student_logits)
+
+
+def task_loss(model: nn.Module, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:
+    """Cross-entropy with the gold labels (MSE for a regression head)."""
+    labels = batch.get("labels")
+    if labels is None:
+        raise InvalidInputError("the batch has no 'labels'; the CE term needs them (or set alpha=1)")
+    if is_regression(model):
+        return F.mse_loss(logits.view(-1), labels.to(logits.dtype).view(-1))
+    return F.cross_entropy(logits, labels.long().view(-1))
+
+
+def describe(objective: DistillationObjective) -> dict[str, Any]:
+    """JSON-ready description of an objective's weights and options."""
+    info: dict[str, Any] = {"alpha": objective.alpha, "beta": objective.beta, "temperature": objective.kd.temperature,
+                            "t_squared": objective.kd.t_squared, "anneal": objective.kd.anneal}
+    if objective.attribution is not None:
+        info["attribution"] = objective.attribution.options()
+    info.update({f"{name}_weight": w for name, w in objective.extra_weights.items()})
+    return info
