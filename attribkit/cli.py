@@ -93,8 +93,8 @@ def main() -> None:
     except (AttribkitError, UsageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted: finished work is saved (--resume continues a training run)", err=True)
         sys.exit(130)
     except Exception as exc:
         # click's usage errors (typer may vendor click, so match by interface, not by class)

@@ -1,0 +1,187 @@
+"""Precomputed teacher outputs: the frozen teacher's logits and attribution maps, on disk.
+
+The teacher is frozen and in eval mode, so its maps are fixed. Computing them once per training
+set skips the teacher's forward and backward pass on every step. A cache is keyed by a hash of
+the teacher's weights, the encoded data and the map options, and refuses any other combination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribkit import InvalidInputError
+from attribkit_distill.data import EncodedData
+from attribkit_distill.loss import AttributionLoss
+from attribkit_distill.maps import model_inputs, unwrap
+from attribkit_distill.objective import TeacherOutputs
+
+FORMAT_VERSION = 1
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 of a model's config and every parameter and buffer (names, dtypes, bytes)."""
+    inner = unwrap(model)
+    h = hashlib.sha256(inner.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(inner.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(teacher_fingerprint: str, data: EncodedData, loss_fn: AttributionLoss | None) -> dict[str, Any]:
+    """What a cache was computed from; a cache is usable only when all of it matches."""
+    return {
+        "format": FORMAT_VERSION,
+        "teacher": teacher_fingerprint,
+        "data": data.fingerprint(),
+        "options": None if loss_fn is None else loss_fn.options(),
+    }
+
+
+@dataclass(frozen=True)
+class TeacherCache:
+    """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
+
+    Build with :meth:`build` (computes or reuses a file) or open with :meth:`load`; read a
+    batch's share with :meth:`outputs`.
+    """
+
+    key: dict[str, Any]
+    logits: Tensor
+    lengths: Tensor
+    maps: Tensor | None
+    offsets: Tensor | None
+    views: int
+
+    @classmethod
+    def build(
+        cls,
+        path: str | Path,
+        teacher: nn.Module,
+        data: EncodedData,
+        loss_fn: AttributionLoss | None,
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> "TeacherCache":
+        """Reuse the cache at ``path`` if it was made from this teacher, data and options; else compute it.
+
+        Args:
+            path: File to read or write (written atomically).
+            teacher: The frozen teacher (put in eval mode here).
+            data: The encoded training set the cache serves.
+            loss_fn: The attribution loss whose teacher maps are stored; None stores logits only.
+            batch_size: Examples per teacher pass (grouped by length).
+            progress: Show a progress bar.
+        """
+        path = Path(path)
+        key = cache_key(model_fingerprint(teacher), data, loss_fn)
+        if path.exists():
+            cached = cls._read(path)
+            if cached.key == key:
+                return cached
+        cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress)
+        cache._write(path)
+        return cache
+
+    @classmethod
+    def load(cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None) -> "TeacherCache":
+        """Open a cache, refusing it unless it matches ``teacher``, ``data`` and ``loss_fn``'s options.
+
+        Raises:
+            InvalidInputError: missing file, or made from something else (says what differs).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInputError(f"no teacher cache at {path}; build one with TeacherCache.build")
+        cache = cls._read(path)
+        want = cache_key(model_fingerprint(teacher), data, loss_fn)
+        differs = [name for name in want if cache.key.get(name) != want[name]]
+        if differs:
+            raise InvalidInputError(
+                f"the teacher cache {path} was computed for a different {' and '.join(differs)}; rebuild it (TeacherCache.build)"
+            )
+        return cache
+
+    def outputs(self, batch: dict[str, Tensor]) -> TeacherOutputs:
+        """The teacher's logits and maps ``[batch, views, seq]`` for a batch carrying ``index``."""
+        if "index" not in batch:
+            raise InvalidInputError("the batch has no 'index' (example positions); the cache is looked up by it")
+        index = batch["index"].cpu()
+        device = batch["attention_mask"].device
+        lengths = batch["attention_mask"].sum(dim=1).cpu()
+        if not torch.equal(lengths, self.lengths[index]):
+            raise InvalidInputError("the batch's token counts differ from the cached examples'; was the cache built for this data?")
+        logits = self.logits[index].to(device)
+        if self.maps is None or self.offsets is None:
+            return TeacherOutputs(logits)
+        width = batch["attention_mask"].shape[1]
+        maps = torch.zeros(len(index), self.views, width)
+        for row, i in enumerate(index.tolist()):
+            n = int(self.lengths[i])
+            start = int(self.offsets[i])
+            maps[row, :, :n] = self.maps[start : start + self.views * n].view(self.views, n)
+        return TeacherOutputs(logits, maps.to(device))
+
+    # ------------------------------------------------------------------ compute / disk
+    @classmethod
+    @torch.no_grad()
+    def _compute(cls, key: dict[str, Any], teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None,
+                 batch_size: int, progress: bool) -> "TeacherCache":
+        from rich.progress import Progress
+
+        teacher.eval()
+        device = next(teacher.parameters()).device
+        lengths = torch.tensor([len(r) for r in data.input_ids])
+        order = torch.argsort(lengths, descending=True, stable=True).tolist()
+        logits: list[Tensor | None] = [None] * len(data)
+        maps: list[Tensor | None] = [None] * len(data)
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("teacher cache", total=len(data))
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = data.batch(chunk, device)
+                if loss_fn is None:
+                    out_logits, out_maps = teacher(**model_inputs(batch)).logits, None
+                else:
+                    out_maps, out_logits = loss_fn.teacher_maps(teacher, batch)
+                    if out_logits is None:
+                        out_logits = teacher(**model_inputs(batch)).logits
+                for row, i in enumerate(chunk):
+                    logits[i] = out_logits[row].float().cpu()
+                    if out_maps is not None:
+                        maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
+                bar.advance(task, len(chunk))
+        views = 0 if maps[0] is None else maps[0].numel() // int(lengths[0])
+        flat = offsets = None
+        if views:
+            sizes = torch.tensor([m.numel() for m in maps])
+            offsets = torch.cumsum(sizes, 0) - sizes
+            flat = torch.cat(maps)
+        return cls(key, torch.stack(logits), lengths, flat, offsets, views)
+
+    @classmethod
+    def _read(cls, path: Path) -> "TeacherCache":
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return cls(json.loads(blob["key"]), blob["logits"], blob["lengths"], blob.get("maps"), blob.get("offsets"), int(blob["views"]))
+        except Exception as exc:
+            raise InvalidInputError(f"{path} is not a readable teacher cache ({type(exc).__name__}); delete it and rebuild") from None
+
+    def _write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob: dict[str, Any] = {"key": json.dumps(self.key), "logits": self.logits, "lengths": self.lengths, "views": self.views}
+        if self.maps is not None:
+            blob.update(maps=self.maps, offsets=self.offsets)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(blob, partial)
+        os.replace(partial, path)

@@ -1,0 +1,96 @@
+"""Training checkpoints that survive SIGKILL: written to a temporary folder, then swapped in.
+
+A checkpoint holds the model weights, optimizer and scheduler state, the torch RNG states and a
+JSON training state, so a resumed run continues exactly where the checkpoint was taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+CHECKPOINT = "checkpoint"
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers shows a bar while writing weights; training has its own."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def save_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]) -> None:
+    """Write ``out_dir/checkpoint`` atomically (a kill at any moment leaves the previous one usable)."""
+    final = out_dir / CHECKPOINT
+    partial = out_dir / (CHECKPOINT + ".partial")
+    old = out_dir / (CHECKPOINT + ".old")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with _no_progress_bars():
+        model.save_pretrained(partial)
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}, partial / "training.pt")
+    (partial / "state.json").write_text(json.dumps(state, indent=1))
+    _fsync_dir(partial)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(partial, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete checkpoint (``checkpoint``, or ``checkpoint.old`` if a swap was cut short)."""
+    for name in (CHECKPOINT, CHECKPOINT + ".old"):
+        path = out_dir / name
+        if (path / "state.json").is_file() and (path / "training.pt").is_file():
+            return path
+    return None
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and RNG from ``path``; returns the training state."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path / "model.safetensors"), device=str(next(model.parameters()).device))
+    model.load_state_dict(weights, strict=False)
+    blob = torch.load(path / "training.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    torch.set_rng_state(blob["rng"]["cpu"])
+    if "cuda" in blob["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
+    return json.loads((path / "state.json").read_text())
+
+
+def save_model_atomically(model: nn.Module, out_dir: Path) -> None:
+    """Save the model's files into ``out_dir``, each replaced atomically."""
+    partial = out_dir / ".model.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    with _no_progress_bars():
+        model.save_pretrained(partial)
+    for item in partial.iterdir():
+        os.replace(item, out_dir / item.name)
+    partial.rmdir()
+
+
+def _fsync_dir(path: Path) -> None:
+    for item in path.iterdir():
+        with open(item, "rb") as f:
+            os.fsync(f.fileno())

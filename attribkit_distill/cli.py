@@ -1,0 +1,237 @@
+"""``attribkit finetune``, ``attribkit distill`` and ``attribkit evaluate`` (added through the
+``attribkit.plugins`` entry point; the core CLI knows nothing about them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
+
+
+def register(app: typer.Typer) -> None:
+    """Add the distillation commands to the ``attribkit`` app."""
+    app.command("finetune")(finetune)
+    app.command("distill")(distill)
+    app.command("evaluate")(evaluate_command)
+
+
+def finetune(
+    model: str = typer.Option(..., "--model", help="Base checkpoint (dir or hub name), e.g. the packaged MiniLM."),
+    task: str = typer.Option(..., "--task", help="GLUE task: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE."),
+    out: Path = typer.Option(..., "--out", help="Output folder: best model, tokenizer, metrics.jsonl, results.json."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 2e-5)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 32)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs)."),
+    train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples."),
+    max_length: int = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch)."),
+    save_every: int = typer.Option(200, "--save-every", help="Checkpoint every N steps."),
+    seed: int = typer.Option(42, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Fine-tune a model on a GLUE task (teachers, or students without a teacher)."""
+    from attribkit_distill.presets import FINETUNE_DEFAULTS
+
+    spec = _task(task)
+    clf = _load_for_task(model, spec, device)
+    config = _config(FINETUNE_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
+                     max_steps=max_steps, eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
+    train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, seed)
+    _prepare_out(out, clf.tokenizer, {"command": "finetune", "model": model, "task": spec.directory, "data_dir": _s(data_dir),
+                                      "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
+    from attribkit_distill.train import train
+
+    results = train(clf.model, spec, train_data, dev_sets, out, config, resume=resume)
+    _report(results, out)
+
+
+def distill(
+    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher checkpoint."),
+    task: str = typer.Option(..., "--task", help="GLUE task."),
+    out: Path = typer.Option(..., "--out", help="Output folder for the student."),
+    student_init: Optional[str] = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
+    student_layers: Optional[str] = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
+    objective: str = typer.Option("adkd", "--objective", help="kd (vanilla logit KD) or adkd (KD + attribution loss)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Attribution-loss weight (default: preset)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."),
+    ig_steps: int = typer.Option(1, "--ig-steps", help="IG steps for the maps (1 = the paper's single step)."),
+    anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T linearly to 1 (default: preset)."),
+    t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default: preset)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs)."),
+    train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples."),
+    max_length: int = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch)."),
+    save_every: int = typer.Option(200, "--save-every", help="Checkpoint every N steps."),
+    seed: int = typer.Option(42, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Distil a teacher into a smaller student with vanilla KD or AD-KD (paper presets per task)."""
+    import attribkit as ak
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
+    from attribkit_distill.objective import DistillationObjective, KDLoss, describe
+    from attribkit_distill.presets import DISTILL_PRESETS, scaled_top_k
+    from attribkit_distill.students import student_from_layers
+    from attribkit_distill.train import train
+
+    if objective not in ("kd", "adkd"):
+        raise ak.OptionError(f"unknown --objective {objective!r}; choose kd or adkd")
+    if (student_init is None) == (student_layers is None):
+        raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
+    spec = _task(task)
+    preset = DISTILL_PRESETS[spec.name]
+    teacher_clf = ak.load_classifier(teacher, device=device)
+    if teacher_clf.num_labels != spec.num_labels:
+        raise ak.OptionError(f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
+    if student_layers is not None:
+        student = student_from_layers(teacher_clf.model, _layers(student_layers))
+    else:
+        student = _load_for_task(student_init, spec, device).model
+    check_shared_vocabulary(student, teacher_clf.model)
+    hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
+    k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
+    attribution = AttributionLoss(top_k=k, steps=ig_steps) if objective == "adkd" else None
+    loss = DistillationObjective(
+        alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
+        kd=KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal)),
+        attribution=attribution,
+    )
+    config = _config({"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
+                     learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
+                     eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
+    train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
+    _prepare_out(out, teacher_clf.tokenizer, {
+        "command": "distill", "teacher": teacher, "student_init": student_init, "student_layers": student_layers,
+        "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
+        "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
+    teacher_cache = None
+    if cache:
+        teacher_cache = TeacherCache.build(out / "teacher_cache.pt", teacher_clf.model, train_data, attribution,
+                                           batch_size=config.eval_batch_size, progress=progress)
+    results = train(student, spec, train_data, dev_sets, out, config, objective=loss, teacher=teacher_clf.model,
+                    cache=teacher_cache, resume=resume)
+    _report(results, out)
+
+
+def evaluate_command(
+    model: str = typer.Option(..., "--model", help="Checkpoint to score."),
+    task: str = typer.Option(..., "--task", help="GLUE task."),
+    split: str = typer.Option("dev", "--split", help="dev (both MNLI dev sets), dev_matched, dev_mismatched, train."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
+    max_length: int = typer.Option(128, "--max-length"),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+) -> None:
+    """Score a checkpoint on a GLUE split with the task's metrics."""
+    import attribkit as ak
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.evaluation import evaluate
+    from attribkit_distill.tasks import load_examples, split_names
+
+    spec = _task(task)
+    clf = ak.load_classifier(model, device=device)
+    if clf.num_labels != spec.num_labels:
+        raise ak.OptionError(f"{model} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
+    sets = {name: encode_examples(clf.tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
+            for name in split_names(spec, split)}
+    metrics = evaluate(clf.model, spec, sets, batch_size=batch_size)
+    for name, value in metrics.items():
+        typer.echo(f"{name}\t{value:.2f}")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"model": model, "task": spec.directory, "split": split, **metrics}, indent=1))
+
+
+# ---------------------------------------------------------------------- helpers
+def _task(name: str) -> Any:
+    from attribkit_distill.tasks import get_task
+
+    return get_task(name)
+
+
+def _load_for_task(path: str, spec: Any, device: str | None) -> Any:
+    """A classifier with ``spec``'s label count (a fresh head on a bare encoder) and label names."""
+    import attribkit as ak
+
+    clf = ak.load_classifier(path, device=device, num_labels=spec.num_labels)
+    if clf.num_labels != spec.num_labels:
+        raise ak.OptionError(f"{path} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
+    config = clf.model.config
+    config.id2label = dict(enumerate(spec.labels))
+    config.label2id = {label: i for i, label in enumerate(spec.labels)}
+    config.problem_type = "regression" if spec.is_regression else "single_label_classification"
+    return ak.Classifier(clf.model, clf.tokenizer)  # re-read the label names
+
+
+def _data(spec: Any, tokenizer: Any, data_dir: Path | None, max_length: int, limit: int | None, seed: int) -> tuple[Any, dict]:
+    from attribkit_distill.data import encode_examples, subsample
+    from attribkit_distill.tasks import load_examples, split_names
+
+    train_examples = subsample(load_examples(spec, "train", data_dir=data_dir), limit, seed=seed)
+    train_data = encode_examples(tokenizer, train_examples, max_length=max_length)
+    dev_sets = {name: encode_examples(tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
+                for name in split_names(spec, "dev")}
+    return train_data, dev_sets
+
+
+def _config(defaults: dict, **given: Any) -> Any:
+    from attribkit_distill.train import TrainConfig
+
+    values = {k: v for k, v in given.items() if v is not None}
+    return TrainConfig(**{**defaults, **values})
+
+
+def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> None:
+    import attribkit as ak
+
+    run_file = out / "run.json"
+    if not resume and run_file.is_file():
+        raise ak.OptionError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and run_file.is_file():
+        before = json.loads(run_file.read_text())
+        if before != json.loads(json.dumps(run)):
+            changed = sorted(k for k in set(before) | set(run) if before.get(k) != json.loads(json.dumps(run)).get(k))
+            raise ak.OptionError(f"--resume with different settings than the run in {out} ({', '.join(changed)}); use the same command")
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)
+    run_file.write_text(json.dumps(run, indent=1))
+
+
+def _report(results: dict, out: Path) -> None:
+    best = results.get("best", {})
+    summary = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
+    typer.echo(f"best dev (step {results.get('best_step')}): {summary}\nsaved to {out}")
+
+
+def _layers(text: str) -> list[int]:
+    import attribkit as ak
+
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ak.OptionError(f"--student-layers takes comma-separated layer indices such as 0,2,4; got {text!r}") from None
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _s(path: Path | None) -> str | None:
+    return None if path is None else str(path)

@@ -1,0 +1,187 @@
+"""finetune / distill / evaluate commands, exact resume after SIGKILL, the teacher cache, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+import attribkit as ak
+from attribkit.cli import _load_plugins, app
+from attribkit_distill import AttributionLoss, DistillationObjective, KDLoss
+from attribkit_distill.cache import TeacherCache
+from attribkit_distill.data import encode_examples
+from attribkit_distill.tasks import get_task, load_examples
+from tiny_glue import write_tiny_glue
+
+_load_plugins()
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def glue(tmp_path_factory) -> Path:
+    return write_tiny_glue(tmp_path_factory.mktemp("glue"))
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, [*map(str, args)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def log(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds")
+    return rows
+
+
+def test_finetune_then_evaluate(checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "teacher"
+    invoke("finetune", "--model", checkpoint_dir("bert", 2), "--task", "SST-2", "--data-dir", glue, "--out", out,
+           "--max-steps", 8, "--batch-size", 8, "--eval-every", 4, "--lr", 1e-3, "--no-progress")
+    results = json.loads((out / "results.json").read_text())
+    assert results["step"] == 8 and [r["step"] for r in log(out)] == [4, 8]
+    assert not (out / "checkpoint").exists()  # finished runs drop their checkpoint
+    clf = ak.load_classifier(out, device="cpu")
+    assert clf.labels == ("negative", "positive")
+    output = invoke("evaluate", "--model", out, "--task", "sst2", "--data-dir", glue, "--json", tmp_path / "m.json")
+    best = results["best"]["dev/accuracy"]
+    assert f"dev/accuracy\t{best:.2f}" in output
+    assert json.loads((tmp_path / "m.json").read_text())["dev/accuracy"] == pytest.approx(best, abs=1e-3)
+
+
+@pytest.mark.parametrize(("task", "labels", "objective"), [("SST-2", 2, "adkd"), ("MNLI", 3, "adkd"), ("STS-B", 1, "adkd"),
+                                                          ("SST-2", 2, "kd")])
+def test_distill_runs_for_every_kind_of_task(checkpoint_dir, glue, tmp_path, task, labels, objective):
+    out = tmp_path / "student"
+    invoke("distill", "--teacher", checkpoint_dir("bert", labels), "--task", task, "--data-dir", glue, "--out", out,
+           "--student-layers", "1", "--objective", objective, "--max-steps", 4, "--batch-size", 8, "--no-progress")
+    run = json.loads((out / "run.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    student = ak.load_classifier(out, device="cpu").model
+    assert student.config.num_hidden_layers == 1 and student.config.num_labels == labels
+    terms = set(log(out)[-1]["train"])
+    assert terms == ({"total", "kd", "attr"} | ({"ce"} if run["loss"]["alpha"] < 1 else set()) if objective == "adkd"
+                     else {"total", "kd", "ce"})
+    if task == "MNLI":
+        assert {"dev_matched/accuracy", "dev_mismatched/accuracy", "score"} == set(results["best"])
+    if task == "STS-B":  # the paper's preset: K = 640 of 768 dims, scaled to the tiny width of 16
+        assert run["loss"]["attribution"]["top_k"] == 13 and run["loss"]["alpha"] == 0.8
+
+
+def test_distill_from_a_student_checkpoint_without_cache(checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "s"
+    invoke("distill", "--teacher", checkpoint_dir("bert", 2), "--student-init", checkpoint_dir("bert", 2, seed=1, layers=1),
+           "--task", "sst2", "--data-dir", glue, "--out", out, "--max-steps", 3, "--no-cache", "--alpha", 0.5,
+           "--beta", 3, "--temperature", 2, "--no-progress")
+    assert not (out / "teacher_cache.pt").exists()
+    assert json.loads((out / "run.json").read_text())["loss"]["beta"] == 3.0
+
+
+def _train_args(checkpoint_dir, glue, out: Path) -> list[str]:
+    return ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--student-layers", "0", "--task", "SST-2",
+            "--data-dir", str(glue), "--out", str(out), "--max-steps", "12", "--batch-size", "8", "--save-every", "3",
+            "--eval-every", "2", "--no-progress"]
+
+
+KILLER = """
+import os, signal, sys
+import attribkit_distill.train as train
+step, done = train._step, []
+def killing_step(*args, **kwargs):
+    result = step(*args, **kwargs)
+    done.append(1)
+    if len(done) == 7:
+        os.kill(os.getpid(), signal.SIGKILL)  # after step 7; the last checkpoint is step 6
+    return result
+train._step = killing_step
+sys.argv = ["attribkit", *sys.argv[1:]]
+from attribkit.cli import main
+main()
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_exactly(checkpoint_dir, glue, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    invoke(*_train_args(checkpoint_dir, glue, whole))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", KILLER, *_train_args(checkpoint_dir, glue, killed)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr
+    state = json.loads((killed / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 6 and not (killed / "results.json").exists()
+    assert [r["step"] for r in log(killed)] == [2, 4, 6]  # step 7 was lost, nothing after it written
+    with pytest.raises(AssertionError):  # without --resume the folder is refused
+        invoke(*_train_args(checkpoint_dir, glue, killed))
+    invoke(*_train_args(checkpoint_dir, glue, killed), "--resume")
+    assert log(killed) == log(whole)
+    a, b = load_file(str(whole / "model.safetensors")), load_file(str(killed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_with_other_settings_is_refused(checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "r"
+    invoke(*_train_args(checkpoint_dir, glue, out))
+    result = runner.invoke(app, [*_train_args(checkpoint_dir, glue, out)[:-1], "--lr", "0.1", "--resume"])
+    assert result.exit_code != 0 and "different settings" in str(result.exception)
+
+
+def test_teacher_cache_gives_the_same_loss_and_refuses_other_teachers(student_teacher, checkpoint_dir, glue, tmp_path):
+    student, teacher = student_teacher(2)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, load_examples(get_task("sst2"), "train", data_dir=glue))
+    loss_fn = AttributionLoss(top_k=9)
+    path = tmp_path / "cache.pt"
+    cache = TeacherCache.build(path, teacher, data, loss_fn, batch_size=5)
+    objective = DistillationObjective(alpha=0.6, beta=2.0, kd=KDLoss(2.0), attribution=loss_fn)
+    batch = {k: v for k, v in data.batch([3, 10, 0, 7]).items()}
+    on_the_fly = objective(student, teacher, batch)
+    from_cache = objective(student, None, batch, teacher_outputs=cache.outputs(batch))
+    for name in ("kd", "ce", "attr"):
+        assert from_cache.terms[name].item() == pytest.approx(on_the_fly.terms[name].item(), rel=1e-6), name
+    assert TeacherCache.load(path, teacher=teacher, data=data, loss_fn=AttributionLoss(top_k=9)).views == 1
+    with pytest.raises(ak.InvalidInputError, match="different options"):
+        TeacherCache.load(path, teacher=teacher, data=data, loss_fn=AttributionLoss(top_k=8))
+    with pytest.raises(ak.InvalidInputError, match="different teacher"):
+        TeacherCache.load(path, teacher=student_teacher(2)[0], data=data, loss_fn=loss_fn)
+    other = encode_examples(tokenizer, load_examples(get_task("sst2"), "dev", data_dir=glue))
+    with pytest.raises(ak.InvalidInputError, match="different data"):
+        TeacherCache.load(path, teacher=teacher, data=other, loss_fn=loss_fn)
+    mtime = path.stat().st_mtime_ns
+    TeacherCache.build(path, teacher, data, loss_fn)  # same key: reused, not recomputed
+    assert path.stat().st_mtime_ns == mtime
+
+
+def test_two_hundred_steps_of_adkd_lower_the_attribution_and_kd_losses(student_teacher, checkpoint_dir, glue):
+    student, teacher = student_teacher(2)
+    student.train()
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, load_examples(get_task("sst2"), "train", data_dir=glue))
+    objective = DistillationObjective(alpha=1.0, beta=10.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=12))
+    optimizer = torch.optim.AdamW(student.parameters(), lr=3e-4)
+    probe = data.batch(list(range(len(data))))
+
+    def measure() -> tuple[float, float]:
+        student.eval()
+        terms = objective(student, teacher, probe).terms
+        student.train()
+        return terms["attr"].item(), terms["kd"].item()
+
+    torch.manual_seed(0)
+    attr_before, kd_before = measure()
+    for step in range(200):
+        batch = data.batch([(step * 8 + i) % len(data) for i in range(8)])
+        objective(student, teacher, batch).total.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    attr_after, kd_after = measure()
+    assert attr_after < 0.5 * attr_before, (attr_before, attr_after)
+    assert kd_after < kd_before, (kd_before, kd_after)
