@@ -17,6 +17,10 @@ _EXPORTS = {
     "DistillationObjective": "attribkit_distill.objective",
     "ObjectiveOutput": "attribkit_distill.objective",
     "TeacherOutputs": "attribkit_distill.objective",
+    "AttributionDistillationTrainer": "attribkit_distill.trainer",
+    "TeacherCache": "attribkit_distill.cache",
+    "student_from_layers": "attribkit_distill.students",
+    "get_task": "attribkit_distill.tasks",
     "forward_with_maps": "attribkit_distill.maps",
     "ForwardMaps": "attribkit_distill.maps",
 }
@@ -40,4 +44,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
+    from attribkit_distill.cache import TeacherCache
     from attribkit_distill.objective import DistillationObjective, KDLoss, ObjectiveOutput, TeacherOutputs
+    from attribkit_distill.students import student_from_layers
+    from attribkit_distill.tasks import get_task
+    from attribkit_distill.trainer import AttributionDistillationTrainer

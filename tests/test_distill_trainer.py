@@ -1,0 +1,28 @@
+"""The Hugging Face Trainer integration, in two CPU processes with gloo (torchrun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate")
+
+
+def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_path):
+    worker = Path(__file__).with_name("ddp_worker.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+               str(worker), str(checkpoint_dir("bert", 2)), str(checkpoint_dir("bert", 2, seed=1, layers=1)), str(tmp_path)]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    # DDP averaged the (second-order) gradients: both replicas hold the same weights after 3 steps
+    assert ranks[0]["params"] == pytest.approx(ranks[1]["params"], rel=1e-6, abs=1e-9)
+    logs = ranks[0]["logs"]
+    assert len(logs) == 3 and all(entry["attr"] > 0 and entry["kd"] > 0 and "ce" in entry for entry in logs)
