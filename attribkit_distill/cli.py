@@ -11,6 +11,18 @@ import typer
 
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
+# options shared by the commands
+DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
+MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
+TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
+MAX_LENGTH = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens.")
+EVAL_EVERY = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch).")
+SAVE_EVERY = typer.Option(200, "--save-every", help="Checkpoint every N steps.")
+SEED = typer.Option(42, "--seed", help="Seeds the data order, dropout, the subset and any new head.")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available).")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
+PROGRESS = typer.Option(True, "--progress/--no-progress")
+
 
 def register(app: typer.Typer) -> None:
     """Add the distillation commands to the ``attribkit`` app."""
@@ -23,19 +35,19 @@ def finetune(
     model: str = typer.Option(..., "--model", help="Base checkpoint (dir or hub name), e.g. the packaged MiniLM."),
     task: str = typer.Option(..., "--task", help="GLUE task: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE."),
     out: Path = typer.Option(..., "--out", help="Output folder: best model, tokenizer, metrics.jsonl, results.json."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
+    data_dir: Optional[Path] = DATA_DIR,
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 2e-5)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 32)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs)."),
-    train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples."),
-    max_length: int = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch)."),
-    save_every: int = typer.Option(200, "--save-every", help="Checkpoint every N steps."),
-    seed: int = typer.Option(42, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    max_steps: Optional[int] = MAX_STEPS,
+    train_limit: Optional[int] = TRAIN_LIMIT,
+    max_length: int = MAX_LENGTH,
+    eval_every: Optional[int] = EVAL_EVERY,
+    save_every: int = SAVE_EVERY,
+    seed: int = SEED,
+    device: Optional[str] = DEVICE,
+    resume: bool = RESUME,
+    progress: bool = PROGRESS,
 ) -> None:
     """Fine-tune a model on a GLUE task (teachers, or students without a teacher)."""
     from attribkit_distill.presets import FINETUNE_DEFAULTS
@@ -68,19 +80,19 @@ def distill(
     anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T linearly to 1 (default: preset)."),
     t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
+    data_dir: Optional[Path] = DATA_DIR,
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default: preset)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs)."),
-    train_limit: Optional[int] = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples."),
-    max_length: int = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch)."),
-    save_every: int = typer.Option(200, "--save-every", help="Checkpoint every N steps."),
-    seed: int = typer.Option(42, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    max_steps: Optional[int] = MAX_STEPS,
+    train_limit: Optional[int] = TRAIN_LIMIT,
+    max_length: int = MAX_LENGTH,
+    eval_every: Optional[int] = EVAL_EVERY,
+    save_every: int = SAVE_EVERY,
+    seed: int = SEED,
+    device: Optional[str] = DEVICE,
+    resume: bool = RESUME,
+    progress: bool = PROGRESS,
 ) -> None:
     """Distil a teacher into a smaller student with vanilla KD or AD-KD (paper presets per task)."""
     import attribkit as ak
@@ -134,10 +146,10 @@ def evaluate_command(
     model: str = typer.Option(..., "--model", help="Checkpoint to score."),
     task: str = typer.Option(..., "--task", help="GLUE task."),
     split: str = typer.Option("dev", "--split", help="dev (both MNLI dev sets), dev_matched, dev_mismatched, train."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP),
-    max_length: int = typer.Option(128, "--max-length"),
+    data_dir: Optional[Path] = DATA_DIR,
+    max_length: int = MAX_LENGTH,
     batch_size: int = typer.Option(64, "--batch-size"),
-    device: Optional[str] = typer.Option(None, "--device"),
+    device: Optional[str] = DEVICE,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
 ) -> None:
     """Score a checkpoint on a GLUE split with the task's metrics."""

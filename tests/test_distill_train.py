@@ -185,3 +185,27 @@ def test_two_hundred_steps_of_adkd_lower_the_attribution_and_kd_losses(student_t
     attr_after, kd_after = measure()
     assert attr_after < 0.5 * attr_before, (attr_before, attr_after)
     assert kd_after < kd_before, (kd_before, kd_after)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--task", "SST-5"], "unknown task"),
+    (["--objective", "xkd"], "unknown --objective"),
+    (["--student-init", "x"], "exactly one of --student-init"),
+    (["--student-layers", "0,9"], "--student-layers must be distinct indices in 0..1"),
+    (["--data-dir", "/nonexistent"], "does not exist"),
+])
+def test_bad_distill_input_is_one_clear_error(checkpoint_dir, glue, tmp_path, args, message):
+    base = {"--teacher": str(checkpoint_dir("bert", 2)), "--task": "SST-2", "--data-dir": str(glue),
+            "--out": str(tmp_path / "o"), "--student-layers": "0"}
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    result = runner.invoke(app, ["distill", *[x for kv in base.items() for x in kv], "--max-steps", "1", "--no-progress"])
+    assert isinstance(result.exception, ak.AttribkitError) and message in str(result.exception)
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_command_line_errors_exit_2_with_one_line(checkpoint_dir, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "attribkit.cli", "evaluate", "--model", str(checkpoint_dir("bert", 2)),
+                           "--task", "MNLI", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: ") and "needs 3" in proc.stderr
