@@ -21,8 +21,6 @@ from torch import Tensor, nn
 
 from attribkit import Classifier, OptionError, apply_target_fn
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
 
 @dataclass(frozen=True)
 class ForwardMaps:
@@ -47,14 +45,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def is_regression(model: nn.Module) -> bool:
-    """True for a single-output regression head (e.g. STS-B)."""
-    config = unwrap(model).config
-    return int(config.num_labels) == 1 or getattr(config, "problem_type", None) == "regression"
+    """True for a single-output regression head (e.g. STS-B); :attr:`attribkit.Classifier.is_regression`."""
+    return Classifier(unwrap(model)).is_regression
 
 
-def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The entries of ``batch`` a Hugging Face encoder takes (labels and ids dropped)."""
-    return {k: batch[k] for k in MODEL_INPUTS if k in batch}
+# the entries of a batch a Hugging Face encoder takes (labels and example positions dropped)
+model_inputs = Classifier.model_inputs
 
 
 def forward_with_maps(
