@@ -95,6 +95,12 @@ class Attribution:
             raise InvalidInputError(f"no view {name!r}; this record has: {', '.join(self.views)}")
         return self.scores[self.views.index(name)]
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the heatmap of every view (see :func:`attribkit.render_html`)."""
+        from attribkit.render.html import render_html
+
+        return render_html(self, full_page=False)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists and plain numbers); inverse of :meth:`from_dict`."""
         return {

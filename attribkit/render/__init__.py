@@ -1,5 +1,6 @@
-"""Renderers of attribution records (terminal now; HTML and plotly follow)."""
+"""Renderers of attribution records: terminal (rich), standalone HTML, plotly figures."""
 
+from attribkit.render.html import render_html, save_html
 from attribkit.render.terminal import render_terminal
 
-__all__ = ["render_terminal"]
+__all__ = ["render_html", "render_terminal", "save_html"]

@@ -1,0 +1,136 @@
+"""The teacher/student case-study report: one standalone HTML page.
+
+At the top: a summary table (prediction agreement, mean and spread of every agreement score)
+and a plotly histogram of the agreement distribution (plotly.js inline, so the page opens
+offline). Then every example: the gold label and both predictions, the two heatmaps aligned
+unit by unit, the agreement scores, and the units where the maps differ most. A menu re-sorts
+the examples (by disagreement, by each score, or back to input order) without any network.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from attribkit.metrics import summarize
+from attribkit.render.colors import color, is_signed, scale_of, text_color
+from attribkit.render.html import esc, legend_html, options_footer, page, prediction_html
+
+if TYPE_CHECKING:  # pragma: no cover
+    from attribkit.comparison import Comparison
+
+_SORT_SCRIPT = """
+<script>
+(function(){
+  var select=document.getElementById('ak-sort');
+  if(!select){return;}
+  select.addEventListener('change',function(){
+    var key=select.value, box=document.getElementById('ak-examples');
+    var items=Array.prototype.slice.call(box.querySelectorAll('.ak-example'));
+    items.sort(function(a,b){
+      var x=parseFloat(a.dataset[key]), y=parseFloat(b.dataset[key]);
+      if(isNaN(x)&&isNaN(y)){return a.dataset.order-b.dataset.order;}
+      if(isNaN(x)){return 1;} if(isNaN(y)){return -1;}
+      return key==='order' ? x-y : (x-y)||(a.dataset.order-b.dataset.order);
+    });
+    items.forEach(function(item){box.appendChild(item);});
+  });
+})();
+</script>
+"""
+
+_EXTRA_STYLE = """
+<style>
+.ak-grid{border-collapse:collapse;margin:.4rem 0;font-size:.9rem}
+.ak-grid th{font-weight:normal;color:#555;text-align:right;padding-right:.5rem;white-space:nowrap}
+.ak-grid td{padding:0}
+.ak-grid td .ak-tok{display:inline-block;min-width:1.2rem;text-align:center}
+.ak-diff{font-size:.85rem}
+.ak-controls{margin:1rem 0}
+</style>
+"""
+
+
+def _attr(value: float) -> str:
+    return "nan" if not math.isfinite(value) else f"{value:.6g}"
+
+
+def _row(label: str, units: Sequence[str], scores: np.ndarray) -> str:
+    signed, scale = is_signed(scores), scale_of(scores)
+    cells = "".join(
+        f'<td><span class="ak-tok" data-index="{i}" data-score="{float(s):.6g}" title="{esc(u)}: {float(s):+.6g}" '
+        f'style="background:{color(float(s), scale, signed=signed)};color:{text_color(float(s), scale, signed=signed)}">{esc(u)}</span></td>'
+        for i, (u, s) in enumerate(zip(units, scores))
+    )
+    return f'<tr class="ak-row-{esc(label)}"><th>{esc(label)}</th>{cells}</tr>'
+
+
+def example_html(comparison: "Comparison", index: int) -> str:
+    """One example: predictions, aligned heatmaps, scores and the most different units."""
+    c = comparison
+    scores = c.agreement
+    data = " ".join(f'data-{name.replace("_", "")}="{_attr(value)}"' for name, value in scores.items())
+    disagreement = 1 - scores.get("spearman", math.nan) if scores else math.nan
+    same = "same prediction" if c.same_prediction else "<b>predictions differ</b>"
+    score_text = " &middot; ".join(f"{esc(name)} {value:.3f}" for name, value in scores.items())
+    text = esc(c.teacher.text) + (f" <b>||</b> {esc(c.teacher.pair)}" if c.teacher.pair is not None else "")
+    diffs = ", ".join(f"<code>{esc(u)}</code> {d:+.2f}" for u, d in c.most_different(3))
+    scale_note = legend_html(scale_of(c.teacher_scores), signed=is_signed(c.teacher_scores))
+    return (
+        f'<section class="ak-record ak-example" data-order="{index}" data-disagreement="{_attr(-disagreement)}" {data}>'
+        f"<h2>example {index}</h2><div class=\"ak-meta\">{text}</div>"
+        f'<div class="ak-meta">teacher {prediction_html(c.teacher)}</div>'
+        f'<div class="ak-meta">student {prediction_html(c.student)} &middot; {same}</div>'
+        f'<div class="ak-meta">explaining <b>{esc(c.teacher.views[0])}</b> for both &middot; aligned by {esc(c.aligned_by)}'
+        f" &middot; {score_text}</div>"
+        f'<table class="ak-grid">{_row("teacher", c.units, c.teacher_scores)}{_row("student", c.units, c.student_scores)}</table>'
+        f'{scale_note}<div class="ak-diff">differ most (teacher - student, each scaled to max 1): {diffs}</div></section>'
+    )
+
+
+def summary_html(comparisons: Sequence["Comparison"]) -> str:
+    """Summary table: number of examples, prediction agreement, each score's mean, std and count."""
+    n = len(comparisons)
+    same = sum(c.same_prediction for c in comparisons)
+    rows = [f"<tr><td>examples</td><td colspan=4>{n}</td></tr>",
+            f"<tr><td>same prediction</td><td colspan=4>{same} ({100 * same / max(n, 1):.1f}%)</td></tr>",
+            "<tr><th>score</th><th>mean</th><th>std</th><th>n</th><th>undefined</th></tr>"]
+    for name, stats in summarize([c.agreement for c in comparisons]).items():
+        rows.append(f"<tr><td>{esc(name)}</td><td>{stats['mean']:.3f}</td><td>{stats['std']:.3f}</td>"
+                    f"<td>{stats['n']}</td><td>{stats['undefined']}</td></tr>")
+    return f'<table class="ak-table ak-summary">{"".join(rows)}</table>'
+
+
+def render_comparison(comparisons: Sequence["Comparison"], *, title: str = "teacher vs student", full_page: bool = True,
+                      figure: bool = True) -> str:
+    """The case-study report for a list of comparisons (see :func:`attribkit.compare`).
+
+    Args:
+        comparisons: From :func:`attribkit.compare` or :func:`attribkit.compare_records`.
+        title: Page title.
+        full_page: A complete document, or a fragment for notebooks.
+        figure: Embed the plotly histogram of agreement (adds plotly.js inline, ~4 MB).
+
+    Returns:
+        Standalone HTML (no external resources).
+    """
+    items = list(comparisons)
+    keys = list(items[0].agreement) if items and items[0].agreement else []
+    options = "".join(f'<option value="{k.replace("_", "")}">{esc(k)} (lowest first)</option>' for k in keys)
+    controls = ('<div class="ak-controls"><label>sort examples: <select id="ak-sort"><option value="order">input order'
+                f'</option><option value="disagreement">disagreement (most first)</option>{options}</select></label></div>')
+    plot = ""
+    if figure and items:
+        from attribkit.render.figures import agreement_histogram
+
+        fig = agreement_histogram({k: [c.agreement.get(k, math.nan) for c in items] for k in keys})
+        plot = f'<div class="ak-figure">{fig.to_html(include_plotlyjs=True, full_html=False)}</div>'
+    body = "".join(example_html(c, i) for i, c in enumerate(items))
+    records = [r for c in items for r in (c.teacher, c.student)]
+    content = (f"<h1>{esc(title)}</h1>{summary_html(items)}{plot}{controls}<div id=\"ak-examples\">{body}</div>"
+               f"{options_footer(records)}{_SORT_SCRIPT}")
+    if not full_page:
+        return f'<div class="ak-root">{_EXTRA_STYLE}{content}</div>'
+    return page(title, content, head=_EXTRA_STYLE)

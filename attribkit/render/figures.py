@@ -1,0 +1,86 @@
+"""Plotly figures: a record's views x tokens heatmap, teacher vs student, agreement histograms.
+
+plotly is imported inside each function (it is only needed when a figure is asked for).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from attribkit.render.colors import color, is_signed, scale_of
+from attribkit.render.html import token_labels
+from attribkit.types import Attribution
+
+if TYPE_CHECKING:  # pragma: no cover
+    import plotly.graph_objects as go
+
+    from attribkit.comparison import Comparison
+
+
+def _colorscale(signed: bool) -> list[list]:
+    if signed:
+        return [[0.0, color(-1, 1, signed=True)], [0.5, color(0, 1, signed=True)], [1.0, color(1, 1, signed=True)]]
+    return [[t, color(t, 1, signed=False)] for t in (0.0, 0.5, 1.0)]
+
+
+def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str) -> "go.Figure":
+    import plotly.graph_objects as go
+
+    signed, scale = is_signed(z.ravel()), scale_of(z.ravel()) or 1.0
+    # unique x positions keep repeated tokens apart; tick labels show the tokens themselves
+    x = list(range(len(columns)))
+    figure = go.Figure(go.Heatmap(
+        z=z, x=x, y=list(rows), colorscale=_colorscale(signed), zmin=-scale if signed else 0.0, zmax=scale,
+        customdata=np.array([list(columns)] * len(rows), dtype=object),
+        hovertemplate="%{y}<br>%{customdata}: %{z:+.4g}<extra></extra>", colorbar={"title": {"text": "score"}},
+    ))
+    figure.update_layout(title=title, xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45},
+                         yaxis={"autorange": "reversed"}, height=160 + 40 * len(rows), margin={"b": 90})
+    return figure
+
+
+def plot(record: Attribution, *, title: str | None = None) -> "go.Figure":
+    """Heatmap of every view (rows) over the tokens (columns), exact values on hover.
+
+    Shapes:
+        One row per ``record.views`` entry, one column per token.
+    """
+    heading = title or f"{record.method}: prediction {record.prediction}"
+    return _heatmap(np.asarray(record.scores, dtype=np.float64), record.views, token_labels(record), heading)
+
+
+def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "go.Figure":
+    """Teacher and student maps on the aligned units, one row each (each row scaled to max |score| = 1)."""
+    z = np.stack([_unit_max(comparison.teacher_scores), _unit_max(comparison.student_scores)])
+    heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
+    return _heatmap(z, ["teacher", "student"], comparison.units, heading)
+
+
+def _unit_max(values: np.ndarray) -> np.ndarray:
+    scale = float(np.abs(values).max()) if values.size else 0.0
+    return values / scale if scale > 0 else values
+
+
+def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> "go.Figure":
+    """Overlaid histograms of agreement metrics (one trace per metric, nan values left out)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for name, values in scores.items():
+        finite = [float(v) for v in values if np.isfinite(v)]
+        figure.add_trace(go.Histogram(x=finite, name=name, opacity=0.6, xbins={"start": -1.0, "end": 1.0001, "size": 0.1}))
+    figure.update_layout(title=title, barmode="overlay", xaxis={"title": {"text": "score"}, "range": [-1.05, 1.05]},
+                         yaxis={"title": {"text": "examples"}}, height=320)
+    return figure
+
+
+def save_figure(figure: "go.Figure", path: str) -> None:
+    """Write a figure as standalone HTML with plotly.js inline (opens offline), atomically."""
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(target.name + ".partial")
+    figure.write_html(str(tmp), include_plotlyjs=True, full_html=True)
+    tmp.replace(target)
