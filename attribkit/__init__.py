@@ -30,6 +30,23 @@ _EXPORTS = {
     "top_tokens": "attribkit.reduce",
     "integration_points": "attribkit.methods.integration",
     "apply_target_fn": "attribkit.targets",
+    "render_html": "attribkit.render.html",
+    "save_html": "attribkit.render.html",
+    "render_comparison": "attribkit.render.comparison",
+    "plot": "attribkit.render.figures",
+    "plot_comparison": "attribkit.render.figures",
+    "agreement_histogram": "attribkit.render.figures",
+    "render_terminal": "attribkit.render.terminal",
+    "compare": "attribkit.comparison",
+    "compare_records": "attribkit.comparison",
+    "Comparison": "attribkit.comparison",
+    "align": "attribkit.alignment",
+    "Alignment": "attribkit.alignment",
+    "faithfulness": "attribkit.erasure",
+    "FaithfulnessScores": "attribkit.erasure",
+    "read_inputs": "attribkit.inputs",
+    "InputRow": "attribkit.inputs",
+    "default_model_path": "attribkit.assets",
     "AttribkitError": "attribkit.errors",
     "InvalidInputError": "attribkit.errors",
     "OptionError": "attribkit.errors",
@@ -40,14 +57,19 @@ _EXPORTS = {
     "TruncationWarning": "attribkit.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted(_EXPORTS) + ["__version__", "metrics"]
+
+
+_SUBMODULES = ("metrics",)  # public modules reachable as attributes (ak.metrics.spearman)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"attribkit.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'attribkit' has no attribute {name!r}")
-    if module == "attribkit.facade" or module.startswith("attribkit.methods"):
+    if module in ("attribkit.facade", "attribkit.comparison", "attribkit.erasure") or module.startswith("attribkit.methods"):
         import_module("attribkit.methods")  # registers the built-in methods
     value = getattr(import_module(module), name)
     globals()[name] = value
@@ -59,6 +81,15 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from attribkit.alignment import Alignment, align
+    from attribkit.assets import default_model_path
+    from attribkit.comparison import Comparison, compare, compare_records
+    from attribkit.erasure import FaithfulnessScores, faithfulness
+    from attribkit.inputs import InputRow, read_inputs
+    from attribkit.render.comparison import render_comparison
+    from attribkit.render.figures import agreement_histogram, plot, plot_comparison
+    from attribkit.render.html import render_html, save_html
+    from attribkit.render.terminal import render_terminal
     from attribkit.errors import (AttribkitError, DuplicateNameError, InvalidInputError, ModelLoadError,
                                   OptionError, TargetError, TruncationWarning, UnknownNameError)
     from attribkit.facade import attribute, explain, get_method, list_methods

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,52 +12,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Which tokens
 
 class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
-
-
-@app.command()
-def explain(
-    text: str = typer.Option(..., "--text", help="Text to explain."),
-    model: Optional[str] = typer.Option(None, "--model", help="Checkpoint directory or hub name."),
-    pair: Optional[str] = typer.Option(None, "--pair", help="Second text of a sentence pair."),
-    method: str = typer.Option("integrated_gradients", "--method", help="Attribution method (see `attribkit methods`)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Integration steps (IG methods)."),
-    target: str = typer.Option("pred", "--target", help="pred, all, or a class index or name."),
-    target_fn: str = typer.Option("logit", "--target-fn", help="logit, prob or log_prob."),
-    layer: str = typer.Option("word_embeddings", "--layer", help="word_embeddings or embeddings."),
-    sign: str = typer.Option("signed", "--sign", help="signed or absolute."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Keep the K largest |A| over hidden dims per token."),
-    aggregate: str = typer.Option("sum", "--aggregate", help="sum or l2 over hidden dims."),
-    normalize: Optional[str] = typer.Option(None, "--normalize", help="l2, l1 or max."),
-    word_level: bool = typer.Option(False, "--word-level", help="Merge sub-words into words."),
-    num_labels: Optional[int] = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
-) -> None:
-    """Explain one prediction: coloured tokens in the terminal, JSONL on request."""
-    import attribkit as ak
-    from rich.console import Console
-
-    from attribkit.render.terminal import render_terminal
-
-    if model is None:
-        raise UsageError("no default model is shipped yet: pass --model CHECKPOINT")
-    options: dict = {"target_fn": target_fn}
-    if method != "occlusion":
-        options["layer"] = layer
-    if steps is not None:
-        options["steps"] = steps
-    clf = ak.load_classifier(model, device=device, num_labels=num_labels)
-    spec: str | int = int(target) if target.lstrip("-").isdigit() else target
-    records = ak.explain(clf, [(text, pair) if pair is not None else text], method=method, targets=spec,
-                         sign=sign, top_k=top_k, aggregate=aggregate, normalize=normalize, word_level=word_level,
-                         **options)
-    console = Console()
-    for record in records:
-        for view in range(len(record.views)):
-            console.print(render_terminal(record, view=view))
-    if json_out is not None:
-        ak.save(records, json_out)
-        console.print(f"wrote {json_out}")
 
 
 @app.command("methods")
@@ -75,6 +27,16 @@ def methods() -> None:
         opts = ", ".join(f"{p.name}={p.default!r}" for p in params)
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         typer.echo(f"{name}: {summary}\n    options: {opts}")
+
+
+def _register_builtin() -> None:
+    from attribkit.commands import compare, explain, export, faithfulness
+
+    for module in (explain, compare, faithfulness, export):
+        module.register(app)
+
+
+_register_builtin()
 
 
 def _load_plugins() -> None:

@@ -43,5 +43,11 @@ def iter_records(path: str | Path) -> Iterator[Attribution]:
 
 
 def load(path: str | Path) -> list[Attribution]:
-    """Read every record of a JSON Lines file written by :func:`save`."""
+    """Read every record of a JSON Lines file written by :func:`save`, or a parquet file from batch mode."""
+    if Path(path).suffix == ".parquet":
+        from attribkit.batch import read_parquet
+
+        if not Path(path).is_file():
+            raise InvalidInputError(f"no such file: {path}")
+        return read_parquet(path)
     return list(iter_records(path))

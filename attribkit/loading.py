@@ -37,7 +37,8 @@ def load_classifier(
         device: ``"cpu"``, ``"cuda"``, ... ; None picks CUDA when available.
         num_labels: Attach a fresh, randomly initialised head with this many outputs to a
             checkpoint that has none (e.g. a plain encoder). Leave None for classifiers.
-        dtype: Load the weights in this dtype (default: as stored).
+        dtype: Load the weights in this dtype (default: as stored, except that half-precision
+            weights are upcast to float32 on CPU, where half-precision maths is slow and imprecise).
 
     Returns:
         The model in eval mode, on ``device``, with its tokenizer.
@@ -89,6 +90,8 @@ def load_classifier(
         raise ModelLoadError(f"{name!r} has an empty tokenizer vocabulary; save the tokenizer next to the model")
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{name!r} needs a fast tokenizer (tokenizer.json) for character offsets")
+    if dtype is None and target.type == "cpu" and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
+        model = model.float()
     model.eval().to(target)
     return Classifier(model, tokenizer)
 

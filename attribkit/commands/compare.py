@@ -1,0 +1,87 @@
+"""``attribkit compare``: the teacher/student case-study report."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from attribkit.commands import options as opt
+
+
+def compare(
+    teacher: str = typer.Option(..., "--teacher", help="Reference checkpoint (e.g. the fine-tuned teacher)."),
+    student: str = typer.Option(..., "--student", help="Checkpoint compared with it (any tokenizer)."),
+    text: Optional[str] = typer.Option(None, "--text", help="One text to compare on."),
+    pair: Optional[str] = opt.PAIR,
+    input_file: Optional[Path] = opt.INPUT,
+    dataset: Optional[str] = opt.DATASET,
+    split: str = opt.SPLIT,
+    text_column: Optional[str] = opt.TEXT_COLUMN,
+    pair_column: Optional[str] = opt.PAIR_COLUMN,
+    label_column: Optional[str] = opt.LABEL_COLUMN,
+    method: str = typer.Option("fast_ig", "--method", help="Attribution method for both models."),
+    steps: Optional[int] = opt.STEPS,
+    target_fn: str = opt.TARGET_FN,
+    layer: str = opt.LAYER,
+    normalize: Optional[str] = opt.NORMALIZE,
+    k: int = typer.Option(5, "--k", help="k of the top-k overlap score."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write the case-study report here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example scores and the summary as JSON."),
+    figure: bool = typer.Option(True, "--figure/--no-figure", help="Embed the agreement histogram (plotly.js inline)."),
+    device: Optional[str] = opt.DEVICE,
+    batch_size: int = opt.BATCH_SIZE,
+    limit: Optional[int] = opt.LIMIT,
+    progress: bool = opt.PROGRESS,
+) -> None:
+    """Compare a teacher's and a student's explanations, example by example (both explain the same class)."""
+    import attribkit as ak
+    from rich.console import Console
+    from rich.table import Table
+
+    from attribkit.metrics import summarize
+
+    rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
+    labels = opt.gold_labels(rows, "pred")
+    options = opt.method_options(method, steps, target_fn, layer)
+    opt.check_suffix(html_out, (".html", ".htm"), "--html")
+    opt.check_suffix(json_out, (".json",), "--json")
+    if k < 1:
+        raise ak.OptionError(f"--k must be a positive number; got {k}")
+    teacher_clf = ak.load_classifier(teacher, device=device)
+    student_clf = ak.load_classifier(student, device=device)
+    with opt.progress_bar(len(rows), "comparing", progress) as update:
+        comparisons = ak.compare(teacher_clf, student_clf, [r.model_input for r in rows], labels=labels, method=method,
+                                 k=k, normalize=normalize, batch_size=batch_size, progress=update, **options)
+        update(len(rows))
+    summary = summarize([c.agreement for c in comparisons])
+    same = sum(c.same_prediction for c in comparisons)
+    table = Table(title=f"teacher vs student on {len(rows)} example(s); same prediction on {same}")
+    for column in ("score", "mean", "std", "n"):
+        table.add_column(column, justify="left" if column == "score" else "right")
+    for name, stats in summary.items():
+        table.add_row(name, f"{stats['mean']:.3f}", f"{stats['std']:.3f}", str(stats["n"]))
+    Console().print(table)
+    if html_out is not None:
+        ak.save_html(ak.render_comparison(comparisons, figure=figure), html_out)
+        typer.echo(f"wrote {html_out}")
+    if json_out is not None:
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
+        data = {"summary": {n: {k2: clean(v) for k2, v in s.items()} for n, s in summary.items()}, "same_prediction": same,
+                "examples": [{"text": c.teacher.text, "pair": c.teacher.pair, "gold": c.teacher.gold,
+                              "teacher": c.teacher.prediction, "student": c.student.prediction,
+                              "explained": c.teacher.views[0], "aligned_by": c.aligned_by, "units": list(c.units),
+                              "teacher_scores": c.teacher_scores.tolist(), "student_scores": c.student_scores.tolist(),
+                              "agreement": {n: clean(v) for n, v in c.agreement.items()}} for c in comparisons]}
+        tmp = json_out.with_name(json_out.name + ".partial")
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``compare`` to the app."""
+    app.command("compare")(compare)

@@ -1,0 +1,132 @@
+"""``attribkit explain``: one text in the terminal (HTML/JSON/plot on request), or a resumable batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from attribkit.commands import options as opt
+from attribkit.errors import OptionError
+
+CHUNK = 64  # inputs explained and flushed to disk at a time in batch mode
+
+
+def explain(
+    text: Optional[str] = typer.Option(None, "--text", help="Text to explain."),
+    model: Optional[str] = opt.MODEL,
+    pair: Optional[str] = opt.PAIR,
+    input_file: Optional[Path] = opt.INPUT,
+    dataset: Optional[str] = opt.DATASET,
+    split: str = opt.SPLIT,
+    text_column: Optional[str] = opt.TEXT_COLUMN,
+    pair_column: Optional[str] = opt.PAIR_COLUMN,
+    label_column: Optional[str] = opt.LABEL_COLUMN,
+    method: str = opt.METHOD,
+    steps: Optional[int] = opt.STEPS,
+    target: str = typer.Option("pred", "--target", help="pred, all, gold (labelled inputs), or a class index or name."),
+    target_fn: str = opt.TARGET_FN,
+    layer: str = opt.LAYER,
+    sign: str = opt.SIGN,
+    top_k: Optional[int] = opt.TOP_K,
+    aggregate: str = opt.AGGREGATE,
+    normalize: Optional[str] = opt.NORMALIZE,
+    word_level: bool = opt.WORD_LEVEL,
+    num_labels: Optional[int] = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
+    device: Optional[str] = opt.DEVICE,
+    batch_size: int = opt.BATCH_SIZE,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
+    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Batch mode: write records to this .jsonl or .parquet file."),
+    limit: Optional[int] = opt.LIMIT,
+    resume: bool = typer.Option(False, "--resume", help="Batch mode: continue an interrupted --out run."),
+    progress: bool = opt.PROGRESS,
+) -> None:
+    """Explain predictions: coloured tokens in the terminal, or a batch from --input/--dataset to --out."""
+    import attribkit as ak
+
+    rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
+    spec = opt.target_spec(target)
+    labels = opt.gold_labels(rows, spec)
+    options = opt.method_options(method, steps, target_fn, layer)
+    opt.check_explain_options(sign, aggregate, top_k, normalize)
+    for path, suffixes, flag in ((json_out, (".jsonl", ".json"), "--json"), (html_out, (".html", ".htm"), "--html"),
+                                 (plot_out, (".html", ".htm"), "--plot"), (out, (".jsonl", ".parquet"), "--out")):
+        opt.check_suffix(path, suffixes, flag)
+    batch_mode = text is None
+    if batch_mode and out is None:
+        raise OptionError("batch mode (--input/--dataset) writes records to --out FILE.jsonl|.parquet; give --out")
+    if not batch_mode and (out is not None or resume):
+        raise OptionError("--out and --resume are for batch mode (--input or --dataset); with --text use --json/--html/--plot")
+    if batch_mode and (json_out is not None or plot_out is not None):
+        raise OptionError("in batch mode records go to --out (and a page to --html); --json and --plot are for --text")
+    clf = ak.load_classifier(opt.model_path(model), device=device, num_labels=num_labels)
+    opt.check_target(clf, spec)
+    kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
+                                  normalize=normalize, word_level=word_level, batch_size=batch_size, **options)
+    if batch_mode:
+        _batch(clf, rows, labels, kwargs, out, html_out, resume, progress)
+    else:
+        _single(clf, rows[0], labels, kwargs, json_out, html_out, plot_out)
+
+
+def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Optional[Path], html_out: Optional[Path],
+            plot_out: Optional[Path]) -> None:
+    import attribkit as ak
+    from rich.console import Console
+
+    records = ak.explain(clf, [row.model_input], labels=labels, **kwargs)
+    console = Console()
+    for record in records:
+        for view in range(len(record.views)):
+            console.print(ak.render_terminal(record, view=view))
+    if json_out is not None:
+        ak.save(records, json_out)
+        console.print(f"wrote {json_out}")
+    if html_out is not None:
+        ak.save_html(ak.render_html(records), html_out)
+        console.print(f"wrote {html_out}")
+    if plot_out is not None:
+        from attribkit.render.figures import save_figure
+
+        save_figure(ak.plot(records[0]), str(plot_out))
+        console.print(f"wrote {plot_out}")
+
+
+def _batch(clf: Any, rows: list, labels: Any, kwargs: dict, out: Path, html_out: Optional[Path], resume: bool,
+           progress: bool) -> None:
+    import attribkit as ak
+    from attribkit.batch import RecordWriter
+
+    writer = RecordWriter(out, resume=resume)
+    start = writer.done
+    if start > len(rows):
+        raise OptionError(f"{writer.partial} has {start} records but the input has only {len(rows)}; is it the same input?")
+    try:
+        with opt.progress_bar(len(rows), f"explaining {out.name}", progress) as update:
+            update(start)
+            for begin in range(start, len(rows), CHUNK):
+                chunk = rows[begin : begin + CHUNK]
+                gold = labels[begin : begin + CHUNK] if labels is not None else None
+                done_before = writer.done
+                records = ak.explain(clf, [r.model_input for r in chunk], labels=gold,
+                                     progress=lambda n: update(done_before + n), **kwargs)
+                writer.write(records)
+                update(writer.done)
+    except BaseException:
+        if writer.done == 0:
+            writer.partial.unlink(missing_ok=True)  # nothing finished: leave no trace
+        raise
+    path = writer.finish()
+    typer.echo(f"wrote {len(rows)} records to {path}" + (f" ({start} from the interrupted run)" if start else ""))
+    if html_out is not None:
+        records = ak.load(path)
+        ak.save_html(ak.render_html(records), html_out)
+        typer.echo(f"wrote {html_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``explain`` to the app."""
+    app.command("explain")(explain)

@@ -1,0 +1,83 @@
+"""``attribkit faithfulness``: comprehensiveness, sufficiency and AOPC of a method on a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from attribkit.commands import options as opt
+
+
+def faithfulness(
+    model: Optional[str] = opt.MODEL,
+    text: Optional[str] = typer.Option(None, "--text", help="One text to evaluate on."),
+    pair: Optional[str] = opt.PAIR,
+    input_file: Optional[Path] = opt.INPUT,
+    dataset: Optional[str] = opt.DATASET,
+    split: str = opt.SPLIT,
+    text_column: Optional[str] = opt.TEXT_COLUMN,
+    pair_column: Optional[str] = opt.PAIR_COLUMN,
+    label_column: Optional[str] = opt.LABEL_COLUMN,
+    method: str = opt.METHOD,
+    steps: Optional[int] = opt.STEPS,
+    target_fn: str = opt.TARGET_FN,
+    layer: str = opt.LAYER,
+    word_level: bool = opt.WORD_LEVEL,
+    fractions: str = typer.Option("0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
+    device: Optional[str] = opt.DEVICE,
+    batch_size: int = opt.BATCH_SIZE,
+    limit: Optional[int] = opt.LIMIT,
+    progress: bool = opt.PROGRESS,
+) -> None:
+    """Delete each explanation's top tokens and measure how the prediction changes (ERASER / ferret)."""
+    import attribkit as ak
+    from rich.console import Console
+    from rich.table import Table
+
+    from attribkit.metrics import summarize
+
+    rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
+    options = opt.method_options(method, steps, target_fn, layer)
+    opt.check_suffix(json_out, (".json",), "--json")
+    try:
+        levels = [float(f) for f in fractions.split(",") if f.strip()]
+    except ValueError:
+        raise ak.OptionError(f"--fractions takes comma-separated numbers in (0, 1], e.g. 0.1,0.2; got {fractions!r}") from None
+    if not levels or any(not 0 < f <= 1 for f in levels):
+        raise ak.OptionError(f"--fractions must be numbers in (0, 1]; got {fractions!r}")
+    clf = ak.load_classifier(opt.model_path(model), device=device)
+    with opt.progress_bar(2 * len(rows), "explaining, then deleting", progress) as update:
+        records = ak.explain(clf, [r.model_input for r in rows], method=method, word_level=word_level,
+                             batch_size=batch_size, progress=update, **options)
+        scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size,
+                                 progress=lambda n: update(len(rows) + n))
+    per_fraction = [{**{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
+                     **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
+                     "aopc_comprehensiveness": s.aopc_comprehensiveness, "aopc_sufficiency": s.aopc_sufficiency}
+                    for s in scores]
+    summary = summarize(per_fraction)
+    table = Table(title=f"faithfulness of {method} on {len(rows)} example(s)")
+    for column in ("fraction", "comprehensiveness (higher better)", "sufficiency (lower better)"):
+        table.add_column(column, justify="right")
+    for f in levels:
+        c, s = summary[f"comprehensiveness@{f:g}"], summary[f"sufficiency@{f:g}"]
+        table.add_row(f"{f:g}", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}")
+    c, s = summary["aopc_comprehensiveness"], summary["aopc_sufficiency"]
+    table.add_row("AOPC", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}", style="bold")
+    Console().print(table)
+    if json_out is not None:
+        data = {"method": method, "options": records[0].options, "fractions": levels, "summary": summary,
+                "examples": [{"text": r.text, "pair": r.pair, **sc.to_dict()} for r, sc in zip(records, scores)]}
+        tmp = json_out.with_name(json_out.name + ".partial")
+        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``faithfulness`` to the app."""
+    app.command("faithfulness")(faithfulness)

@@ -1,0 +1,140 @@
+"""Options and helpers shared by the explain, compare and faithfulness commands."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+
+from attribkit.errors import InvalidInputError, OptionError
+
+MODEL = typer.Option(None, "--model", help="Checkpoint directory or hub name (default: the packaged SST-2 model).")
+PAIR = typer.Option(None, "--pair", help="Second text of a sentence pair.")
+METHOD = typer.Option("integrated_gradients", "--method", help="Attribution method (see `attribkit methods`).")
+STEPS = typer.Option(None, "--steps", help="Integration steps (IG methods).")
+TARGET_FN = typer.Option("logit", "--target-fn", help="logit, prob or log_prob.")
+LAYER = typer.Option("word_embeddings", "--layer", help="word_embeddings or embeddings.")
+SIGN = typer.Option("signed", "--sign", help="signed or absolute.")
+TOP_K = typer.Option(None, "--top-k", help="Keep the K largest |A| over hidden dims per token.")
+AGGREGATE = typer.Option("sum", "--aggregate", help="sum or l2 over hidden dims.")
+NORMALIZE = typer.Option(None, "--normalize", help="l2, l1 or max.")
+WORD_LEVEL = typer.Option(False, "--word-level", help="Merge sub-words into words.")
+DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda if available).")
+BATCH_SIZE = typer.Option(16, "--batch-size", help="Texts per forward/backward batch.")
+INPUT = typer.Option(None, "--input", help="File of inputs: .txt (one per line), .tsv/.csv (header) or .jsonl.")
+DATASET = typer.Option(None, "--dataset", help="A `datasets` dataset NAME[:CONFIG] (hub name or local folder/file).")
+SPLIT = typer.Option("validation", "--split", help="Split of --dataset.")
+TEXT_COLUMN = typer.Option(None, "--text-column", help="Column with the text (default: text, sentence, sentence1 ...).")
+PAIR_COLUMN = typer.Option(None, "--pair-column", help="Column with the second text of a pair.")
+LABEL_COLUMN = typer.Option(None, "--label-column", help="Column with gold labels (default: label when present).")
+LIMIT = typer.Option(None, "--limit", help="Use only the first N inputs.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (on stderr).")
+
+
+def model_path(model: Optional[str]) -> str:
+    """The given checkpoint, or the packaged default model."""
+    if model is not None:
+        return model
+    from attribkit.assets import default_model_path
+
+    return str(default_model_path())
+
+
+def method_options(method: str, steps: Optional[int], target_fn: str, layer: str) -> dict[str, Any]:
+    """The method's own options from the flags (checks the method name first)."""
+    from attribkit.facade import get_method
+
+    get_method(method)  # unknown names fail here, before any model is loaded
+    options: dict[str, Any] = {"target_fn": target_fn}
+    if method != "occlusion":
+        options["layer"] = layer
+    if steps is not None:
+        options["steps"] = steps
+    return options
+
+
+def check_explain_options(sign: str, aggregate: str, top_k: Optional[int], normalize: Optional[str]) -> None:
+    """Reduction options, checked before any model is loaded."""
+    from attribkit.reduce import check_reduction
+
+    check_reduction(sign=sign, aggregate=aggregate, top_k=top_k, normalize=normalize)
+
+
+def check_target(clf: Any, target: str | int) -> None:
+    """A class index or name must exist in the loaded model (pred, all and gold always do)."""
+    if target not in ("pred", "all", "gold"):
+        clf.label_index(target)
+
+
+def target_spec(target: str) -> str | int:
+    """``--target``: an integer class index, or a name (pred, all, gold, or a class name)."""
+    return int(target) if target.lstrip("-").isdigit() else target
+
+
+def read_rows(text: Optional[str], pair: Optional[str], input_file: Optional[Path], dataset: Optional[str], split: str,
+              text_column: Optional[str], pair_column: Optional[str], label_column: Optional[str],
+              limit: Optional[int]) -> list:
+    """Inputs from exactly one of --text, --input or --dataset, cut to --limit."""
+    from attribkit.inputs import InputRow, read_dataset, read_inputs
+
+    given = [name for name, value in (("--text", text), ("--input", input_file), ("--dataset", dataset)) if value is not None]
+    if len(given) != 1:
+        raise OptionError("give exactly one of --text, --input FILE or --dataset NAME" + (f" (got {', '.join(given)})" if given else ""))
+    if limit is not None and limit < 1:
+        raise OptionError(f"--limit must be a positive number; got {limit}")
+    if pair is not None and text is None:
+        raise OptionError("--pair goes with --text; in files use --pair-column")
+    if text is not None:
+        rows = [InputRow(text, pair)]
+    elif input_file is not None:
+        rows = read_inputs(input_file, text_column=text_column, pair_column=pair_column, label_column=label_column)
+    else:
+        rows = read_dataset(str(dataset), split, text_column=text_column, pair_column=pair_column, label_column=label_column)
+    return rows[:limit] if limit is not None else rows
+
+
+def gold_labels(rows: list, target: str | int) -> list | None:
+    """Gold labels of the rows when ``--target gold`` (every row must have one), else the labels if all rows have them."""
+    labels = [row.label for row in rows]
+    if target == "gold":
+        missing = [i for i, label in enumerate(labels) if label is None]
+        if missing:
+            raise InvalidInputError(f"--target gold needs a label on every input; input {missing[0] + 1} has none (use --label-column)")
+        return labels
+    return labels if all(label is not None for label in labels) else None
+
+
+def check_suffix(path: Optional[Path], suffixes: tuple[str, ...], flag: str) -> None:
+    """Refuse an output path with the wrong extension or in a missing folder, before any work."""
+    if path is None:
+        return
+    if path.suffix.lower() not in suffixes:
+        raise OptionError(f"{flag} {path}: use a {' or '.join(suffixes)} file")
+    if not path.parent.is_dir():
+        raise OptionError(f"{flag} {path}: folder {path.parent} does not exist")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
+    """A rich progress bar on stderr with count, rate and ETA; yields ``update(completed)``."""
+    if not enabled:
+        yield lambda completed: None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.2f} texts/s" if task.speed else "- texts/s")
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    console = Console(stderr=True)
+    # in a terminal the finished bar stays; in logs and pipes it leaves no half-drawn line behind
+    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda completed: bar.update(task, completed=completed)
