@@ -71,6 +71,7 @@ def distill(
     out: Path = typer.Option(..., "--out", help="Output folder for the student."),
     student_init: Optional[str] = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
     student_layers: Optional[str] = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
+    student_hidden: Optional[int] = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
     objective: str = typer.Option("adkd", "--objective", help="kd (vanilla logit KD) or adkd (KD + attribution loss)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
@@ -100,7 +101,7 @@ def distill(
     from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
     from attribkit_distill.objective import DistillationObjective, KDLoss, describe
     from attribkit_distill.presets import DISTILL_PRESETS, scaled_top_k
-    from attribkit_distill.students import student_from_layers
+    from attribkit_distill.students import narrow_student, student_from_layers
     from attribkit_distill.train import train
 
     if objective not in ("kd", "adkd"):
@@ -112,7 +113,11 @@ def distill(
     teacher_clf = ak.load_classifier(teacher, device=device)
     if teacher_clf.num_labels != spec.num_labels:
         raise ak.OptionError(f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
-    if student_layers is not None:
+    if student_hidden is not None and student_layers is None:
+        raise ak.OptionError("--student-hidden narrows a student made with --student-layers; give both")
+    if student_hidden is not None:
+        student = narrow_student(teacher_clf.model, _layers(student_layers), student_hidden)
+    elif student_layers is not None:
         student = student_from_layers(teacher_clf.model, _layers(student_layers))
     else:
         student = _load_for_task(student_init, spec, device).model
@@ -131,6 +136,7 @@ def distill(
     train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
     _prepare_out(out, teacher_clf.tokenizer, {
         "command": "distill", "teacher": teacher, "student_init": student_init, "student_layers": student_layers,
+        "student_hidden": student_hidden,
         "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
         "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
     teacher_cache = None

@@ -1,0 +1,86 @@
+"""Narrow students by weight selection, and `attribkit export` (half precision, minimal tokenizer files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import attribkit as ak
+from attribkit.cli import _load_plugins, app
+from attribkit_distill.students import narrow_student
+from tiny_glue import write_tiny_glue
+
+_load_plugins()
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("arch", ["bert", "roberta", "electra", "distilbert"])
+def test_full_width_selection_is_the_teacher(tiny, arch):
+    clf = tiny(arch, 2)
+    student = narrow_student(clf.model, [0, 1], 16).eval()
+    batch = clf.model_inputs(clf.encode(["the movie was good", "awful"]))
+    torch.testing.assert_close(student(**batch).logits, clf.model(**batch).logits, rtol=0, atol=1e-12)
+
+
+def test_narrow_student_keeps_the_selected_weights(tiny):
+    clf = tiny("bert", 2)  # hidden 16, 2 heads of 8, feed-forward 32
+    student = narrow_student(clf.model, [1], 8)
+    config = student.config
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size, config.num_hidden_layers) == (8, 1, 16, 1)
+    dims = torch.linspace(0, 15, 8).round().long()  # evenly spaced residual dims
+    teacher, kept = clf.model.state_dict(), student.state_dict()
+    torch.testing.assert_close(kept["bert.embeddings.word_embeddings.weight"], teacher["bert.embeddings.word_embeddings.weight"][:, dims])
+    # attention keeps whole head 0 (dims 0..7) of the teacher's layer 1, reading the selected residual dims
+    query = teacher["bert.encoder.layer.1.attention.self.query.weight"][:8][:, dims]
+    torch.testing.assert_close(kept["bert.encoder.layer.0.attention.self.query.weight"], query)
+    out = teacher["bert.encoder.layer.1.attention.output.dense.weight"][dims][:, :8]
+    torch.testing.assert_close(kept["bert.encoder.layer.0.attention.output.dense.weight"], out)
+    neurons = torch.linspace(0, 31, 16).round().long()
+    torch.testing.assert_close(kept["bert.encoder.layer.0.intermediate.dense.weight"],
+                               teacher["bert.encoder.layer.1.intermediate.dense.weight"][neurons][:, dims])
+    with pytest.raises(ak.OptionError, match="multiple of the teacher's head size 8"):
+        narrow_student(clf.model, [0], 12)
+
+
+def test_distill_narrow_student_then_export_half_precision(checkpoint_dir, tmp_path):
+    glue = write_tiny_glue(tmp_path / "glue")
+    out = tmp_path / "student"
+    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--task", "SST-2", "--data-dir",
+                                 str(glue), "--out", str(out), "--student-layers", "0", "--student-hidden", "8",
+                                 "--max-steps", "2", "--batch-size", "8", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["student_hidden"] == 8
+    card = tmp_path / "card.md"
+    card.write_text("# a card\n")
+    result = runner.invoke(app, ["export", "--model", str(out), "--out", str(tmp_path / "small"), "--card", str(card)])
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (tmp_path / "small").iterdir()}
+    # the tiny test vocabulary lists "a" and "i" twice, so vocab.txt cannot rebuild it: tokenizer.json is kept
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= files and "vocab.txt" not in files
+    full = ak.load_classifier(out, device="cpu")
+    small = ak.load_classifier(tmp_path / "small", device="cpu")
+    assert small.dtype == torch.float32  # half precision on disk, float32 on the CPU
+    assert small.tokenize("the movie was good").input_ids == full.tokenize("the movie was good").input_ids
+    halved = {k: v.half().float() for k, v in full.model.state_dict().items()}
+    torch.testing.assert_close(small.model.state_dict(), halved)
+    again = runner.invoke(app, ["export", "--model", str(out), "--out", str(tmp_path / "small")])
+    assert again.exit_code != 0 and "not empty" in str(again.exception)
+
+
+def test_wordpiece_tokenizer_is_slimmed_to_vocab_txt_when_identical(minilm_path, tmp_path):
+    from transformers import AutoTokenizer
+
+    from attribkit.commands.export import _slim_tokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    folder = tmp_path / "tok"
+    tokenizer.save_pretrained(folder)
+    _slim_tokenizer(tokenizer, folder)
+    assert (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").exists()
+    rebuilt = AutoTokenizer.from_pretrained(folder)
+    text = "A gripping, beautifully acted film -- naïve, unbelievably Ünïcödé [SEP] 42!"
+    assert rebuilt(text, "a pair")["input_ids"] == tokenizer(text, "a pair")["input_ids"]
+    assert rebuilt(text, return_offsets_mapping=True)["offset_mapping"] == tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
