@@ -1,4 +1,4 @@
-"""attribkit_distill: attribution-driven knowledge distillation (AD-KD) on top of attribkit.
+"""attribkit_distill: attribution-driven (AD-KD) and causal (interchange intervention) distillation on top of attribkit.
 
 It imports only attribkit's public API; attribkit never imports it. Names resolve lazily, so
 ``import attribkit_distill`` stays cheap.
@@ -20,6 +20,10 @@ _EXPORTS = {
     "AttributionDistillationTrainer": "attribkit_distill.trainer",
     "TeacherCache": "attribkit_distill.cache",
     "student_from_layers": "attribkit_distill.students",
+    "narrow_student": "attribkit_distill.students",
+    "InterchangeInterventionLoss": "attribkit_distill.iit",
+    "interchange": "attribkit_distill.iit",
+    "uniform_layer_map": "attribkit_distill.iit",
     "get_task": "attribkit_distill.tasks",
     "forward_with_maps": "attribkit_distill.maps",
     "ForwardMaps": "attribkit_distill.maps",
@@ -42,6 +46,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
+    from attribkit_distill.students import narrow_student
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
     from attribkit_distill.cache import TeacherCache

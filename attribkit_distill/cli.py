@@ -12,6 +12,7 @@ import typer
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
 # options shared by the commands
+OBJECTIVES = ("kd", "adkd", "iit", "adkd+iit")
 DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
 TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
@@ -72,12 +73,15 @@ def distill(
     student_init: Optional[str] = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
     student_layers: Optional[str] = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
     student_hidden: Optional[int] = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
-    objective: str = typer.Option("adkd", "--objective", help="kd (vanilla logit KD) or adkd (KD + attribution loss)."),
+    objective: str = typer.Option("adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
     beta: Optional[float] = typer.Option(None, "--beta", help="Attribution-loss weight (default: preset)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."),
     ig_steps: int = typer.Option(1, "--ig-steps", help="IG steps for the maps (1 = the paper's single step)."),
+    iit_weight: float = typer.Option(1.0, "--iit-weight", help="Weight gamma of the interchange intervention term."),
+    iit_span: float = typer.Option(0.3, "--iit-span", help="Share of the real tokens intervened on (IIT)."),
+    iit_temperature: float = typer.Option(2.0, "--iit-temperature", help="Temperature of the IIT KL term (times T^2)."),
     anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T linearly to 1 (default: preset)."),
     t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
@@ -104,8 +108,10 @@ def distill(
     from attribkit_distill.students import narrow_student, student_from_layers
     from attribkit_distill.train import train
 
-    if objective not in ("kd", "adkd"):
-        raise ak.OptionError(f"unknown --objective {objective!r}; choose kd or adkd")
+    if objective not in OBJECTIVES:
+        raise ak.OptionError(f"unknown --objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    if iit_weight < 0:
+        raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
     spec = _task(task)
@@ -124,11 +130,16 @@ def distill(
     check_shared_vocabulary(student, teacher_clf.model)
     hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
     k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
-    attribution = AttributionLoss(top_k=k, steps=ig_steps) if objective == "adkd" else None
+    attribution = AttributionLoss(top_k=k, steps=ig_steps) if objective.startswith("adkd") else None
+    extra = None
+    if objective.endswith("iit"):
+        from attribkit_distill.iit import InterchangeInterventionLoss
+
+        extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
     loss = DistillationObjective(
         alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
         kd=KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal)),
-        attribution=attribution,
+        attribution=attribution, extra=extra,
     )
     config = _config({"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
                      learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,

@@ -177,4 +177,5 @@ def describe(objective: DistillationObjective) -> dict[str, Any]:
     if objective.attribution is not None:
         info["attribution"] = objective.attribution.options()
     info.update({f"{name}_weight": w for name, w in objective.extra_weights.items()})
+    info.update({name: module.options() for name, module in objective.extra.items() if hasattr(module, "options")})
     return info

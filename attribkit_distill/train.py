@@ -167,7 +167,7 @@ def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], op
         terms = {"ce": loss.detach()}
     else:
         outputs = cache.outputs(batch) if cache is not None else None
-        result = objective(student, None if outputs is not None else teacher, batch, teacher_outputs=outputs, progress=progress)
+        result = objective(student, teacher, batch, teacher_outputs=outputs, progress=progress)  # cached outputs win
         loss, terms = result.total, result.terms
     if not torch.isfinite(loss):
         raise InvalidInputError(f"the loss became {loss.item()} at step {scheduler.last_epoch + 1}; lower the learning rate")

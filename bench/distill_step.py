@@ -1,10 +1,12 @@
-"""Cost of one distillation training step: vanilla KD vs AD-KD, on the fly and with the teacher cache.
+"""Cost of one distillation training step: vanilla KD vs AD-KD (and + interchange intervention), cached or not.
 
 Teacher: the packaged MiniLM (6 layers, hidden 384) with a classification head; student: its
 layers 0, 2, 4. Each step = loss, backward, gradient clipping and an AdamW update on a batch of
 SST-2 training sentences (max length 128), in train mode. Rows, timed in one run over the same
 batches: KD (teacher forward each step), KD with cached teacher logits, AD-KD (teacher forward
-and backward each step), AD-KD with cached teacher logits and maps. Also for a 3-class head.
+and backward each step), AD-KD with cached teacher logits and maps, and KD / AD-KD (cached) plus
+the interchange intervention term (one more teacher and student forward per step; the teacher
+must run live for it). Also for a 3-class head.
 
 Usage:
     python bench/distill_step.py [--batches 6] [--batch-size 32] [--repeats 3]
@@ -26,7 +28,7 @@ from typing import Any, Callable
 import torch
 
 import attribkit as ak
-from attribkit_distill import AttributionLoss, DistillationObjective, KDLoss
+from attribkit_distill import AttributionLoss, DistillationObjective, InterchangeInterventionLoss, KDLoss
 from attribkit_distill.cache import TeacherCache
 from attribkit_distill.data import encode_examples
 from attribkit_distill.students import student_from_layers
@@ -41,7 +43,7 @@ def make_step(student: torch.nn.Module, teacher: torch.nn.Module, objective: Dis
 
     def step(batch: dict) -> None:
         outputs = cache.outputs(batch) if cache is not None else None
-        loss = objective(student, None if cache else teacher, batch, teacher_outputs=outputs).total
+        loss = objective(student, teacher, batch, teacher_outputs=outputs).total  # cached outputs win when given
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         optimizer.step()
@@ -77,12 +79,17 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
     for batch in batches:
         batch["labels"] = batch["labels"] % num_labels
     attribution = AttributionLoss()
+    kd_cache = TeacherCache.build(args.tmp / f"kd{num_labels}.pt", teacher, data, None)
+    adkd_cache = TeacherCache.build(args.tmp / f"adkd{num_labels}.pt", teacher, data, attribution)
+    iit = {"iit": (1.0, InterchangeInterventionLoss())}
     configs = {
         "kd": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), None),
-        "kd_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), TeacherCache.build(args.tmp / f"kd{num_labels}.pt", teacher, data, None)),
+        "kd_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), kd_cache),
         "adkd": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution), None),
-        "adkd_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution),
-                        TeacherCache.build(args.tmp / f"adkd{num_labels}.pt", teacher, data, attribution)),
+        "adkd_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution), adkd_cache),
+        "kd_iit_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0), extra=iit), kd_cache),
+        "adkd_iit_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution, extra=iit),
+                            adkd_cache),
     }
     steps = {}
     for name, (objective, cache) in configs.items():
@@ -111,6 +118,8 @@ def main() -> None:
             "adkd_cached/kd": rows["adkd_cached"] / rows["kd"],
             "adkd/kd": rows["adkd"] / rows["kd"],
             "adkd_cached/kd_cached": rows["adkd_cached"] / rows["kd_cached"],
+            "kd_iit_cached/kd": rows["kd_iit_cached"] / rows["kd"],
+            "adkd_iit_cached/kd": rows["adkd_iit_cached"] / rows["kd"],
         }
         print(f"{labels} classes: " + "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in rows.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Run by ``torchrun --nproc_per_node 2`` from test_distill_trainer.py: a few AD-KD steps with gloo.
 
-Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR
+Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR [iit]  (iit: add the interchange intervention term)
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from attribkit_distill import AttributionDistillationTrainer, AttributionLoss, DistillationObjective, KDLoss
+from attribkit_distill import (AttributionDistillationTrainer, AttributionLoss, DistillationObjective,
+                               InterchangeInterventionLoss, KDLoss)
 
 
 def main() -> None:
@@ -26,7 +27,8 @@ def main() -> None:
     args = TrainingArguments(output_dir=out, per_device_train_batch_size=3, max_steps=3, learning_rate=1e-3,
                              use_cpu=True, ddp_backend="gloo", report_to=[], save_strategy="no", logging_steps=1,
                              disable_tqdm=True, seed=0)
-    objective = DistillationObjective(alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10))
+    extra = {"iit": (1.0, InterchangeInterventionLoss())} if sys.argv[4:] == ["iit"] else None
+    objective = DistillationObjective(alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10), extra=extra)
     trainer = AttributionDistillationTrainer(model=student, args=args, train_dataset=features, teacher=teacher,
                                              objective=objective, data_collator=DataCollatorWithPadding(tokenizer))
     trainer.train()

@@ -209,3 +209,22 @@ def test_command_line_errors_exit_2_with_one_line(checkpoint_dir, tmp_path):
                            "--task", "MNLI", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: ") and "needs 3" in proc.stderr
+
+
+@pytest.mark.parametrize(("task", "labels", "objective"), [("SST-2", 2, "iit"), ("STS-B", 1, "adkd+iit")])
+def test_distill_with_interchange_intervention(checkpoint_dir, glue, tmp_path, task, labels, objective):
+    out = tmp_path / "student"
+    invoke("distill", "--teacher", checkpoint_dir("bert", labels, layers=4), "--task", task, "--data-dir", glue, "--out", out,
+           "--student-layers", "0,2", "--objective", objective, "--iit-weight", 0.5, "--iit-span", 0.4,
+           "--max-steps", 4, "--batch-size", 8, "--no-progress")
+    run = json.loads((out / "run.json").read_text())
+    assert run["loss"]["iit_weight"] == 0.5 and run["loss"]["iit"]["span_fraction"] == 0.4
+    terms = set(log(out)[-1]["train"])
+    assert "iit" in terms and ("attr" in terms) == objective.startswith("adkd")
+    assert log(out)[-1]["train"]["iit"] >= 0
+
+
+def test_unknown_objective_lists_the_choices(checkpoint_dir, glue, tmp_path):
+    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--task", "SST-2", "--data-dir",
+                                 str(glue), "--out", str(tmp_path / "s"), "--student-layers", "0", "--objective", "causal"])
+    assert result.exit_code != 0 and "kd, adkd, iit, adkd+iit" in str(result.exception)

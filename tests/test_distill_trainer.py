@@ -13,11 +13,14 @@ import pytest
 pytest.importorskip("accelerate")
 
 
-def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_path):
+@pytest.mark.parametrize("objective", ["adkd", "adkd+iit"])
+def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_path, objective):
     worker = Path(__file__).with_name("ddp_worker.py")
+    iit = objective.endswith("iit")
+    student = checkpoint_dir("bert", 2, seed=1, layers=2 if iit else 1)  # IIT needs a layer below the last
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               str(worker), str(checkpoint_dir("bert", 2)), str(checkpoint_dir("bert", 2, seed=1, layers=1)), str(tmp_path)]
+               str(worker), str(checkpoint_dir("bert", 2)), str(student), str(tmp_path), *(["iit"] if iit else [])]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -26,3 +29,4 @@ def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_pa
     assert ranks[0]["params"] == pytest.approx(ranks[1]["params"], rel=1e-6, abs=1e-9)
     logs = ranks[0]["logs"]
     assert len(logs) == 3 and all(entry["attr"] > 0 and entry["kd"] > 0 and "ce" in entry for entry in logs)
+    assert all(("iit" in entry) == iit for entry in logs)
