@@ -99,7 +99,7 @@ def distill(
     resume: bool = RESUME,
     progress: bool = PROGRESS,
 ) -> None:
-    """Distil a teacher into a smaller student with vanilla KD or AD-KD (paper presets per task)."""
+    """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task)."""
     import attribkit as ak
     from attribkit_distill.cache import TeacherCache
     from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional
@@ -76,9 +75,7 @@ def compare(
                               "explained": c.teacher.views[0], "aligned_by": c.aligned_by, "units": list(c.units),
                               "teacher_scores": c.teacher_scores.tolist(), "student_scores": c.student_scores.tolist(),
                               "agreement": {n: clean(v) for n, v in c.agreement.items()}} for c in comparisons]}
-        tmp = json_out.with_name(json_out.name + ".partial")
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(json_out)
+        opt.write_json(data, json_out)
         typer.echo(f"wrote {json_out}")
 
 

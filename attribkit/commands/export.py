@@ -36,6 +36,8 @@ def export(
     _slim_tokenizer(clf.tokenizer, staging)
     if card is not None:
         shutil.copyfile(card, staging / "README.md")
+    for file in staging.iterdir():
+        file.chmod(0o644)  # readable by everyone once installed (safetensors writes 0600)
     if out.exists():
         out.rmdir()
     staging.replace(out)

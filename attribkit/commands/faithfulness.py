@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -72,9 +71,7 @@ def faithfulness(
     if json_out is not None:
         data = {"method": method, "options": records[0].options, "fractions": levels, "summary": summary,
                 "examples": [{"text": r.text, "pair": r.pair, **sc.to_dict()} for r, sc in zip(records, scores)]}
-        tmp = json_out.with_name(json_out.name + ".partial")
-        tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(json_out)
+        opt.write_json(data, json_out)
         typer.echo(f"wrote {json_out}")
 
 

@@ -116,6 +116,15 @@ def check_suffix(path: Optional[Path], suffixes: tuple[str, ...], flag: str) -> 
         raise OptionError(f"{flag} {path}: folder {path.parent} does not exist")
 
 
+def write_json(data: Any, path: Path) -> None:
+    """Write JSON atomically: the file appears only when complete."""
+    import json
+
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
     """A rich progress bar on stderr with count, rate and ETA; yields ``update(completed)``."""
