@@ -48,7 +48,7 @@ class Comparison:
 
     def differences(self) -> np.ndarray:
         """``[n_units]`` teacher minus student, each map scaled to max |score| = 1 first."""
-        return _unit_max(self.teacher_scores) - _unit_max(self.student_scores)
+        return scaled_to_max(self.teacher_scores) - scaled_to_max(self.student_scores)
 
     def most_different(self, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` units where the scaled maps differ most, as ``(unit, teacher - student)``."""
@@ -62,7 +62,8 @@ class Comparison:
         return render_comparison([self], full_page=False)
 
 
-def _unit_max(values: np.ndarray) -> np.ndarray:
+def scaled_to_max(values: np.ndarray) -> np.ndarray:
+    """A map divided by its largest |score| (unchanged when all zero). Shapes: ``[n]`` -> ``[n]``."""
     scale = float(np.abs(values).max()) if values.size else 0.0
     return values / scale if scale > 0 else values
 

@@ -53,14 +53,11 @@ def plot(record: Attribution, *, title: str | None = None) -> "go.Figure":
 
 def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "go.Figure":
     """Teacher and student maps on the aligned units, one row each (each row scaled to max |score| = 1)."""
-    z = np.stack([_unit_max(comparison.teacher_scores), _unit_max(comparison.student_scores)])
+    from attribkit.comparison import scaled_to_max
+
+    z = np.stack([scaled_to_max(comparison.teacher_scores), scaled_to_max(comparison.student_scores)])
     heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
     return _heatmap(z, ["teacher", "student"], comparison.units, heading)
-
-
-def _unit_max(values: np.ndarray) -> np.ndarray:
-    scale = float(np.abs(values).max()) if values.size else 0.0
-    return values / scale if scale > 0 else values
 
 
 def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> "go.Figure":
