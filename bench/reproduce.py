@@ -8,10 +8,16 @@ intervention (ablations on RTE, MRPC and STS-B only, for CPU time). Every run is
 JSON (``bench/results/reproduce/<task>/<row>/seed<N>.json``) is written as soon as it finishes,
 and a killed run continues from its last checkpoint (``--resume``) on the next call.
 
+With ``--config paper`` the same command runs the paper's full setting on GPUs instead: a
+BERT-base teacher (``bert-base-uncased`` fine-tuned), a 6-layer student (its layers 0, 2, 4, 6, 8,
+10), all eight GLUE tasks from the hub, max length 128, the reference code's presets, each run
+through ``accelerate launch bench/paper_run.py`` (the Hugging Face Trainer; all visible GPUs).
+
 Usage:
     python bench/reproduce.py plan                       # what will run, in order, and what is done
     python bench/reproduce.py run [--tasks rte,mrpc] [--rows kd,adkd] [--seeds 1,2,3] [--hours 2.5]
     python bench/reproduce.py report                     # table, figures, gap and case studies -> docs/results.md
+    python bench/reproduce.py run --config paper --seeds 1,2,3   # on a CUDA machine: the paper's table
 
 The settings per task (train subset, epochs, learning rates) are in :data:`TASKS`; the distillation
 weights come from the paper's presets (``attribkit_distill.presets``), K scaled to width 384.
@@ -90,6 +96,19 @@ PRIORITY = ["teacher", "student_ft", "kd", "adkd", "kd_iit", "adkd_iit", "adkd_n
             *[f"adkd_k{k}" for k in TOP_K_SWEEP]]
 
 
+PAPER_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
+PAPER_ROWS = ("teacher", "student_ft", "kd", "adkd", "kd_iit", "adkd_iit")
+CONFIG = {"name": "cpu"}
+
+
+def configure(name: str) -> None:
+    """Switch the study between this machine's CPU scale (``cpu``) and the paper's GPU scale (``paper``)."""
+    global RESULTS, RUNS
+    CONFIG["name"] = name
+    if name == "paper":
+        RESULTS, RUNS = ROOT / "bench" / "results" / "paper", ROOT / "runs" / "paper"
+
+
 @dataclass(frozen=True)
 class Run:
     task: str
@@ -118,13 +137,18 @@ def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
     for seed in seeds:
         for row in order:
             for task in tasks:
-                if task in row.tasks and not (row.name == "teacher" and seed == 1):
+                applies = task in row.tasks or (CONFIG["name"] == "paper" and row.name in PAPER_ROWS)
+                if applies and not (row.name == "teacher" and seed == 1):
                     runs.append(Run(task, row, seed))
     return runs
 
 
 def command(run: Run) -> list[str]:
-    """The attribkit command line of a run."""
+    """The attribkit command line of a run (or, for ``--config paper``, its ``accelerate launch`` line)."""
+    if CONFIG["name"] == "paper":
+        argv = ["accelerate", "launch", str(ROOT / "bench" / "paper_run.py"), "--task", run.task, "--row", run.row.name,
+                "--out", str(run.out), "--seed", str(run.seed)]
+        return argv + (["--base", "bert-base-uncased"] if run.row.name == "teacher" else ["--teacher", str(teacher_dir(run.task))])
     setting = TASKS[run.task]
     base = [sys.executable, "-m", "attribkit.cli", run.row.command, "--task", setting.directory, "--data-dir", str(GLUE),
             "--out", str(run.out), "--seed", str(run.seed), "--epochs", str(setting.epochs), "--batch-size",
@@ -140,7 +164,7 @@ def command(run: Run) -> list[str]:
 
 
 def _shared_cache(run: Run) -> Path | None:
-    if run.row.cache is None:
+    if run.row.cache is None or CONFIG["name"] == "paper":  # the Trainer runs the teacher live
         return None
     data = f"seed{run.seed}" if TASKS[run.task].train_limit else "all"
     return RUNS / run.task / "caches" / f"{run.row.cache}-{data}.pt"
@@ -178,6 +202,7 @@ def execute(run: Run, log) -> dict:
     tmp = run.result.with_name(run.result.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(run.result)
+    shutil.rmtree(out / "trainer", ignore_errors=True)  # the Trainer's own checkpoints (paper config)
     if not (run.row.keep_model and run.seed == 1):
         for name in ("model.safetensors", "teacher_cache.pt"):
             (out / name).unlink(missing_ok=True)  # the shared cache keeps its own link
@@ -187,15 +212,20 @@ def execute(run: Run, log) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["plan", "run", "report"])
-    parser.add_argument("--tasks", default=",".join(TASKS))
-    parser.add_argument("--rows", default=",".join(PRIORITY))
+    parser.add_argument("--config", choices=["cpu", "paper"], default="cpu")
+    parser.add_argument("--tasks", default=None)
+    parser.add_argument("--rows", default=None)
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
     args = parser.parse_args()
-    tasks, rows = args.tasks.split(","), args.rows.split(",")
-    unknown = [t for t in tasks if t not in TASKS] + [r for r in rows if r not in PRIORITY]
+    configure(args.config)
+    all_tasks = PAPER_TASKS if args.config == "paper" else tuple(TASKS)
+    all_rows = PAPER_ROWS if args.config == "paper" else tuple(PRIORITY)
+    tasks = args.tasks.split(",") if args.tasks else list(all_tasks)
+    rows = args.rows.split(",") if args.rows else list(all_rows)
+    unknown = [t for t in tasks if t not in all_tasks] + [r for r in rows if r not in all_rows]
     if unknown:
-        sys.exit(f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(TASKS)}; rows: {', '.join(PRIORITY)}")
+        sys.exit(f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(all_tasks)}; rows: {', '.join(all_rows)}")
     runs = plan(tasks, rows, [int(s) for s in args.seeds.split(",")])
     if args.action == "plan":
         for run in runs:
