@@ -168,6 +168,8 @@ def rows_from_table(
         if pair_key and (not isinstance(pair, str) or not pair.strip()):
             continue
         label = record.get(label_key) if label_key else None
+        if isinstance(label, bool):
+            label = int(label)  # JSON true/false: class 1/0
         if label_names is not None and isinstance(label, int) and 0 <= label < len(label_names):
             label = label_names[label]
         elif label is not None and not isinstance(label, (str, int)) or label == "" or (isinstance(label, int) and label < 0):
