@@ -169,7 +169,8 @@ def write_report() -> None:
     for task in TASKS:
         if (teacher_dir(task) / "model.safetensors").is_file():
             gaps = attribution_gap(task)
-            gap_lines.append(f"| {TASKS[task].directory} | {gaps.get('kd', float('nan')):.4f} | {gaps.get('adkd', float('nan')):.4f} |")
+            if gaps:
+                gap_lines.append(f"| {TASKS[task].directory} | " + " | ".join(f"{gaps[r]:.4f}" if r in gaps else "—" for r in ("kd", "adkd")) + " |")
     cost = ["| task | row | seconds per step (mean over seeds) |", "|---|---|---|"]
     for (task, row), records in sorted(results.items()):
         rates = [r["steps_per_second"] for r in records if r.get("steps_per_second")]
