@@ -74,3 +74,16 @@ def test_comparison_page_shows_both_models(records, tmp_path):
     assert comparison._repr_html_().startswith('<div class="ak-root">')
     path = ak.save_html(page, tmp_path / "c.html")
     assert path.read_text(encoding="utf-8") == page and not (tmp_path / "c.html.partial").exists()
+
+
+def test_scale_follows_the_options_not_the_data(records):
+    import dataclasses
+
+    positive = dataclasses.replace(records[0], scores=np.abs(records[0].scores))  # options still say sign=signed
+    page = ak.render_html(positive, views=[0])
+    assert "rgb(214,39,40)" in page and "rgb(165,0,38)" not in page  # diverging red at the max, not sequential
+    unsigned = dataclasses.replace(positive, options={**positive.options, "sign": "absolute"})
+    assert "rgb(165,0,38)" in ak.render_html(unsigned, views=[0])
+    comparison = ak.compare_records(positive, records[0])
+    page = ak.render_comparison([comparison], figure=False)
+    assert "each row scaled to its own max" in page and "rgb(165,0,38)" not in page

@@ -7,7 +7,7 @@ white = 0); unsigned maps a sequential one (white -> orange -> dark red). Colour
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 # end colours (RGB) of the scales; white is the zero point
 _POSITIVE = (214, 39, 40)
@@ -19,8 +19,15 @@ def _mix(low: tuple[int, int, int], high: tuple[int, int, int], t: float) -> tup
     return tuple(int(round(a + (b - a) * t)) for a, b in zip(low, high))  # type: ignore[return-value]
 
 
-def is_signed(scores: Sequence[float]) -> bool:
-    """True when any score is negative (the diverging scale is used)."""
+def is_signed(scores: Sequence[float], options: Mapping[str, Any] | None = None) -> bool:
+    """Whether a map is drawn on the diverging scale.
+
+    From the options that produced it when they say (``sign='absolute'`` or ``aggregate='l2'``
+    give unsigned maps, anything else signed ones, even if every score happens to be positive);
+    otherwise True when any score is negative.
+    """
+    if options is not None and "sign" in options:
+        return options.get("sign") != "absolute" and options.get("aggregate") != "l2"
     return any(float(s) < 0 for s in scores)
 
 

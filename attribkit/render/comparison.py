@@ -57,8 +57,8 @@ def _attr(value: float) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.6g}"
 
 
-def _row(label: str, units: Sequence[str], scores: np.ndarray) -> str:
-    signed, scale = is_signed(scores), scale_of(scores)
+def _row(label: str, units: Sequence[str], scores: np.ndarray, signed: bool) -> str:
+    scale = scale_of(scores)
     cells = "".join(
         f'<td><span class="ak-tok" data-index="{i}" data-score="{float(s):.6g}" title="{esc(u)}: {float(s):+.6g}" '
         f'style="background:{color(float(s), scale, signed=signed)};color:{text_color(float(s), scale, signed=signed)}">{esc(u)}</span></td>'
@@ -77,7 +77,10 @@ def example_html(comparison: "Comparison", index: int) -> str:
     score_text = " &middot; ".join(f"{esc(name)} {value:.3f}" for name, value in scores.items())
     text = esc(c.teacher.text) + (f" <b>||</b> {esc(c.teacher.pair)}" if c.teacher.pair is not None else "")
     diffs = ", ".join(f"<code>{esc(u)}</code> {d:+.2f}" for u, d in c.most_different(3))
-    scale_note = legend_html(scale_of(c.teacher_scores), signed=is_signed(c.teacher_scores))
+    signed = is_signed(c.teacher_scores, c.teacher.options) or is_signed(c.student_scores, c.student.options)
+    scale_note = legend_html(1.0, signed=signed).replace(
+        "</div>", f"<span>each row scaled to its own max |score| (teacher {scale_of(c.teacher_scores):.3g}, "
+                  f"student {scale_of(c.student_scores):.3g})</span></div>")
     return (
         f'<section class="ak-record ak-example" data-order="{index}" data-disagreement="{_attr(-disagreement)}" {data}>'
         f"<h2>example {index}</h2><div class=\"ak-meta\">{text}</div>"
@@ -85,7 +88,7 @@ def example_html(comparison: "Comparison", index: int) -> str:
         f'<div class="ak-meta">student {prediction_html(c.student)} &middot; {same}</div>'
         f'<div class="ak-meta">explaining <b>{esc(c.teacher.views[0])}</b> for both &middot; aligned by {esc(c.aligned_by)}'
         f" &middot; {score_text}</div>"
-        f'<table class="ak-grid">{_row("teacher", c.units, c.teacher_scores)}{_row("student", c.units, c.student_scores)}</table>'
+        f'<table class="ak-grid">{_row("teacher", c.units, c.teacher_scores, signed)}{_row("student", c.units, c.student_scores, signed)}</table>'
         f'{scale_note}<div class="ak-diff">differ most (teacher - student, each scaled to max 1): {diffs}</div></section>'
     )
 

@@ -25,10 +25,10 @@ def _colorscale(signed: bool) -> list[list]:
     return [[t, color(t, 1, signed=False)] for t in (0.0, 0.5, 1.0)]
 
 
-def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str) -> "go.Figure":
+def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str, signed: bool) -> "go.Figure":
     import plotly.graph_objects as go
 
-    signed, scale = is_signed(z.ravel()), scale_of(z.ravel()) or 1.0
+    scale = scale_of(z.ravel()) or 1.0
     # unique x positions keep repeated tokens apart; tick labels show the tokens themselves
     x = list(range(len(columns)))
     figure = go.Figure(go.Heatmap(
@@ -48,7 +48,8 @@ def plot(record: Attribution, *, title: str | None = None) -> "go.Figure":
         One row per ``record.views`` entry, one column per token.
     """
     heading = title or f"{record.method}: prediction {record.prediction}"
-    return _heatmap(np.asarray(record.scores, dtype=np.float64), record.views, token_labels(record), heading)
+    z = np.asarray(record.scores, dtype=np.float64)
+    return _heatmap(z, record.views, token_labels(record), heading, is_signed(z.ravel(), record.options))
 
 
 def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "go.Figure":
@@ -57,7 +58,8 @@ def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "g
 
     z = np.stack([scaled_to_max(comparison.teacher_scores), scaled_to_max(comparison.student_scores)])
     heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
-    return _heatmap(z, ["teacher", "student"], comparison.units, heading)
+    signed = is_signed(comparison.teacher_scores, comparison.teacher.options) or is_signed(comparison.student_scores, comparison.student.options)
+    return _heatmap(z, ["teacher", "student"], comparison.units, heading, signed)
 
 
 def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> "go.Figure":

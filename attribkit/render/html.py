@@ -57,7 +57,7 @@ def _gap_before(record: Attribution, index: int) -> bool:
 
 def tokens_html(record: Attribution, scores: Sequence[float], *, scale: float | None = None, signed: bool | None = None) -> str:
     """The coloured token spans of one map (one ``span.ak-tok`` per token)."""
-    signed = is_signed(scores) if signed is None else signed
+    signed = is_signed(scores, record.options) if signed is None else signed
     scale = scale_of(scores) if scale is None else scale
     parts = []
     labels = token_labels(record)
@@ -106,7 +106,7 @@ def record_html(record: Attribution, *, views: Iterable[int | str] | None = None
     for view in chosen:
         scores = [float(s) for s in record.view(view)]
         name = record.views[view] if isinstance(view, int) else view
-        signed, scale = is_signed(scores), scale_of(scores)
+        signed, scale = is_signed(scores, record.options), scale_of(scores)
         delta = ""
         if record.delta is not None:
             delta = f" &middot; completeness delta {float(record.delta[record.views.index(name)]):+.2e}"
