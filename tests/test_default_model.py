@@ -57,7 +57,9 @@ def test_card_accuracy_is_what_the_model_scores(default):
             predictions = default.logits(default.encode([r[0] for r in chunk])).argmax(dim=-1).tolist()
         correct += sum(int(p == int(r[1])) for p, r in zip(predictions, chunk))
     assert len(rows) == 872
-    assert 100 * correct / len(rows) == pytest.approx(card_accuracy(), abs=0.01)
+    # the card's figure to within 2 sentences of 872: float32 kernels differ across CPUs, so a
+    # prediction sitting on the decision boundary may flip on another machine
+    assert 100 * correct / len(rows) == pytest.approx(card_accuracy(), abs=0.25)
 
 
 def test_cli_without_model_uses_the_default(tmp_path):
