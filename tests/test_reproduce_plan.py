@@ -1,0 +1,52 @@
+"""The study script's plan and command lines stay valid as the CLI evolves (nothing is trained here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attribkit.cli import _load_plugins, app
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+_load_plugins()
+
+
+@pytest.fixture(scope="module")
+def reproduce():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("reproduce", BENCH / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.path.remove(str(BENCH))
+    del sys.modules["reproduce"]
+
+
+def flags_of(command: str) -> set[str]:
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    return {word.strip(",") for word in result.output.replace("/", " ").split() if word.startswith("--")}
+
+
+def test_plan_order_and_size(reproduce):
+    runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY), [1, 2, 3])
+    assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 129
+    assert [r.row.name for r in runs[:5]] == ["teacher"] * 5  # teachers first: every student needs one
+    first_seed2 = next(i for i, r in enumerate(runs) if r.seed == 2)
+    assert all(r.seed == 1 for r in runs[:first_seed2])  # a whole seed before the next
+    assert {r.task for r in runs if r.row.name == "adkd_no_ce"} == {"rte", "mrpc", "stsb"}
+    assert {r.task for r in runs if r.row.name.startswith("adkd_k")} == {"stsb"}
+
+
+def test_every_command_line_uses_existing_flags(reproduce):
+    known = {"finetune": flags_of("finetune"), "distill": flags_of("distill")}
+    for row in reproduce.ROWS:
+        run = reproduce.Run("stsb", row, 2)
+        argv = reproduce.command(run)
+        used = {a for a in argv if a.startswith("--")}
+        assert used <= known[row.command], (row.name, used - known[row.command])
+        assert argv[argv.index("--seed") + 1] == "2"
