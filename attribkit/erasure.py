@@ -88,15 +88,36 @@ def _subset(item: TokenizedText, keep: Sequence[int]) -> TokenizedText:
     )
 
 
-def _probabilities(clf: Classifier, items: Sequence[TokenizedText], target: int, batch_size: int) -> list[float]:
-    values: list[float] = []
-    for start in range(0, len(items), batch_size):
-        batch = clf.collate(items[start : start + batch_size])
+def _probabilities(clf: Classifier, items: Sequence[TokenizedText], targets: Sequence[int], batch_size: int) -> list[float]:
+    """p(target | item) for each item (the raw output for regression), in batches of similar length."""
+    values = [0.0] * len(items)
+    order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
         with torch.no_grad():
-            logits = clf.logits(batch).to(torch.float64)
-        scores = logits[:, 0] if clf.is_regression else torch.softmax(logits, dim=-1)[:, target]
-        values.extend(float(v) for v in scores.cpu())
+            logits = clf.logits(clf.collate([items[i] for i in chunk])).to(torch.float64)
+        scores = logits if clf.is_regression else torch.softmax(logits, dim=-1)
+        for row, i in enumerate(chunk):
+            values[i] = float(scores[row, targets[i]])
     return values
+
+
+def _variants(classifier: Classifier, record: Attribution, fractions: tuple[float, ...], number: int) -> list[TokenizedText]:
+    """The full input, then per fraction: without the top units, and with only them (specials kept)."""
+    item = classifier.tokenize(record.text if record.pair is None else (record.text, record.pair))
+    units = unit_positions(record, item)
+    scores = record.scores[0]
+    real = [i for i, positions in enumerate(units) if positions]
+    if not real:
+        raise InvalidInputError(f"record {number} has no scored tokens to delete: {record.text[:40]!r}")
+    ranked = sorted(real, key=lambda i: (-float(scores[i]), i))
+    specials = [p for p, s in enumerate(item.segments) if s < 0]
+    variants = [item]
+    for f in fractions:
+        top = {p for unit in ranked[: deletion_count(len(real), f)] for p in units[unit]}
+        variants.append(_subset(item, [p for p in range(len(item.input_ids)) if p not in top]))
+        variants.append(_subset(item, sorted(set(specials) | top)))
+    return variants
 
 
 def faithfulness(
@@ -125,28 +146,23 @@ def faithfulness(
     for f in fractions:
         deletion_count(1, f)  # validates the range
     results: list[FaithfulnessScores] = []
-    for done, record in enumerate(records, start=1):
-        item = classifier.tokenize(record.text if record.pair is None else (record.text, record.pair))
-        units = unit_positions(record, item)
-        scores = record.scores[0]
-        real = [i for i, positions in enumerate(units) if positions]
-        if not real:
-            raise InvalidInputError(f"record {done} has no scored tokens to delete: {record.text[:40]!r}")
-        ranked = sorted(real, key=lambda i: (-float(scores[i]), i))
-        target = 0 if classifier.is_regression else classifier.label_index(record.views[0])
-        specials = [p for p, s in enumerate(item.segments) if s < 0]
-        variants = [item]
-        for f in fractions:
-            top = {p for unit in ranked[: deletion_count(len(real), f)] for p in units[unit]}
-            variants.append(_subset(item, [p for p in range(len(item.input_ids)) if p not in top]))
-            variants.append(_subset(item, sorted(set(specials) | top)))
-        probs = _probabilities(classifier, variants, target, batch_size)
-        full = probs[0]
-        results.append(FaithfulnessScores(
-            view=record.views[0], probability=full, fractions=fractions,
-            comprehensiveness=tuple(comprehensiveness(full, p) for p in probs[1::2]),
-            sufficiency=tuple(sufficiency(full, p) for p in probs[2::2]),
-        ))
+    per_record = 1 + 2 * len(fractions)
+    group = max(1, batch_size // per_record)  # records whose variants share forward passes
+    for first in range(0, len(records), group):
+        chunk = records[first : first + group]
+        variants, targets = [], []
+        for number, record in enumerate(chunk, start=first + 1):
+            variants += _variants(classifier, record, fractions, number)
+            targets += [0 if classifier.is_regression else classifier.label_index(record.views[0])] * per_record
+        probs = _probabilities(classifier, variants, targets, batch_size)
+        for k, record in enumerate(chunk):
+            mine = probs[k * per_record : (k + 1) * per_record]
+            full = mine[0]
+            results.append(FaithfulnessScores(
+                view=record.views[0], probability=full, fractions=fractions,
+                comprehensiveness=tuple(comprehensiveness(full, p) for p in mine[1::2]),
+                sufficiency=tuple(sufficiency(full, p) for p in mine[2::2]),
+            ))
         if progress is not None:
-            progress(done)
+            progress(len(results))
     return results

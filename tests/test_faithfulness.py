@@ -81,3 +81,15 @@ def test_bad_fractions(tiny):
         ak.faithfulness(clf, [record], fractions=(0.0,))
     with pytest.raises(ak.InvalidInputError):
         ak.faithfulness(clf, [record], fractions=())
+
+
+def test_records_batched_together_score_as_alone(tiny):
+    clf = tiny("bert", 2)
+    texts = ["the movie was very good", "awful", "i love this film and the story", "boring plot"]
+    records = ak.explain(clf, texts, method="gradient_x_input")
+    together = ak.faithfulness(clf, records, fractions=(0.3, 0.6), batch_size=12)  # 5 variants per record: 2 per batch
+    for record, joint in zip(records, together):
+        [alone] = ak.faithfulness(clf, [record], fractions=(0.3, 0.6), batch_size=1)
+        np.testing.assert_allclose(joint.comprehensiveness, alone.comprehensiveness, atol=1e-10)
+        np.testing.assert_allclose(joint.sufficiency, alone.sufficiency, atol=1e-10)
+        assert joint.probability == pytest.approx(alone.probability, abs=1e-10)
