@@ -48,7 +48,8 @@ class TaskSetting:
 
     directory: str
     train_limit: int | None = None  # seeded subset of the training set (None: all of it)
-    epochs: float = 3.0
+    epochs: float = 3.0  # teacher epochs
+    student_epochs: float = 3.0
     teacher_lr: float = 5e-5
     student_lr: float = 1e-4
     batch_size: int = 32
@@ -151,7 +152,8 @@ def command(run: Run) -> list[str]:
         return argv + (["--base", "bert-base-uncased"] if run.row.name == "teacher" else ["--teacher", str(teacher_dir(run.task))])
     setting = TASKS[run.task]
     base = [sys.executable, "-m", "attribkit.cli", run.row.command, "--task", setting.directory, "--data-dir", str(GLUE),
-            "--out", str(run.out), "--seed", str(run.seed), "--epochs", str(setting.epochs), "--batch-size",
+            "--out", str(run.out), "--seed", str(run.seed), "--epochs",
+            str(setting.epochs if run.row.command == "finetune" else setting.student_epochs), "--batch-size",
             str(setting.batch_size), "--save-every", "50", "--no-progress"]
     if setting.train_limit:
         base += ["--train-limit", str(setting.train_limit)]
