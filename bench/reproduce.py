@@ -130,17 +130,22 @@ def teacher_dir(task: str) -> Path:
     return RUNS / task / "teacher-seed1"
 
 
+CORE = ("teacher", "student_ft", "kd", "adkd")
+
+
 def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
-    """Runs in priority order: seed 1 of every row before seed 2, the core rows first."""
+    """Runs in priority order: task by task the teacher and the core rows of seed 1 (a first comparison per
+    task as early as possible), then the other rows of seed 1, then each further seed row by row."""
     by_name = {r.name: r for r in ROWS}
     order = [by_name[n] for n in PRIORITY if n in rows]
-    runs = [Run(t, by_name["teacher"], 1) for t in tasks if "teacher" in rows]
-    for seed in seeds:
-        for row in order:
-            for task in tasks:
-                applies = task in row.tasks or (CONFIG["name"] == "paper" and row.name in PAPER_ROWS)
-                if applies and not (row.name == "teacher" and seed == 1):
-                    runs.append(Run(task, row, seed))
+
+    def applies(task: str, row: Row) -> bool:
+        return task in row.tasks or (CONFIG["name"] == "paper" and row.name in PAPER_ROWS)
+
+    runs = [Run(t, row, seeds[0]) for t in tasks for row in order if row.name in CORE and applies(t, row)]
+    runs += [Run(t, row, seeds[0]) for row in order if row.name not in CORE for t in tasks if applies(t, row)]
+    for seed in seeds[1:]:
+        runs += [Run(t, row, seed) for row in order for t in tasks if applies(t, row)]
     return runs
 
 

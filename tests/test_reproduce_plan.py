@@ -35,7 +35,9 @@ def flags_of(command: str) -> set[str]:
 def test_plan_order_and_size(reproduce):
     runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY), [1, 2, 3])
     assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 129
-    assert [r.row.name for r in runs[:5]] == ["teacher"] * 5  # teachers first: every student needs one
+    # task by task: the teacher, then the core rows of seed 1 (students need their task's teacher)
+    assert [(r.task, r.row.name) for r in runs[:5]] == [("rte", "teacher"), ("rte", "student_ft"), ("rte", "kd"),
+                                                         ("rte", "adkd"), ("mrpc", "teacher")]
     first_seed2 = next(i for i, r in enumerate(runs) if r.seed == 2)
     assert all(r.seed == 1 for r in runs[:first_seed2])  # a whole seed before the next
     assert {r.task for r in runs if r.row.name == "adkd_no_ce"} == {"rte", "mrpc", "stsb"}
