@@ -78,9 +78,8 @@ def example_html(comparison: "Comparison", index: int) -> str:
     text = esc(c.teacher.text) + (f" <b>||</b> {esc(c.teacher.pair)}" if c.teacher.pair is not None else "")
     diffs = ", ".join(f"<code>{esc(u)}</code> {d:+.2f}" for u, d in c.most_different(3))
     signed = is_signed(c.teacher_scores, c.teacher.options) or is_signed(c.student_scores, c.student.options)
-    scale_note = legend_html(1.0, signed=signed).replace(
-        "</div>", f"<span>each row scaled to its own max |score| (teacher {scale_of(c.teacher_scores):.3g}, "
-                  f"student {scale_of(c.student_scores):.3g})</span></div>")
+    scale_note = legend_html(1.0, signed=signed, note=f"each row scaled to its own max |score| (teacher "
+                             f"{scale_of(c.teacher_scores):.3g}, student {scale_of(c.student_scores):.3g})")
     return (
         f'<section class="ak-record ak-example" data-order="{index}" data-disagreement="{_attr(-disagreement)}" {data}>'
         f"<h2>example {index}</h2><div class=\"ak-meta\">{text}</div>"

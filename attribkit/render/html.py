@@ -75,12 +75,12 @@ def tokens_html(record: Attribution, scores: Sequence[float], *, scale: float | 
     return "".join(parts)
 
 
-def legend_html(scale: float, *, signed: bool) -> str:
-    """Colour bar with its end values."""
+def legend_html(scale: float, *, signed: bool, note: str = "") -> str:
+    """Colour bar with its end values, and an optional note after it (escaped)."""
     low = f"-{scale:.3g} opposes" if signed else "0"
     high = f"+{scale:.3g} supports" if signed else f"{scale:.3g}"
     return (f'<div class="ak-legend"><span>{esc(low)}</span><span class="ak-bar" style="background:{gradient_css(signed=signed)}">'
-            f'</span><span>{esc(high)}</span></div>')
+            f'</span><span>{esc(high)}</span>' + (f"<span>{esc(note)}</span>" if note else "") + "</div>")
 
 
 def _top_html(record: Attribution, scores: Sequence[float], top: int) -> str:
