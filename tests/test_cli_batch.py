@@ -150,6 +150,7 @@ BAD = [
     (["explain", "--model", "{d}", "--text", "hi"], "config.json"),
     (["explain", "--dataset", "{d}/nothing-here", "--out", "{d}/o.jsonl"], "cannot load dataset"),
     (["compare", "--teacher", "{m}", "--student", "{m}", "--input", "{d}/in.txt", "--html", "{d}/r.pdf"], "--html"),
+    (["compare", "--teacher", "{m}", "--student", "{m}", "--input", "{d}/in.txt", "--plotly-js", "local"], "--plotly-js"),
     (["faithfulness", "--input", "{d}/in.txt", "--fractions", "0,2"], "(0, 1]"),
     (["explain", "--text", "hi", "--html", "{d}/no/such/dir/x.html"], "does not exist"),
 ]

@@ -87,3 +87,14 @@ def test_scale_follows_the_options_not_the_data(records):
     comparison = ak.compare_records(positive, records[0])
     page = ak.render_comparison([comparison], figure=False)
     assert "each row scaled to its own max" in page and "rgb(165,0,38)" not in page
+
+
+def test_comparison_figure_loads_plotly_from_where_it_is_told(records):
+    comparison = ak.compare_records(records[0], records[0])
+    inline = ak.render_comparison([comparison])
+    shared = ak.render_comparison([comparison], plotly_js="plotly.min.js")
+    assert len(inline) > 3_000_000 and 'src="plotly.min.js"' not in inline  # the bundle itself
+    assert len(shared) < 100_000 and 'src="plotly.min.js"' in shared
+    assert 'src="https://cdn.plot.ly/' in ak.render_comparison([comparison], plotly_js="cdn")
+    with pytest.raises(ak.OptionError, match="--plotly-js"):
+        ak.render_comparison([comparison], plotly_js="nearby")

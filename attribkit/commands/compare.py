@@ -30,7 +30,9 @@ def compare(
     k: int = typer.Option(5, "--k", help="k of the top-k overlap score."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write the case-study report here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example scores and the summary as JSON."),
-    figure: bool = typer.Option(True, "--figure/--no-figure", help="Embed the agreement histogram (plotly.js inline)."),
+    figure: bool = typer.Option(True, "--figure/--no-figure", help="Embed the agreement histogram."),
+    plotly_js: str = typer.Option("inline", "--plotly-js", help="The figure's plotly.js: inline (offline, ~4.8 MB), cdn, or "
+                                  "the path of a .js file relative to the page (several reports sharing one copy)."),
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
     limit: Optional[int] = opt.LIMIT,
@@ -42,12 +44,14 @@ def compare(
     from rich.table import Table
 
     from attribkit.metrics import summarize
+    from attribkit.render.comparison import plotly_js_mode
 
     rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
     labels = opt.gold_labels(rows, "pred")
     options = opt.method_options(method, steps, target_fn, layer)
     opt.check_suffix(html_out, (".html", ".htm"), "--html")
     opt.check_suffix(json_out, (".json",), "--json")
+    plotly_js_mode(plotly_js)
     if k < 1:
         raise ak.OptionError(f"--k must be a positive number; got {k}")
     teacher_clf = ak.load_classifier(teacher, device=device)
@@ -65,7 +69,7 @@ def compare(
         table.add_row(name, f"{stats['mean']:.3f}", f"{stats['std']:.3f}", str(stats["n"]))
     Console().print(table)
     if html_out is not None:
-        ak.save_html(ak.render_comparison(comparisons, figure=figure), html_out)
+        ak.save_html(ak.render_comparison(comparisons, figure=figure, plotly_js=plotly_js), html_out)
         typer.echo(f"wrote {html_out}")
     if json_out is not None:
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731

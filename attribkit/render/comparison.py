@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from attribkit.errors import OptionError
 from attribkit.metrics import summarize
 from attribkit.render.colors import color, is_signed, scale_of, text_color
 from attribkit.render.html import esc, legend_html, options_footer, page, prediction_html
@@ -105,19 +106,36 @@ def summary_html(comparisons: Sequence["Comparison"]) -> str:
     return f'<table class="ak-table ak-summary">{"".join(rows)}</table>'
 
 
+def plotly_js_mode(plotly_js: str) -> bool | str:
+    """``include_plotlyjs`` for plotly from our option: ``inline`` (the bundle in the page), ``cdn``, or the path/URL
+    of a ``.js`` file the page loads (e.g. one ``plotly.min.js`` shared by several reports).
+
+    Raises:
+        OptionError: anything else.
+    """
+    if plotly_js == "inline":
+        return True
+    if plotly_js == "cdn" or plotly_js.endswith(".js"):
+        return plotly_js
+    raise OptionError(f"--plotly-js must be inline, cdn or the path of a .js file; got {plotly_js!r}")
+
+
 def render_comparison(comparisons: Sequence["Comparison"], *, title: str = "teacher vs student", full_page: bool = True,
-                      figure: bool = True) -> str:
+                      figure: bool = True, plotly_js: str = "inline") -> str:
     """The case-study report for a list of comparisons (see :func:`attribkit.compare`).
 
     Args:
         comparisons: From :func:`attribkit.compare` or :func:`attribkit.compare_records`.
         title: Page title.
         full_page: A complete document, or a fragment for notebooks.
-        figure: Embed the plotly histogram of agreement (adds plotly.js inline, ~4 MB).
+        figure: Embed the plotly histogram of agreement.
+        plotly_js: Where the figure's plotly.js comes from: ``inline`` (~4.8 MB in the page, works offline),
+            ``cdn``, or the path/URL of a ``.js`` file, relative to the page (reports sharing one copy).
 
     Returns:
-        Standalone HTML (no external resources).
+        HTML; standalone (no external resources) unless ``plotly_js`` points elsewhere.
     """
+    include = plotly_js_mode(plotly_js)
     items = list(comparisons)
     keys = list(items[0].agreement) if items and items[0].agreement else []
     options = "".join(f'<option value="{k.replace("_", "")}">{esc(k)} (lowest first)</option>' for k in keys)
@@ -127,8 +145,9 @@ def render_comparison(comparisons: Sequence["Comparison"], *, title: str = "teac
     if figure and items:
         from attribkit.render.figures import agreement_histogram
 
+
         fig = agreement_histogram({k: [c.agreement.get(k, math.nan) for c in items] for k in keys})
-        plot = f'<div class="ak-figure">{fig.to_html(include_plotlyjs=True, full_html=False)}</div>'
+        plot = f'<div class="ak-figure">{fig.to_html(include_plotlyjs=include, full_html=False)}</div>'
     body = "".join(example_html(c, i) for i, c in enumerate(items))
     records = [r for c in items for r in (c.teacher, c.student)]
     content = (f"<h1>{esc(title)}</h1>{summary_html(items)}{plot}{controls}<div id=\"ak-examples\">{body}</div>"
