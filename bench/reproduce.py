@@ -177,6 +177,11 @@ def _shared_cache(run: Run) -> Path | None:
     return RUNS / run.task / "caches" / f"{run.row.cache}-{data}.pt"
 
 
+def threads() -> int:
+    """CPU threads a run's torch uses (``OMP_NUM_THREADS``, else one per core): two runs side by side use one each."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
 def execute(run: Run, log) -> dict:
     """Run (or resume) one command and write its result JSON; returns the result."""
     out = run.out
@@ -203,7 +208,7 @@ def execute(run: Run, log) -> dict:
     settings = json.loads((out / "run.json").read_text())
     record = {"task": run.task, "row": run.row.name, "label": run.row.label, "seed": run.seed, "best": results["best"],
               "best_step": results["best_step"], "steps": results["step"], "seconds": results["seconds"],
-              "steps_per_second": results.get("steps_per_second"), "settings": settings,
+              "steps_per_second": results.get("steps_per_second"), "threads": threads(), "settings": settings,
               "command": " ".join(command(run)[2:])}
     run.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = run.result.with_name(run.result.name + ".partial")

@@ -40,11 +40,17 @@ def main_metric(task: str) -> str:
     return f"dev/{spec.main}"
 
 
+def spread(values: list[float]) -> float:
+    """Sample standard deviation (n - 1); 0 for a single value (drawn without error bar)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def cell(values: list[float]) -> str:
     if not values:
         return "—"
-    std = statistics.pstdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {std:.1f} ({len(values)})"
+    if len(values) == 1:
+        return f"{values[0]:.1f} (1)"
+    return f"{statistics.mean(values):.1f} ± {spread(values):.1f} ({len(values)})"
 
 
 def table(results: dict) -> str:
@@ -77,7 +83,7 @@ def figures(results: dict) -> list[str]:
         for task in TASKS:
             values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
             means.append(statistics.mean(values) if values else None)
-            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+            stds.append(spread(values))
         bars.add_trace(go.Bar(name=label, x=[TASKS[t].directory for t in TASKS], y=means, error_y={"type": "data", "array": stds}))
     bars.update_layout(barmode="group", title="Students per task (mean and std over seeds; each task's main metric)", height=420)
     bars.write_html(FIGURES / "results-bars.html", include_plotlyjs="directory")
@@ -88,7 +94,7 @@ def figures(results: dict) -> list[str]:
         if values:
             ks.append(k)
             means.append(statistics.mean(values))
-            stds.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+            stds.append(spread(values))
     sweep.add_trace(go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD"))
     sweep.update_layout(title="STS-B: AD-KD with the teacher's top-K dimensions (K = 384: all)", xaxis_title="K",
                         yaxis_title="Spearman x 100", height=380)
@@ -125,41 +131,81 @@ def attribution_gap(task: str) -> dict[str, float]:
     return gaps
 
 
-def case_study(task: str = "sst2", n: int = 10) -> list[str]:
-    """Compare reports (teacher vs KD, teacher vs AD-KD) on dev examples where the two students disagree."""
+CASE_TASKS = ("sst2", "cola", "mrpc", "rte")  # classification tasks, in order of preference for the case study
+
+
+def students_ready(task: str) -> bool:
+    return all((RUNS / task / f"{row}-seed1" / "model.safetensors").is_file() for row in ("kd", "adkd"))
+
+
+def case_study(n: int = 10) -> list[str]:
+    """Compare reports (teacher vs KD, teacher vs AD-KD) on dev examples where the two students disagree.
+
+    Uses SST-2 when its seed-1 KD and AD-KD students exist, else the first classification task that has both.
+    """
     import torch
 
     import attribkit as ak
-    from attribkit_distill.tasks import get_task, load_examples
+    from attribkit_distill.tasks import get_task, load_examples, split_names
 
+    task = next((t for t in CASE_TASKS if students_ready(t)), None)
+    if task is None:
+        return ["(no classification task has its seed-1 KD and AD-KD students yet)"]
     kd_dir, adkd_dir = RUNS / task / "kd-seed1", RUNS / task / "adkd-seed1"
-    if not ((kd_dir / "model.safetensors").is_file() and (adkd_dir / "model.safetensors").is_file()):
-        return ["(the KD and AD-KD students of seed 1 are not trained yet)"]
     spec = get_task(TASKS[task].directory)
-    examples = load_examples(spec, "dev", data_dir=GLUE)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
     kd, adkd = ak.load_classifier(kd_dir, device="cpu"), ak.load_classifier(adkd_dir, device="cpu")
     chosen = []
-    for example in examples:
+    for start in range(0, len(examples), 64):
+        part = examples[start:start + 64]
+        texts = [e.text if e.pair is None else (e.text, e.pair) for e in part]
         with torch.no_grad():
-            a = int(kd.logits(kd.encode([example.text])).argmax())
-            b = int(adkd.logits(adkd.encode([example.text])).argmax())
-        if a != b:
-            chosen.append(example)
-        if len(chosen) == n:
+            a = kd.logits(kd.encode(texts, max_length=128)).argmax(-1)
+            b = adkd.logits(adkd.encode(texts, max_length=128)).argmax(-1)
+        chosen += [e for e, x, y in zip(part, a.tolist(), b.tolist()) if x != y]
+        if len(chosen) >= n:
             break
+    chosen = chosen[:n]
+    pair = any(e.pair is not None for e in chosen)
     inputs = FIGURES / f"case-{task}.tsv"
-    inputs.write_text("sentence\tlabel\n" + "".join(f"{e.text}\t{spec.labels[int(e.label)]}\n" for e in chosen))
-    lines = [f"{len(chosen)} {spec.directory} dev sentences on which the seed-1 KD and AD-KD students disagree "
-             f"(`{inputs.relative_to(ROOT)}`), explained with `fast_ig` (20 steps) for the gold class:", ""]
+    header = "sentence1\tsentence2\tlabel\n" if pair else "sentence\tlabel\n"
+    inputs.write_text(header + "".join(
+        f"{e.text}\t{e.pair}\t{spec.labels[int(e.label)]}\n" if pair else f"{e.text}\t{spec.labels[int(e.label)]}\n"
+        for e in chosen))
+    lines = [f"{len(chosen)} {spec.directory} dev examples on which the seed-1 KD and AD-KD students disagree "
+             f"(the first {n} in dev order; `{inputs.relative_to(ROOT)}`), explained with `fast_ig` (20 steps) for the "
+             "gold class, teacher and student side by side:", ""]
     for row, folder in (("kd", kd_dir), ("adkd", adkd_dir)):
         report = FIGURES / f"case-{task}-{row}.html"
         subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
-                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report),
+                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report), "--plotly-js", "plotly.min.js",
                         "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
         summary = json.loads(report.with_suffix(".json").read_text())
         right = sum(e["student"] == e["gold"] for e in summary["examples"])
-        lines.append(f"- [teacher vs {row.upper()} student](figures/{report.name}): student right on {right}/{len(chosen)}, "
-                     f"mean Spearman with the teacher {summary['summary']['spearman']['mean']:.3f}")
+        lines.append(f"- [teacher vs {'AD-KD' if row == 'adkd' else 'KD'} student](figures/{report.name}): student "
+                     f"right on {right}/{len(chosen)}, mean Spearman with the teacher "
+                     f"{summary['summary']['spearman']['mean']:.3f}")
+    return lines
+
+
+def cost_table(results: dict) -> list[str]:
+    """Seconds per training step per task, row and CPU thread count, and the ratio to KD at the same setting."""
+    rates: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for (task, row), records in results.items():
+        for record in records:
+            if record.get("steps_per_second"):
+                key = (task, record.get("threads", 2))  # runs before the field existed used both cores
+                rates.setdefault(key, {}).setdefault(row, []).append(1 / record["steps_per_second"])
+    lines = ["| task | CPU threads | row | seconds per step (mean over seeds) | x KD |", "|---|---|---|---|---|"]
+    for (task, count), rows in sorted(rates.items()):
+        kd = statistics.mean(rows["kd"]) if "kd" in rows else None
+        for row in TABLE_ROWS:
+            if row in rows:
+                seconds = statistics.mean(rows[row])
+                ratio = f"{seconds / kd:.2f}" if kd else "—"
+                lines.append(f"| {TASKS[task].directory} | {count} | {row} | {seconds:.2f} | {ratio} |")
+    lines += ["", "Seconds per step include the periodic dev evaluation. Runs marked 1 thread ran two at a time, one "
+              "per core. The controlled per-step comparison is `bench/distill_step.py` ([benchmarks](benchmarks.md))."]
     return lines
 
 
@@ -171,14 +217,10 @@ def write_report() -> None:
             gaps = attribution_gap(task)
             if gaps:
                 gap_lines.append(f"| {TASKS[task].directory} | " + " | ".join(f"{gaps[r]:.4f}" if r in gaps else "—" for r in ("kd", "adkd")) + " |")
-    cost = ["| task | row | seconds per step (mean over seeds) |", "|---|---|---|"]
-    for (task, row), records in sorted(results.items()):
-        rates = [r["steps_per_second"] for r in records if r.get("steps_per_second")]
-        if rates:
-            cost.append(f"| {TASKS[task].directory} | {row} | {1 / statistics.mean(rates):.2f} |")
+    cost = cost_table(results)
     body = "\n".join([
         BEGIN, "", "## Results", "", table(results), "",
-        "Mean ± population std over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
+        "Mean ± sample standard deviation over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
         "", *figures(results), "", "## Attribution gap on dev (teacher vs student, the AD-KD loss)", "", *gap_lines, "",
         "## Case study", "", *case_study(), "", "## Cost per training step (this 2-core CPU)", "", *cost, "", END])
     text = DOC.read_text() if DOC.is_file() else f"# Reproduction study\n\n{BEGIN}\n{END}\n"
