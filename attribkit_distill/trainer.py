@@ -24,7 +24,8 @@ class AttributionDistillationTrainer(Trainer):
     Args:
         teacher: The frozen teacher (moved to the training device, eval mode, no gradients).
         objective: ``alpha*KD + (1-alpha)*CE + beta*L_attr`` (+ extra terms).
-        *args, **kwargs: As for ``transformers.Trainer`` (``model`` is the student).
+        *args: As for ``transformers.Trainer`` (``model`` is the student).
+        **kwargs: As for ``transformers.Trainer``.
 
     The mean of every objective term over the logging interval is logged next to ``loss``
     (``kd``, ``ce``, ``attr`` ...).
