@@ -52,3 +52,19 @@ def test_every_command_line_uses_existing_flags(reproduce):
         used = {a for a in argv if a.startswith("--")}
         assert used <= known[row.command], (row.name, used - known[row.command])
         assert argv[argv.index("--seed") + 1] == "2"
+
+
+def test_report_cells_and_cost_ratios(reproduce):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import reproduce_report as report
+    finally:
+        sys.path.remove(str(BENCH))
+    assert report.cell([]) == "—" and report.cell([55.55]) == "55.5 (1)"  # one seed: no error bar
+    assert report.cell([1.0, 2.0, 3.0]) == "2.0 ± 1.0 (3)"  # sample std (n - 1)
+    results = {("mrpc", "kd"): [{"steps_per_second": 1.0, "threads": 1}, {"steps_per_second": 0.5, "threads": 2}],
+               ("mrpc", "adkd"): [{"steps_per_second": 0.25, "threads": 1}],
+               ("mrpc", "kd_iit"): [{"steps_per_second": 0.2}]}  # no field: an older run on both cores
+    lines = report.cost_table(results)
+    assert "| MRPC | 1 | adkd | 4.00 | 4.00 |" in lines  # 4 s/step vs KD's 1 s at the same setting
+    assert "| MRPC | 2 | kd_iit | 5.00 | 2.50 |" in lines  # vs KD's 2 s on 2 threads, never across settings
