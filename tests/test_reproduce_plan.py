@@ -34,14 +34,16 @@ def flags_of(command: str) -> set[str]:
 
 def test_plan_order_and_size(reproduce):
     runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY), [1, 2, 3])
-    assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 129
+    assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 150
     # task by task: the teacher, then the core rows of seed 1 (students need their task's teacher)
     assert [(r.task, r.row.name) for r in runs[:5]] == [("rte", "teacher"), ("rte", "student_ft"), ("rte", "kd"),
                                                          ("rte", "adkd"), ("mrpc", "teacher")]
     first_seed2 = next(i for i, r in enumerate(runs) if r.seed == 2)
     assert all(r.seed == 1 for r in runs[:first_seed2])  # a whole seed before the next
     assert {r.task for r in runs if r.row.name == "adkd_no_ce"} == {"rte", "mrpc", "stsb"}
-    assert {r.task for r in runs if r.row.name.startswith("adkd_k")} == {"stsb"}
+    assert {(r.task, r.row.name) for r in runs if r.row.name.startswith("adkd_k")} == {
+        *(("stsb", f"adkd_k{k}") for k in reproduce.TOP_K_SWEEP), ("mrpc", "adkd_k96")}
+    assert {r.task for r in runs if r.row in reproduce.INVESTIGATION} == {"mrpc"}
 
 
 def test_every_command_line_uses_existing_flags(reproduce):
@@ -52,6 +54,10 @@ def test_every_command_line_uses_existing_flags(reproduce):
         used = {a for a in argv if a.startswith("--")}
         assert used <= known[row.command], (row.name, used - known[row.command])
         assert argv[argv.index("--seed") + 1] == "2"
+        assert argv.count("--lr") == 1  # a row's own learning rate replaces the study's
+    lr_row = next(r for r in reproduce.ROWS if r.name == "adkd_lr3e-5")
+    argv = reproduce.command(reproduce.Run("mrpc", lr_row, 1))
+    assert argv[argv.index("--lr") + 1] == "3e-05"
 
 
 def test_report_cells_and_cost_ratios(reproduce):
@@ -68,3 +74,21 @@ def test_report_cells_and_cost_ratios(reproduce):
     lines = report.cost_table(results)
     assert "| MRPC | 1 | adkd | 4.00 | 4.00 |" in lines  # 4 s/step vs KD's 1 s at the same setting
     assert "| MRPC | 2 | kd_iit | 5.00 | 2.50 |" in lines  # vs KD's 2 s on 2 threads, never across settings
+
+
+def test_investigation_rows_pair_with_the_right_baseline(reproduce):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import reproduce_report as report
+    finally:
+        sys.path.remove(str(BENCH))
+    f1 = lambda *v: [{"best": {"dev/f1": x}} for x in v]  # noqa: E731
+    results = {("mrpc", "kd"): f1(82.0, 84.0), ("mrpc", "adkd"): f1(84.0), ("mrpc", "adkd_beta100"): f1(80.0),
+               ("mrpc", "kd_t1"): f1(70.0), ("mrpc", "adkd_t1"): f1(71.5)}
+    lines = report.investigation_table(results)
+    assert any(line.startswith("| presets") and line.endswith("| +1.0 |") for line in lines)  # 84 - mean(82, 84)
+    assert any(line.startswith("| beta = 100 | (as presets) | 80.0 (1) | -3.0 |") for line in lines)
+    assert any(line.startswith("| T = 1 | 70.0 (1) | 71.5 (1) | +1.5 |") for line in lines)  # its own KD row
+    assert any(line.startswith("| beta = 1 |") and line.endswith("| — |") for line in lines)
+    names = {r.name for r in reproduce.ROWS}
+    assert {row for _, kd, adkd in report.INVESTIGATION_TABLE for row in (kd, adkd) if row} <= names
