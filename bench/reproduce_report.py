@@ -103,6 +103,11 @@ def figures(results: dict) -> list[str]:
             "", '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>']
 
 
+def kept_student(task: str, row: str) -> Path:
+    """Folder of the seed-1 student of a row whose weights the study keeps (KD, AD-KD)."""
+    return RUNS / task / f"{row}-seed1"
+
+
 def attribution_gap(task: str) -> dict[str, float]:
     """Mean AD-KD attribution loss between the teacher and the seed-1 KD / AD-KD students on dev (lower = closer)."""
     import torch
@@ -118,7 +123,7 @@ def attribution_gap(task: str) -> dict[str, float]:
     loss = AttributionLoss()
     gaps = {}
     for row in ("kd", "adkd"):
-        folder = RUNS / task / f"{row}-seed1"
+        folder = kept_student(task, row)
         if not (folder / "model.safetensors").is_file():
             continue
         student = ak.load_classifier(folder, device="cpu").model.eval()
@@ -135,7 +140,7 @@ CASE_TASKS = ("sst2", "cola", "mrpc", "rte")  # classification tasks, in order o
 
 
 def students_ready(task: str) -> bool:
-    return all((RUNS / task / f"{row}-seed1" / "model.safetensors").is_file() for row in ("kd", "adkd"))
+    return all((kept_student(task, row) / "model.safetensors").is_file() for row in ("kd", "adkd"))
 
 
 def case_study(n: int = 10) -> list[str]:
@@ -151,7 +156,7 @@ def case_study(n: int = 10) -> list[str]:
     task = next((t for t in CASE_TASKS if students_ready(t)), None)
     if task is None:
         return ["(no classification task has its seed-1 KD and AD-KD students yet)"]
-    kd_dir, adkd_dir = RUNS / task / "kd-seed1", RUNS / task / "adkd-seed1"
+    kd_dir, adkd_dir = kept_student(task, "kd"), kept_student(task, "adkd")
     spec = get_task(TASKS[task].directory)
     examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
     kd, adkd = ak.load_classifier(kd_dir, device="cpu"), ak.load_classifier(adkd_dir, device="cpu")
@@ -168,17 +173,17 @@ def case_study(n: int = 10) -> list[str]:
     chosen = chosen[:n]
     pair = any(e.pair is not None for e in chosen)
     inputs = FIGURES / f"case-{task}.tsv"
-    header = "sentence1\tsentence2\tlabel\n" if pair else "sentence\tlabel\n"
-    inputs.write_text(header + "".join(
-        f"{e.text}\t{e.pair}\t{spec.labels[int(e.label)]}\n" if pair else f"{e.text}\t{spec.labels[int(e.label)]}\n"
-        for e in chosen))
+    header = ["sentence1", "sentence2", "label"] if pair else ["sentence", "label"]
+    rows = [[e.text, e.pair, spec.labels[int(e.label)]] if pair else [e.text, spec.labels[int(e.label)]] for e in chosen]
+    inputs.write_text("".join("\t".join(map(str, row)) + "\n" for row in [header, *rows]))
     lines = [f"{len(chosen)} {spec.directory} dev examples on which the seed-1 KD and AD-KD students disagree "
              f"(the first {n} in dev order; `{inputs.relative_to(ROOT)}`), explained with `fast_ig` (20 steps) for the "
              "gold class, teacher and student side by side:", ""]
     for row, folder in (("kd", kd_dir), ("adkd", adkd_dir)):
         report = FIGURES / f"case-{task}-{row}.html"
         subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
-                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report), "--plotly-js", "plotly.min.js",
+                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report),
+                        "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
                         "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
         summary = json.loads(report.with_suffix(".json").read_text())
         right = sum(e["student"] == e["gold"] for e in summary["examples"])

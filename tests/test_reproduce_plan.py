@@ -27,6 +27,17 @@ def reproduce():
     del sys.modules["reproduce"]
 
 
+@pytest.fixture(scope="module")
+def report(reproduce):
+    """``bench/reproduce_report.py`` (it imports the study module, loaded by the fixture above)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import reproduce_report
+    finally:
+        sys.path.remove(str(BENCH))
+    return reproduce_report
+
+
 def flags_of(command: str) -> set[str]:
     result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
     return {word.strip(",") for word in result.output.replace("/", " ").split() if word.startswith("--")}
@@ -60,12 +71,7 @@ def test_every_command_line_uses_existing_flags(reproduce):
     assert argv[argv.index("--lr") + 1] == "3e-05"
 
 
-def test_report_cells_and_cost_ratios(reproduce):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import reproduce_report as report
-    finally:
-        sys.path.remove(str(BENCH))
+def test_report_cells_and_cost_ratios(report):
     assert report.cell([]) == "—" and report.cell([55.55]) == "55.5 (1)"  # one seed: no error bar
     assert report.cell([1.0, 2.0, 3.0]) == "2.0 ± 1.0 (3)"  # sample std (n - 1)
     results = {("mrpc", "kd"): [{"steps_per_second": 1.0, "threads": 1}, {"steps_per_second": 0.5, "threads": 2}],
@@ -76,12 +82,7 @@ def test_report_cells_and_cost_ratios(reproduce):
     assert "| MRPC | 2 | kd_iit | 5.00 | 2.50 |" in lines  # vs KD's 2 s on 2 threads, never across settings
 
 
-def test_investigation_rows_pair_with_the_right_baseline(reproduce):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import reproduce_report as report
-    finally:
-        sys.path.remove(str(BENCH))
+def test_investigation_rows_pair_with_the_right_baseline(reproduce, report):
     f1 = lambda *v: [{"best": {"dev/f1": x}} for x in v]  # noqa: E731
     results = {("mrpc", "kd"): f1(82.0, 84.0), ("mrpc", "adkd"): f1(84.0), ("mrpc", "adkd_beta100"): f1(80.0),
                ("mrpc", "kd_t1"): f1(70.0), ("mrpc", "adkd_t1"): f1(71.5)}

@@ -145,7 +145,6 @@ def render_comparison(comparisons: Sequence["Comparison"], *, title: str = "teac
     if figure and items:
         from attribkit.render.figures import agreement_histogram
 
-
         fig = agreement_histogram({k: [c.agreement.get(k, math.nan) for c in items] for k in keys})
         plot = f'<div class="ak-figure">{fig.to_html(include_plotlyjs=include, full_html=False)}</div>'
     body = "".join(example_html(c, i) for i, c in enumerate(items))
