@@ -136,30 +136,23 @@ def attribution_gap(task: str) -> dict[str, float]:
     return gaps
 
 
-CASE_TASKS = ("sst2", "cola", "mrpc", "rte")  # classification tasks, in order of preference for the case study
+CASE_TASKS = ("sst2", "cola", "mrpc", "rte")  # the classification tasks; STS-B is a regression, with no "disagree"
 
 
 def students_ready(task: str) -> bool:
     return all((kept_student(task, row) / "model.safetensors").is_file() for row in ("kd", "adkd"))
 
 
-def case_study(n: int = 10) -> list[str]:
-    """Compare reports (teacher vs KD, teacher vs AD-KD) on dev examples where the two students disagree.
-
-    Uses SST-2 when its seed-1 KD and AD-KD students exist, else the first classification task that has both.
-    """
+def disagreements(task: str, n: int) -> list:
+    """The first ``n`` dev examples (in dev order) on which the seed-1 KD and AD-KD students predict different classes."""
     import torch
 
     import attribkit as ak
     from attribkit_distill.tasks import get_task, load_examples, split_names
 
-    task = next((t for t in CASE_TASKS if students_ready(t)), None)
-    if task is None:
-        return ["(no classification task has its seed-1 KD and AD-KD students yet)"]
-    kd_dir, adkd_dir = kept_student(task, "kd"), kept_student(task, "adkd")
     spec = get_task(TASKS[task].directory)
     examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
-    kd, adkd = ak.load_classifier(kd_dir, device="cpu"), ak.load_classifier(adkd_dir, device="cpu")
+    kd, adkd = (ak.load_classifier(kept_student(task, row), device="cpu") for row in ("kd", "adkd"))
     chosen = []
     for start in range(0, len(examples), 64):
         part = examples[start:start + 64]
@@ -170,26 +163,54 @@ def case_study(n: int = 10) -> list[str]:
         chosen += [e for e, x, y in zip(part, a.tolist(), b.tolist()) if x != y]
         if len(chosen) >= n:
             break
-    chosen = chosen[:n]
+    return chosen[:n]
+
+
+def case_study_row(task: str, n: int) -> tuple[str, dict[str, int]]:
+    """Write one task's compare reports (teacher vs KD, teacher vs AD-KD); return its table row and right-answer counts."""
+    from attribkit_distill.tasks import get_task
+
+    spec = get_task(TASKS[task].directory)
+    chosen = disagreements(task, n)
     pair = any(e.pair is not None for e in chosen)
     inputs = FIGURES / f"case-{task}.tsv"
     header = ["sentence1", "sentence2", "label"] if pair else ["sentence", "label"]
     rows = [[e.text, e.pair, spec.labels[int(e.label)]] if pair else [e.text, spec.labels[int(e.label)]] for e in chosen]
     inputs.write_text("".join("\t".join(map(str, row)) + "\n" for row in [header, *rows]))
-    lines = [f"{len(chosen)} {spec.directory} dev examples on which the seed-1 KD and AD-KD students disagree "
-             f"(the first {n} in dev order; `{inputs.relative_to(ROOT)}`), explained with `fast_ig` (20 steps) for the "
-             "gold class, teacher and student side by side:", ""]
-    for row, folder in (("kd", kd_dir), ("adkd", adkd_dir)):
+    right, spearman, links = {}, {}, []
+    for row in ("kd", "adkd"):
         report = FIGURES / f"case-{task}-{row}.html"
         subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
-                        str(folder), "--input", str(inputs), "--method", "fast_ig", "--steps", "20", "--html", str(report),
-                        "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
+                        str(kept_student(task, row)), "--input", str(inputs), "--method", "fast_ig", "--steps", "20",
+                        "--html", str(report), "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
                         "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
         summary = json.loads(report.with_suffix(".json").read_text())
-        right = sum(e["student"] == e["gold"] for e in summary["examples"])
-        lines.append(f"- [teacher vs {'AD-KD' if row == 'adkd' else 'KD'} student](figures/{report.name}): student "
-                     f"right on {right}/{len(chosen)}, mean Spearman with the teacher "
-                     f"{summary['summary']['spearman']['mean']:.3f}")
+        right[row] = sum(e["student"] == e["gold"] for e in summary["examples"])
+        spearman[row] = summary["summary"]["spearman"]["mean"]
+        links.append(f"[{'AD-KD' if row == 'adkd' else 'KD'}](figures/{report.name})")
+    line = (f"| {spec.directory} | {len(chosen)} ([inputs](figures/{inputs.name})) | {right['kd']} | {right['adkd']} | "
+            f"{spearman['kd']:.3f} | {spearman['adkd']:.3f} | {' · '.join(links)} |")
+    return line, {"examples": len(chosen), **right}
+
+
+def case_study(n: int = 10) -> list[str]:
+    """Compare reports on the first ``n`` dev examples where the seed-1 KD and AD-KD students disagree, on every
+    classification task whose two students exist (one task alone would be an anecdote chosen by its task)."""
+    tasks = [t for t in CASE_TASKS if students_ready(t)]
+    if not tasks:
+        return ["(no classification task has its seed-1 KD and AD-KD students yet)"]
+    lines = [f"On each classification task, the first {n} dev examples (in dev order) on which the seed-1 KD and AD-KD "
+             "students predict different classes, explained with `fast_ig` (20 steps) for the gold class, teacher and "
+             "student side by side (`attribkit compare`). Whichever student is right on an example, the other is wrong, "
+             "so the two counts add up to the number of examples.", "",
+             "| task | examples | KD student right | AD-KD student right | Spearman with teacher, KD | "
+             "Spearman with teacher, AD-KD | reports |", "|---|---|---|---|---|---|---|"]
+    totals = {"examples": 0, "kd": 0, "adkd": 0}
+    for task in tasks:
+        line, counts = case_study_row(task, n)
+        lines.append(line)
+        totals = {key: totals[key] + counts[key] for key in totals}
+    lines.append(f"| all | {totals['examples']} | {totals['kd']} | {totals['adkd']} | | | |")
     return lines
 
 

@@ -93,3 +93,16 @@ def test_investigation_rows_pair_with_the_right_baseline(reproduce, report):
     assert any(line.startswith("| beta = 1 |") and line.endswith("| — |") for line in lines)
     names = {r.name for r in reproduce.ROWS}
     assert {row for _, kd, adkd in report.INVESTIGATION_TABLE for row in (kd, adkd) if row} <= names
+
+
+def test_case_study_covers_every_ready_task_and_totals_them(report, monkeypatch):
+    ready = {"sst2", "mrpc"}
+    monkeypatch.setattr(report, "students_ready", lambda task: task in ready)
+    counts = {"sst2": {"examples": 10, "kd": 7, "adkd": 3}, "mrpc": {"examples": 9, "kd": 2, "adkd": 7}}
+    seen = []
+    monkeypatch.setattr(report, "case_study_row", lambda task, n: (seen.append(task) or f"| {task} |", counts[task]))
+    lines = report.case_study()
+    assert seen == ["sst2", "mrpc"]  # every ready classification task, in CASE_TASKS order; STS-B never
+    assert lines[-3:] == ["| sst2 |", "| mrpc |", "| all | 19 | 9 | 10 | | | |"]
+    monkeypatch.setattr(report, "students_ready", lambda task: False)
+    assert report.case_study() == ["(no classification task has its seed-1 KD and AD-KD students yet)"]
