@@ -136,11 +136,19 @@ class Classifier:
 
         Raises:
             InvalidInputError: empty or whitespace-only text, or no tokenizer.
+            OptionError: ``max_length`` not a positive integer, or too short for the special tokens and one token
+                per text.
         """
         if self.tokenizer is None:
             raise InvalidInputError("this classifier has no tokenizer; load it with load_classifier(path)")
         first, second = _split_text(text)
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+            raise OptionError(f"max_length must be a positive number of tokens; got {max_length!r}")
         limit = min(max_length or self.max_length, self.max_length)
+        needed = self.tokenizer.num_special_tokens_to_add(pair=second is not None) + (1 if second is None else 2)
+        if limit < needed:
+            raise OptionError(f"max_length {limit} leaves no room for the text: this input needs at least {needed} "
+                              "tokens (special tokens plus one per text)")
         enc = self.tokenizer(
             first, second, truncation=True, max_length=limit,
             return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -149,9 +157,10 @@ class Classifier:
         full_length = self._untruncated_length(first, second) if len(ids) >= limit else len(ids)
         truncated = full_length > limit
         if truncated:
+            source = " (the model's limit)" if limit == self.max_length else ""
             warnings.warn(
-                f"input of {full_length} tokens truncated to the model's "
-                f"limit of {limit}: {first[:40]!r}...", TruncationWarning, stacklevel=3,
+                f"input of {full_length} tokens truncated to {limit}{source}: {first[:40]!r}...",
+                TruncationWarning, stacklevel=3,
             )
         special = enc["special_tokens_mask"]
         seq_ids = enc.sequence_ids() if hasattr(enc, "sequence_ids") else [None if s else 0 for s in special]

@@ -11,6 +11,7 @@ import json
 import statistics
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from reproduce import GLUE, RESULTS, ROOT, ROWS, RUNS, TASKS, TOP_K_SWEEP, teacher_dir
@@ -157,7 +158,8 @@ def disagreements(task: str, n: int) -> list:
     for start in range(0, len(examples), 64):
         part = examples[start:start + 64]
         texts = [e.text if e.pair is None else (e.text, e.pair) for e in part]
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ak.TruncationWarning)  # cut at 128 on purpose: the students' length
             a = kd.logits(kd.encode(texts, max_length=128)).argmax(-1)
             b = adkd.logits(adkd.encode(texts, max_length=128)).argmax(-1)
         chosen += [e for e, x, y in zip(part, a.tolist(), b.tolist()) if x != y]
@@ -182,6 +184,7 @@ def case_study_row(task: str, n: int) -> tuple[str, dict[str, int]]:
         report = FIGURES / f"case-{task}-{row}.html"
         subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
                         str(kept_student(task, row)), "--input", str(inputs), "--method", "fast_ig", "--steps", "20",
+                        "--max-length", "128",  # the length the models were trained and selected at
                         "--html", str(report), "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
                         "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
         summary = json.loads(report.with_suffix(".json").read_text())

@@ -30,6 +30,24 @@ def test_long_text_is_truncated_with_a_warning_and_recorded(tiny):
         assert not ak.explain(clf, ["bad"], method="gradient_x_input")[0].truncated
 
 
+def test_max_length_truncates_below_the_model_limit_and_bad_values_are_refused(tiny):
+    clf = tiny("bert", 2)  # model_max_length 64
+    text = " ".join(["good"] * 20)  # 22 tokens with [CLS] and [SEP]
+    with pytest.warns(ak.TruncationWarning, match=r"22 tokens truncated to 8: "):  # not "the model's limit": ours
+        record = ak.explain(clf, [text], method="gradient_x_input", max_length=8)[0]
+    assert record.truncated and record.tokens == ("[CLS]", *["good"] * 6, "[SEP]")
+    full = ak.explain(clf, [" ".join(["good"] * 6)], method="gradient_x_input")[0]  # the same 8 tokens, untruncated
+    assert not full.truncated and torch.allclose(torch.as_tensor(record.scores), torch.as_tensor(full.scores), atol=1e-6)
+    pair = ak.explain(clf, [(text, "bad film")], method="gradient_x_input", max_length=5)[0]  # the shortest a pair allows
+    assert pair.tokens == ("[CLS]", "good", "[SEP]", "bad", "[SEP]")
+    for bad, match in [(0, "positive number"), (-3, "positive number"), (2.5, "positive number"),
+                       (2, "needs at least 3 tokens")]:
+        with pytest.raises(ak.OptionError, match=match):
+            ak.explain(clf, [text], method="gradient_x_input", max_length=bad)
+    with pytest.raises(ak.OptionError, match="needs at least 5 tokens"):
+        ak.explain(clf, [(text, "bad")], method="gradient_x_input", max_length=4)
+
+
 def test_unknown_method_lists_the_choices(tiny):
     clf = tiny("bert", 2)
     with pytest.raises(ak.UnknownNameError) as info:

@@ -126,6 +126,24 @@ def test_compare_and_faithfulness_commands(checkpoint_dir, tmp_path):
     assert first["aopc_comprehensiveness"] == pytest.approx(sum(first["comprehensiveness"]) / 2)
 
 
+def test_compare_max_length_explains_what_the_models_see_at_that_length(checkpoint_dir, tmp_path):
+    """Students trained at 128 tokens must be compared at 128: predictions and maps follow --max-length."""
+    teacher, student = str(checkpoint_dir("bert", 2)), str(checkpoint_dir("bert", 2, seed=1, layers=1))
+    text = "the movie was good but " * 6 + "the ending was awful and boring"
+    result = runner.invoke(app, ["compare", "--teacher", teacher, "--student", student, "--text", text, "--max-length",
+                                 "12", "--json", str(tmp_path / "c.json"), "--no-progress", "--method", "gradient_x_input"])
+    assert result.exit_code == 0, result.output
+    example = json.loads((tmp_path / "c.json").read_text())["examples"][0]
+    assert len(example["units"]) == 12 and example["units"][-1] == "[SEP]"  # cut to 12 tokens, specials kept
+    clf = ak.load_classifier(student, device="cpu")
+    want = clf.labels[int(clf.logits(clf.encode([text], max_length=12)).argmax())]
+    assert example["student"] == want
+    result = runner.invoke(app, ["explain", "--model", teacher, "--text", text, "--max-length", "12", "--json",
+                                 str(tmp_path / "e.jsonl"), "--method", "gradient_x_input"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads((tmp_path / "e.jsonl").read_text().splitlines()[0])["tokens"]) == 12
+
+
 def test_single_text_writes_html_json_and_plot(checkpoint_dir, tmp_path):
     result = runner.invoke(app, ["explain", "--model", str(checkpoint_dir("bert", 2)), "--text", "a <b>bold</b> film",
                                  "--method", "gradient_x_input", "--html", str(tmp_path / "e.html"),
@@ -152,6 +170,9 @@ BAD = [
     (["compare", "--teacher", "{m}", "--student", "{m}", "--input", "{d}/in.txt", "--html", "{d}/r.pdf"], "--html"),
     (["compare", "--teacher", "{m}", "--student", "{m}", "--input", "{d}/in.txt", "--plotly-js", "local"], "--plotly-js"),
     (["faithfulness", "--input", "{d}/in.txt", "--fractions", "0,2"], "(0, 1]"),
+    (["explain", "--text", "hi", "--max-length", "0"], "max_length must be a positive"),
+    (["compare", "--teacher", "{m}", "--student", "{m}", "--text", "hi", "--pair", "yo", "--max-length", "4"],
+     "needs at least 5 tokens"),
     (["explain", "--text", "hi", "--html", "{d}/no/such/dir/x.html"], "does not exist"),
 ]
 

@@ -35,6 +35,7 @@ def compare(
                                   "the path of a .js file relative to the page (several reports sharing one copy)."),
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
+    max_length: Optional[int] = opt.MAX_LENGTH,
     limit: Optional[int] = opt.LIMIT,
     progress: bool = opt.PROGRESS,
 ) -> None:
@@ -58,7 +59,8 @@ def compare(
     student_clf = ak.load_classifier(student, device=device)
     with opt.progress_bar(len(rows), "comparing", progress) as update:
         comparisons = ak.compare(teacher_clf, student_clf, [r.model_input for r in rows], labels=labels, method=method,
-                                 k=k, normalize=normalize, batch_size=batch_size, progress=update, **options)
+                                 k=k, normalize=normalize, batch_size=batch_size, max_length=max_length,
+                                 progress=update, **options)
         update(len(rows))
     summary = summarize([c.agreement for c in comparisons])
     same = sum(c.same_prediction for c in comparisons)

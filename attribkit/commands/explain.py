@@ -36,6 +36,7 @@ def explain(
     num_labels: Optional[int] = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
+    max_length: Optional[int] = opt.MAX_LENGTH,
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
@@ -65,7 +66,8 @@ def explain(
     clf = ak.load_classifier(opt.model_path(model), device=device, num_labels=num_labels)
     opt.check_target(clf, spec)
     kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
-                                  normalize=normalize, word_level=word_level, batch_size=batch_size, **options)
+                                  normalize=normalize, word_level=word_level, batch_size=batch_size,
+                                  max_length=max_length, **options)
     if batch_mode:
         _batch(clf, rows, labels, kwargs, out, html_out, resume, progress)
     else:

@@ -30,6 +30,8 @@ TEXT_COLUMN = typer.Option(None, "--text-column", help="Column with the text (de
 PAIR_COLUMN = typer.Option(None, "--pair-column", help="Column with the second text of a pair.")
 LABEL_COLUMN = typer.Option(None, "--label-column", help="Column with gold labels (default: label when present).")
 LIMIT = typer.Option(None, "--limit", help="Use only the first N inputs.")
+MAX_LENGTH = typer.Option(None, "--max-length", help="Truncate inputs to N tokens (default: the model's limit); give "
+                          "the length the model was trained with.")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (on stderr).")
 
 

@@ -95,7 +95,7 @@ def prediction_html(record: Attribution) -> str:
     """Prediction, class probabilities and gold label as one line."""
     probs = ", ".join(f"{esc(label)} {p:.3f}" for label, p in zip(record.labels, record.probs))
     gold = f" &middot; gold: <b>{esc(record.gold)}</b>" if record.gold is not None else ""
-    warn = " &middot; <b>truncated to the model's limit</b>" if record.truncated else ""
+    warn = " &middot; <b>truncated</b>: tokens past the maximum length were dropped" if record.truncated else ""
     return f"prediction: <b>{esc(record.prediction)}</b> ({probs}){gold}{warn}"
 
 

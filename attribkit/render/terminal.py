@@ -33,7 +33,7 @@ def render_terminal(record: Attribution, *, view: int | str = 0, top: int = 5) -
     if record.delta is not None:
         header.append(f"  completeness delta: {float(record.delta[record.views.index(name)]):+.2e}")
     if record.truncated:
-        header.append("\nwarning: the input was truncated to the model's limit", style="yellow")
+        header.append("\nwarning: the input was truncated; tokens past the maximum length were dropped", style="yellow")
     line = Text()
     for token, score in zip(record.tokens, scores):
         line.append(token, style=_style(float(score), scale, signed))
