@@ -104,6 +104,9 @@ def figures(results: dict) -> list[str]:
             "", '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>']
 
 
+MAX_LENGTH = 128  # tokens: the distill commands' default, which every study run trains and is selected at
+
+
 def kept_student(task: str, row: str) -> Path:
     """Folder of the seed-1 student of a row whose weights the study keeps (KD, AD-KD)."""
     return RUNS / task / f"{row}-seed1"
@@ -120,7 +123,8 @@ def attribution_gap(task: str) -> dict[str, float]:
 
     teacher = ak.load_classifier(teacher_dir(task), device="cpu")
     spec = get_task(TASKS[task].directory)
-    dev = encode_examples(teacher.tokenizer, load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE), max_length=128)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
+    dev = encode_examples(teacher.tokenizer, examples, max_length=MAX_LENGTH)
     loss = AttributionLoss()
     gaps = {}
     for row in ("kd", "adkd"):
@@ -159,9 +163,9 @@ def disagreements(task: str, n: int) -> list:
         part = examples[start:start + 64]
         texts = [e.text if e.pair is None else (e.text, e.pair) for e in part]
         with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", ak.TruncationWarning)  # cut at 128 on purpose: the students' length
-            a = kd.logits(kd.encode(texts, max_length=128)).argmax(-1)
-            b = adkd.logits(adkd.encode(texts, max_length=128)).argmax(-1)
+            warnings.simplefilter("ignore", ak.TruncationWarning)  # cut on purpose: the students' length
+            a = kd.logits(kd.encode(texts, max_length=MAX_LENGTH)).argmax(-1)
+            b = adkd.logits(adkd.encode(texts, max_length=MAX_LENGTH)).argmax(-1)
         chosen += [e for e, x, y in zip(part, a.tolist(), b.tolist()) if x != y]
         if len(chosen) >= n:
             break
@@ -184,7 +188,7 @@ def case_study_row(task: str, n: int) -> tuple[str, dict[str, int]]:
         report = FIGURES / f"case-{task}-{row}.html"
         subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
                         str(kept_student(task, row)), "--input", str(inputs), "--method", "fast_ig", "--steps", "20",
-                        "--max-length", "128",  # the length the models were trained and selected at
+                        "--max-length", str(MAX_LENGTH),
                         "--html", str(report), "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
                         "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
         summary = json.loads(report.with_suffix(".json").read_text())
