@@ -102,10 +102,29 @@ def _probabilities(clf: Classifier, items: Sequence[TokenizedText], targets: Seq
     return values
 
 
-def _variants(classifier: Classifier, record: Attribution, fractions: tuple[float, ...], number: int) -> list[TokenizedText]:
+def _check_same_length(record: Attribution, item: TokenizedText, units: list[list[int]], number: int) -> None:
+    """Refuse a record explained on a differently truncated input than the one about to be perturbed.
+
+    Only checked when either side was truncated: then tokens the record never scored would stay in every
+    variant (or scored units would have nothing to delete), a silently wrong score.
+    """
+    if not (record.truncated or item.truncated):
+        return
+    covered = {p for positions in units for p in positions}
+    unscored = [p for p, s in enumerate(item.segments) if s >= 0 and p not in covered]
+    missing = [u for u, positions in enumerate(units) if record.segments[u] >= 0 and not positions]
+    if unscored or missing:
+        raise InvalidInputError(
+            f"record {number} was explained on an input truncated differently ({len(record.tokens)} units) from the "
+            f"{len(item.input_ids)} tokens faithfulness would perturb; pass the max_length it was explained with")
+
+
+def _variants(classifier: Classifier, record: Attribution, fractions: tuple[float, ...], number: int,
+              max_length: int | None = None) -> list[TokenizedText]:
     """The full input, then per fraction: without the top units, and with only them (specials kept)."""
-    item = classifier.tokenize(record.text if record.pair is None else (record.text, record.pair))
+    item = classifier.tokenize(record.text if record.pair is None else (record.text, record.pair), max_length=max_length)
     units = unit_positions(record, item)
+    _check_same_length(record, item, units, number)
     scores = record.scores[0]
     real = [i for i, positions in enumerate(units) if positions]
     if not real:
@@ -126,6 +145,7 @@ def faithfulness(
     *,
     fractions: Sequence[float] = ERASER_FRACTIONS,
     batch_size: int = 32,
+    max_length: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[FaithfulnessScores]:
     """Comprehensiveness, sufficiency and AOPC of each record under ``classifier``.
@@ -135,6 +155,8 @@ def faithfulness(
         records: From :func:`attribkit.explain` (any method; word-level records work too).
         fractions: Deletion fractions in (0, 1]; ERASER's 1, 5, 10, 20 and 50 % by default.
         batch_size: Perturbed inputs per forward pass.
+        max_length: Truncate the inputs to this many tokens, as they were when explained (default: the model's
+            limit). A record explained on a differently truncated input is refused (InvalidInputError).
         progress: Called with the number of records finished.
 
     Returns:
@@ -152,7 +174,7 @@ def faithfulness(
         chunk = records[first : first + group]
         variants, targets = [], []
         for number, record in enumerate(chunk, start=first + 1):
-            variants += _variants(classifier, record, fractions, number)
+            variants += _variants(classifier, record, fractions, number, max_length)
             targets += [0 if classifier.is_regression else classifier.label_index(record.views[0])] * per_record
         probs = _probabilities(classifier, variants, targets, batch_size)
         for k, record in enumerate(chunk):

@@ -35,7 +35,7 @@ class TokenizedText:
             ``segments``); ``(0, 0)`` for special tokens.
         segments: 0 for the text, 1 for the pair, -1 for special tokens.
         word_ids: Index of the word each token belongs to within its segment (None for specials).
-        truncated: True if the input was cut to the model's maximum length.
+        truncated: True if the input was cut (to ``max_length`` or the model's limit).
     """
 
     input_ids: tuple[int, ...]

@@ -40,7 +40,7 @@ class Attribution:
         options: Every option that produced the scores (method and reduction).
         delta: ``[n_views]`` IG completeness error ``sum(scores before reduction) - (F(x) - F(x'))``,
             or None when the method has none.
-        truncated: True if the input was cut to the model's length limit.
+        truncated: True if the input was cut (to ``max_length`` or the model's limit).
         gold: Gold label name, when given.
 
     Shapes:

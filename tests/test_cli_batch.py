@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import attribkit as ak
@@ -142,6 +143,15 @@ def test_compare_max_length_explains_what_the_models_see_at_that_length(checkpoi
                                  str(tmp_path / "e.jsonl"), "--method", "gradient_x_input"])
     assert result.exit_code == 0, result.output
     assert len(json.loads((tmp_path / "e.jsonl").read_text().splitlines()[0])["tokens"]) == 12
+    result = runner.invoke(app, ["faithfulness", "--model", teacher, "--text", text, "--max-length", "12", "--json",
+                                 str(tmp_path / "f.json"), "--method", "gradient_x_input", "--fractions", "1",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    [example] = json.loads((tmp_path / "f.json").read_text())["examples"]
+    clf = ak.load_classifier(teacher, device="cpu")
+    with torch.no_grad():
+        probs = torch.softmax(clf.logits(clf.encode([text], max_length=12)).double(), dim=-1)[0]
+    assert example["probability"] == pytest.approx(float(probs.max()), abs=1e-6)  # the 12-token input's prediction
 
 
 def test_single_text_writes_html_json_and_plot(checkpoint_dir, tmp_path):

@@ -22,15 +22,15 @@ def _prob(clf, text, cls: int) -> float:
     return float(torch.softmax(_output(clf, text), dim=-1)[cls])
 
 
-def _record(clf, text, scores, view="positive"):
-    """A record of ``text`` with hand-set scores on its words (specials get 0)."""
-    item = clf.tokenize(text)
+def _record(clf, text, scores, view="positive", max_length=None):
+    """A record of ``text`` (truncated to ``max_length``) with hand-set scores on its words (specials get 0)."""
+    item = clf.tokenize(text, max_length=max_length)
     values = np.zeros((1, len(item.tokens)))
     real = [i for i, s in enumerate(item.segments) if s >= 0]
     values[0, real] = scores
     return ak.Attribution(text=text, pair=None, tokens=item.tokens, offsets=item.offsets, segments=item.segments,
                           scores=values, views=(view,), labels=clf.labels, probs=np.array([0.5, 0.5]),
-                          prediction=view, method="hand", options={})
+                          prediction=view, method="hand", options={}, truncated=item.truncated)
 
 
 def test_comprehensiveness_and_sufficiency_delete_the_top_tokens(tiny):
@@ -93,3 +93,30 @@ def test_records_batched_together_score_as_alone(tiny):
         np.testing.assert_allclose(joint.comprehensiveness, alone.comprehensiveness, atol=1e-10)
         np.testing.assert_allclose(joint.sufficiency, alone.sufficiency, atol=1e-10)
         assert joint.probability == pytest.approx(alone.probability, abs=1e-10)
+
+
+def test_max_length_perturbs_the_truncated_input_the_record_explains(tiny):
+    clf = tiny("bert", 2)
+    text = "the movie was very good"
+    with pytest.warns(ak.TruncationWarning):
+        record = _record(clf, text, [0.1, 0.9, 0.2], max_length=5)  # [CLS] the movie was [SEP]
+    assert record.truncated and len(record.tokens) == 5
+    with pytest.warns(ak.TruncationWarning):
+        [scores] = ak.faithfulness(clf, [record], fractions=(0.33, 1.0), max_length=5)  # ceil(0.33 * 3) = 1: "movie"
+    full = _prob(clf, "the movie was", 1)  # what the model saw; "very good" was cut
+    assert scores.probability == pytest.approx(full, abs=1e-12)
+    np.testing.assert_allclose(scores.comprehensiveness, [full - _prob(clf, "the was", 1), full - _prob(clf, "", 1)],
+                               atol=1e-12)
+    np.testing.assert_allclose(scores.sufficiency, [full - _prob(clf, "movie", 1), 0.0], atol=1e-12)
+
+
+def test_a_record_truncated_differently_is_refused(tiny):
+    clf = tiny("bert", 2)
+    text = "the movie was very good"
+    with pytest.warns(ak.TruncationWarning):
+        short = _record(clf, text, [0.1, 0.9, 0.2], max_length=5)
+    with pytest.raises(ak.InvalidInputError, match="pass the max_length it was explained with"):
+        ak.faithfulness(clf, [short], fractions=(0.5,))  # would keep "very good" in every variant, unscored
+    full = _record(clf, text, [0.1, 0.9, 0.2, 0.3, 0.4])
+    with pytest.warns(ak.TruncationWarning), pytest.raises(ak.InvalidInputError, match="truncated differently"):
+        ak.faithfulness(clf, [full], fractions=(0.5,), max_length=5)  # "very good" scored but has nothing to delete

@@ -29,6 +29,7 @@ def faithfulness(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
+    max_length: Optional[int] = opt.MAX_LENGTH,
     limit: Optional[int] = opt.LIMIT,
     progress: bool = opt.PROGRESS,
 ) -> None:
@@ -51,8 +52,8 @@ def faithfulness(
     clf = ak.load_classifier(opt.model_path(model), device=device)
     with opt.progress_bar(2 * len(rows), "explaining, then deleting", progress) as update:
         records = ak.explain(clf, [r.model_input for r in rows], method=method, word_level=word_level,
-                             batch_size=batch_size, progress=update, **options)
-        scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size,
+                             batch_size=batch_size, max_length=max_length, progress=update, **options)
+        scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size, max_length=max_length,
                                  progress=lambda n: update(len(rows) + n))
     per_fraction = [{**{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
                      **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
