@@ -46,6 +46,11 @@ def spread(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def signed(value: float) -> str:
+    """``+1.2`` / ``-0.3``, one decimal; a difference that rounds to zero reads ``+0.0``, never ``-0.0``."""
+    return f"{round(value, 1) + 0.0:+.1f}"
+
+
 def cell(values: list[float]) -> str:
     if not values:
         return "—"
@@ -70,6 +75,37 @@ def table(results: dict) -> str:
         lines.append(f"| {labels[row]} | " + " | ".join(cells) + f" | {average} | {PAPER_AVERAGE.get(row, '—')} |")
     lines.append("| paper AD-KD per task (BERT-base scale) | " + " | ".join(str(PAPER_ADKD[t]) for t in tasks) + " | — | 83.4 |")
     return "\n".join(lines)
+
+
+# (label, row, baseline row): differences taken seed by seed, where both runs of a seed exist
+PAIRED = [("AD-KD − KD", "adkd", "kd"), ("KD − no teacher", "kd", "student_ft"), ("AD-KD − no teacher", "adkd", "student_ft")]
+
+
+def paired_cell(results: dict, task: str, row: str, baseline: str) -> str:
+    """Mean ± sample std of ``row - baseline`` over the seeds both have, the seeds ``row`` wins, and n.
+
+    Students of the same seed share the teacher, the data order and the initial weights, so the
+    difference within a seed removes that shared noise, which the unpaired cells of the main table keep.
+    """
+    metric = main_metric(task)
+    by_seed = lambda name: {r["seed"]: r["best"][metric] for r in results.get((task, name), [])}  # noqa: E731
+    mine, theirs = by_seed(row), by_seed(baseline)
+    deltas = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
+    if not deltas:
+        return "—"
+    wins = sum(d > 0 for d in deltas)
+    if len(deltas) == 1:
+        return f"{signed(deltas[0])} (1)"
+    return f"{signed(statistics.mean(deltas))} ± {spread(deltas):.1f}, ahead on {wins}/{len(deltas)}"
+
+
+def paired_table(results: dict) -> list[str]:
+    """The student rows against each other, seed by seed (see :func:`paired_cell`)."""
+    tasks = list(TASKS)
+    lines = ["| difference | " + " | ".join(TASKS[t].directory for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for label, row, baseline in PAIRED:
+        lines.append(f"| {label} | " + " | ".join(paired_cell(results, t, row, baseline) for t in tasks) + " |")
+    return lines
 
 
 def figures(results: dict) -> list[str]:
@@ -263,7 +299,7 @@ def investigation_table(results: dict, task: str = "mrpc") -> list[str]:
     lines = ["| setting | KD | AD-KD | AD-KD − KD (means) |", "|---|---|---|---|"]
     for setting, kd_row, adkd_row in INVESTIGATION_TABLE:
         kd, adkd = values(kd_row or "kd"), values(adkd_row)
-        delta = f"{statistics.mean(adkd) - statistics.mean(kd):+.1f}" if kd and adkd else "—"
+        delta = signed(statistics.mean(adkd) - statistics.mean(kd)) if kd and adkd else "—"
         kd_cell = cell(kd) if kd_row else "(as presets)"
         lines.append(f"| {setting} | {kd_cell} | {cell(adkd)} | {delta} |")
     return lines
@@ -281,7 +317,9 @@ def write_report() -> None:
     body = "\n".join([
         BEGIN, "", "## Results", "", table(results), "",
         "Mean ± sample standard deviation over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
-        "", *figures(results), "", f"## Investigation: AD-KD vs KD away from the presets ({TASKS['mrpc'].directory} F1)", "",
+        "", "Paired by seed (students of one seed share the teacher, the data order and the initial weights): mean ± "
+        "sample standard deviation of the per-seed difference, and on how many seeds the first row is ahead.", "",
+        *paired_table(results), "", *figures(results), "", f"## Investigation: AD-KD vs KD away from the presets ({TASKS['mrpc'].directory} F1)", "",
         *investigation_table(results), "", "## Attribution gap on dev (teacher vs student, the AD-KD loss)", "", *gap_lines, "",
         "## Case study", "", *case_study(), "", "## Cost per training step (this 2-core CPU)", "", *cost, "", END])
     text = DOC.read_text() if DOC.is_file() else f"# Reproduction study\n\n{BEGIN}\n{END}\n"

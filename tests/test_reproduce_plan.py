@@ -95,6 +95,20 @@ def test_investigation_rows_pair_with_the_right_baseline(reproduce, report):
     assert {row for _, kd, adkd in report.INVESTIGATION_TABLE for row in (kd, adkd) if row} <= names
 
 
+def test_paired_differences_match_seed_by_seed(report):
+    runs = lambda row, **by_seed: [{"seed": int(s[1:]), "best": {"dev/f1": v}} for s, v in by_seed.items()]  # noqa: E731
+    results = {("mrpc", "kd"): runs("kd", s1=80.0, s2=82.0, s3=84.0),
+               ("mrpc", "adkd"): runs("adkd", s1=81.0, s2=81.0, s4=90.0),  # seed 4 has no KD partner
+               ("mrpc", "student_ft"): runs("student_ft", s2=83.0)}
+    # seeds 1 and 2: +1 and -1 -> mean 0, sample std sqrt(2) = 1.41; AD-KD ahead on seed 1 only
+    assert report.paired_cell(results, "mrpc", "adkd", "kd") == "+0.0 ± 1.4, ahead on 1/2"
+    assert report.paired_cell(results, "mrpc", "kd", "student_ft") == "-1.0 (1)"
+    assert report.paired_cell(results, "rte", "adkd", "kd") == "—"
+    assert report.signed(-0.04) == "+0.0" and report.signed(-0.06) == "-0.1"
+    lines = report.paired_table(results)
+    assert lines[2].startswith("| AD-KD − KD | — |") and "+0.0 ± 1.4, ahead on 1/2" in lines[2]
+
+
 def test_case_study_covers_every_ready_task_and_totals_them(report, monkeypatch):
     ready = {"sst2", "mrpc"}
     monkeypatch.setattr(report, "students_ready", lambda task: task in ready)
