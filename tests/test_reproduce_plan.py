@@ -109,6 +109,20 @@ def test_paired_differences_match_seed_by_seed(report):
     assert lines[2].startswith("| AD-KD − KD | — |") and "+0.0 ± 1.4, ahead on 1/2" in lines[2]
 
 
+def test_top_k_sweep_places_the_preset_at_its_recorded_k(report):
+    def run(k, seed, value, metric="dev/spearman"):
+        return {"settings": {"loss": {"attribution": {"top_k": k}}}, "seed": seed, "best": {metric: value}}
+
+    results = {("stsb", "adkd_k48"): [run(48, 1, 80.0), run(48, 2, 82.0)],
+               ("stsb", "adkd"): [run(320, 1, 82.0), run(320, 2, 84.0), run(320, 3, 90.0)],
+               ("stsb", "adkd_k96"): [run(96, 1, 81.0), run(96, 2, 81.0)], ("mrpc", "adkd"): [run(None, 1, 70.0, "dev/f1")]}
+    points = report.sweep_points(results)
+    # not at 384: STS-B's preset is 320; seed 3 (the preset's only) left out so every point averages seeds 1-2
+    assert [(k, m) for k, m, _ in points] == [(48, 81.0), (96, 81.0), (320, 83.0)]
+    assert points[2][2] == pytest.approx(2 ** 0.5) and points[1][2] == 0.0
+    assert report.sweep_points(results, "mrpc") == [(384, 70.0, 0.0)]  # no top_k recorded: every dimension
+
+
 def test_case_study_covers_every_ready_task_and_totals_them(report, monkeypatch):
     ready = {"sst2", "mrpc"}
     monkeypatch.setattr(report, "students_ready", lambda task: task in ready)
