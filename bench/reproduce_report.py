@@ -152,10 +152,11 @@ def figures(results: dict) -> list[str]:
     bars.update_layout(barmode="group", title="Students per task (mean and std over seeds; each task's main metric)", height=420)
     bars.write_html(FIGURES / "results-bars.html", include_plotlyjs="directory")
     sweep = go.Figure()
-    ks, means, stds = zip(*sweep_points(results)) if sweep_points(results) else ((), (), ())
+    points = sweep_points(results)
+    ks, means, stds = zip(*points) if points else ((), (), ())
     sweep.add_trace(go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD"))
-    sweep.update_layout(title="STS-B: AD-KD with the teacher's top-K of 384 dimensions (the preset row at its recorded K)", xaxis_title="K",
-                        yaxis_title="Spearman x 100", height=380)
+    sweep.update_layout(title="STS-B: AD-KD with the teacher's top-K of 384 dimensions (the preset row at its recorded K)",
+                        xaxis_title="K", yaxis_title="Spearman x 100", height=380)
     sweep.write_html(FIGURES / "results-topk.html", include_plotlyjs="directory")
     return ['<iframe src="../figures/results-bars.html" width="100%" height="440" frameborder="0"></iframe>',
             "", '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>']
