@@ -305,7 +305,7 @@ INVESTIGATION_TABLE = [
     ("presets (beta 10, all 384 dims, T 4 annealed, lr 1e-4)", "kd", "adkd"),
     ("beta = 1", None, "adkd_beta1"),
     ("beta = 100", None, "adkd_beta100"),
-    ("K = 96 (top quarter of the dims)", None, "adkd_k96"),
+    ("K = 96 (top quarter of the dims)", None, "adkd_topk96"),
     ("T = 1", "kd_t1", "adkd_t1"),
     ("learning rate 3e-5 (the paper's)", "kd_lr3e-5", "adkd_lr3e-5"),
 ]

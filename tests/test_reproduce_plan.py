@@ -44,17 +44,33 @@ def flags_of(command: str) -> set[str]:
 
 
 def test_plan_order_and_size(reproduce):
-    runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY), [1, 2, 3])
-    assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 150
+    runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY))
+    assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 110
     # task by task: the teacher, then the core rows of seed 1 (students need their task's teacher)
     assert [(r.task, r.row.name) for r in runs[:5]] == [("rte", "teacher"), ("rte", "student_ft"), ("rte", "kd"),
                                                          ("rte", "adkd"), ("mrpc", "teacher")]
     first_seed2 = next(i for i, r in enumerate(runs) if r.seed == 2)
     assert all(r.seed == 1 for r in runs[:first_seed2])  # a whole seed before the next
+    # the table comes before the extra rows within seed 1
+    names = [r.row.name for r in runs[:first_seed2]]
+    assert max(names.index(n) for n in ("adkd_no_ce", "adkd_no_kd", "adkd_ig4", "adkd_k288")) < names.index("kd_iit")
     assert {r.task for r in runs if r.row.name == "adkd_no_ce"} == {"rte", "mrpc", "stsb"}
+    assert {r.task for r in runs if r.row.name == "adkd_ig4"} == {"mrpc"}
     assert {(r.task, r.row.name) for r in runs if r.row.name.startswith("adkd_k")} == {
-        *(("stsb", f"adkd_k{k}") for k in reproduce.TOP_K_SWEEP), ("mrpc", "adkd_k96")}
+        ("stsb", f"adkd_k{k}") for k in reproduce.TOP_K_SWEEP}
     assert {r.task for r in runs if r.row in reproduce.INVESTIGATION} == {"mrpc"}
+    # three seeds for the rows, seed 1 for the extra rows (IIT, investigation)
+    seeds = {}
+    for r in runs:
+        seeds.setdefault(r.row.name, set()).add(r.seed)
+    assert seeds["adkd_k48"] == seeds["teacher"] == seeds["adkd_ig4"] == {1, 2, 3}
+    assert seeds["kd_iit"] == seeds["adkd_topk96"] == seeds["adkd_beta1"] == {1}
+
+
+def test_explicit_seeds_run_every_row_at_those_seeds(reproduce):
+    runs = reproduce.plan(["mrpc"], ["kd", "kd_iit", "adkd_t1"], [2, 3])
+    assert [(r.row.name, r.seed) for r in runs] == [("kd", 2), ("kd_iit", 2), ("adkd_t1", 2),
+                                                    ("kd", 3), ("kd_iit", 3), ("adkd_t1", 3)]
 
 
 def test_every_command_line_uses_existing_flags(reproduce):
