@@ -98,15 +98,19 @@ def test_report_cells_and_cost_ratios(report):
     assert "| MRPC | 2 | kd_iit | 5.00 | 2.50 |" in lines  # vs KD's 2 s on 2 threads, never across settings
 
 
-def test_investigation_rows_pair_with_the_right_baseline(reproduce, report):
-    f1 = lambda *v: [{"best": {"dev/f1": x}} for x in v]  # noqa: E731
-    results = {("mrpc", "kd"): f1(82.0, 84.0), ("mrpc", "adkd"): f1(84.0), ("mrpc", "adkd_beta100"): f1(80.0),
-               ("mrpc", "kd_t1"): f1(70.0), ("mrpc", "adkd_t1"): f1(71.5)}
+def test_investigation_rows_pair_with_the_right_baseline_seed_by_seed(reproduce, report):
+    f1 = lambda **v: [{"seed": int(s[1:]), "best": {"dev/f1": x}} for s, x in v.items()]  # noqa: E731
+    results = {("mrpc", "kd"): f1(s1=82.0, s2=84.0), ("mrpc", "adkd"): f1(s1=84.0, s2=83.0),
+               ("mrpc", "adkd_beta100"): f1(s1=80.0), ("mrpc", "adkd_beta1"): f1(s3=90.0),
+               ("mrpc", "kd_t1"): f1(s1=70.0), ("mrpc", "adkd_t1"): f1(s1=71.5)}
     lines = report.investigation_table(results)
-    assert any(line.startswith("| presets") and line.endswith("| +1.0 |") for line in lines)  # 84 - mean(82, 84)
-    assert any(line.startswith("| beta = 100 | (as presets) | 80.0 (1) | -3.0 |") for line in lines)
-    assert any(line.startswith("| T = 1 | 70.0 (1) | 71.5 (1) | +1.5 |") for line in lines)  # its own KD row
-    assert any(line.startswith("| beta = 1 |") and line.endswith("| — |") for line in lines)
+    # presets: +2 and -1 -> mean 0.5, sample std 2.1
+    assert "| presets (beta 10, all 384 dims, T 4 annealed, lr 1e-4) | 83.0 ± 1.4 (2) | 83.5 ± 0.7 (2) | +0.5 ± 2.1, ahead on 1/2 |" in lines
+    # seed 1 against KD's seed 1 (82), not against KD's mean over seeds (83)
+    assert "| beta = 100 | 82.0 (1), presets | 80.0 (1) | -2.0 (1) |" in lines
+    assert "| T = 1 | 70.0 (1) | 71.5 (1) | +1.5 (1) |" in lines  # its own KD row
+    assert "| beta = 1 | — | 90.0 (1) | — |" in lines  # no KD run of seed 3 to pair with
+    assert any(line.startswith("| K = 96") and line.endswith("| — | — | — |") for line in lines)
     names = {r.name for r in reproduce.ROWS}
     assert {row for _, kd, adkd in report.INVESTIGATION_TABLE for row in (kd, adkd) if row} <= names
 
