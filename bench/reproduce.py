@@ -3,7 +3,7 @@
 Teacher: the packaged all-MiniLM-L6-v2 (6 layers, hidden 384) fine-tuned per task. Student: the
 teacher's layers 0, 2 and 4 (same tokenizer). The issue's table, three seeds per row: teacher;
 student fine-tuned without a teacher (CE only, same initialisation); vanilla KD; AD-KD; AD-KD without
-CE and without KD (on RTE, MRPC and STS-B, for CPU time); AD-KD with 4 IG steps (MRPC: about 5x the
+CE and without KD (on RTE, MRPC and STS-B, for CPU time); AD-KD with 4 IG steps (MRPC: about 4.5x the
 cost of one step); a top-K sweep on STS-B. Extra rows at seed 1 (``--seeds`` runs more): KD and
 AD-KD + interchange intervention on every task, and the MRPC investigation of beta, K, T and the
 learning rate. Every run is an ``attribkit finetune`` / ``attribkit distill`` command; its result
@@ -82,7 +82,7 @@ class Row:
 
 TOP_K_SWEEP = (48, 96, 192, 288)
 ABLATION_TASKS = ("rte", "mrpc", "stsb")  # the ablations run on the three smallest tasks (CPU time)
-IG4_TASKS = ("mrpc",)  # 4 IG steps cost about 5x a 1-step AD-KD run here (75-100 min): one task, three seeds
+IG4_TASKS = ("mrpc",)  # 4 IG steps cost about 4.5x a 1-step AD-KD step here (an MRPC run: 66 min): one task, three seeds
 EXTRA = (1,)  # rows beyond the table (IIT, the MRPC investigation): seed 1 unless asked for more
 ROWS = [
     Row("teacher", "Teacher (MiniLM 6x384)", "finetune", keep_model=True),
