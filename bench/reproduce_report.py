@@ -78,7 +78,10 @@ def table(results: dict) -> str:
 
 
 # (label, row, baseline row): differences taken seed by seed, where both runs of a seed exist
-PAIRED = [("AD-KD − KD", "adkd", "kd"), ("KD − no teacher", "kd", "student_ft"), ("AD-KD − no teacher", "adkd", "student_ft")]
+PAIRED = [("AD-KD − KD", "adkd", "kd"), ("KD − no teacher", "kd", "student_ft"), ("AD-KD − no teacher", "adkd", "student_ft"),
+          ("AD-KD w/o CE − AD-KD", "adkd_no_ce", "adkd"), ("AD-KD w/o KD − AD-KD", "adkd_no_kd", "adkd"),
+          # CE + attribution vs CE alone: what the attribution term does without the KD term
+          ("AD-KD w/o KD − no teacher", "adkd_no_kd", "student_ft"), ("4 IG steps − 1 IG step", "adkd_ig4", "adkd")]
 
 
 def paired_cell(results: dict, task: str, row: str, baseline: str) -> str:

@@ -127,6 +127,11 @@ def test_paired_differences_match_seed_by_seed(report):
     assert report.signed(-0.04) == "+0.0" and report.signed(-0.06) == "-0.1"
     lines = report.paired_table(results)
     assert lines[2].startswith("| AD-KD − KD | — |") and "+0.0 ± 1.4, ahead on 1/2" in lines[2]
+    # every ablation is set against the row it removes something from
+    assert [line.split(" | ")[0] for line in lines[5:]] == [
+        "| AD-KD w/o CE − AD-KD", "| AD-KD w/o KD − AD-KD", "| AD-KD w/o KD − no teacher", "| 4 IG steps − 1 IG step"]
+    results[("mrpc", "adkd_no_kd")] = runs("adkd_no_kd", s2=82.5)
+    assert report.paired_cell(results, "mrpc", "adkd_no_kd", "student_ft") == "-0.5 (1)"  # 82.5 - 83.0, seed 2
 
 
 def test_top_k_sweep_places_the_preset_at_its_recorded_k(report):
