@@ -164,9 +164,11 @@ def plan(tasks: list[str], rows: list[str], seeds: list[int] | None = None) -> l
 
     def applies(task: str, row: Row, seed: int) -> bool:
         in_scope = task in row.tasks or (CONFIG["name"] == "paper" and row.name in PAPER_ROWS)
-        return in_scope and (seed in row.seeds if seeds is None else True)
+        return in_scope and (seeds is not None or seed in row.seeds)
 
     all_seeds = sorted({s for row in order for s in row.seeds}) if seeds is None else list(seeds)
+    if not all_seeds:
+        return []
     first, further = all_seeds[0], all_seeds[1:]
     runs = [Run(t, row, first) for t in tasks for row in order if row.name in CORE and applies(t, row, first)]
     runs += [Run(t, row, first) for row in order if row.name not in CORE for t in tasks if applies(t, row, first)]
