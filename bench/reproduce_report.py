@@ -84,15 +84,19 @@ PAIRED = [("AD-KD − KD", "adkd", "kd"), ("KD − no teacher", "kd", "student_f
           ("AD-KD w/o KD − no teacher", "adkd_no_kd", "student_ft"), ("4 IG steps − 1 IG step", "adkd_ig4", "adkd")]
 
 
+def by_seed(results: dict, task: str, row: str) -> dict[int, float]:
+    """``{seed: main metric}`` of one row of one task."""
+    metric = main_metric(task)
+    return {r["seed"]: r["best"][metric] for r in results.get((task, row), [])}
+
+
 def paired_cell(results: dict, task: str, row: str, baseline: str) -> str:
     """Mean ± sample std of ``row - baseline`` over the seeds both have, the seeds ``row`` wins, and n.
 
     Students of the same seed share the teacher, the data order and the initial weights, so the
     difference within a seed removes that shared noise, which the unpaired cells of the main table keep.
     """
-    metric = main_metric(task)
-    by_seed = lambda name: {r["seed"]: r["best"][metric] for r in results.get((task, name), [])}  # noqa: E731
-    mine, theirs = by_seed(row), by_seed(baseline)
+    mine, theirs = by_seed(results, task, row), by_seed(results, task, baseline)
     deltas = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
     if not deltas:
         return "—"
@@ -321,18 +325,14 @@ def investigation_table(results: dict, task: str = "mrpc") -> list[str]:
     student, never against the mean of KD's three seeds, which would mix seed noise into the difference.
     The KD and AD-KD cells show the seeds that difference uses.
     """
-    metric = main_metric(task)
-
-    def by_seed(row: str) -> dict[int, float]:
-        return {r["seed"]: r["best"][metric] for r in results.get((task, row), [])}
-
     lines = ["| setting | KD | AD-KD | AD-KD − KD (paired by seed) |", "|---|---|---|---|"]
     for setting, kd_row, adkd_row in INVESTIGATION_TABLE:
-        kd, adkd = by_seed(kd_row or "kd"), by_seed(adkd_row)
+        baseline = kd_row or "kd"
+        kd, adkd = by_seed(results, task, baseline), by_seed(results, task, adkd_row)
         seeds = sorted(kd.keys() & adkd.keys())
-        kd_cell = cell([kd[s] for s in seeds]) + ("" if kd_row else ", presets")
-        lines.append(f"| {setting} | {kd_cell if seeds else '—'} | {cell([adkd[s] for s in seeds]) if seeds else cell(list(adkd.values()))} "
-                     f"| {paired_cell(results, task, adkd_row, kd_row or 'kd')} |")
+        kd_cell = cell([kd[s] for s in seeds]) + ("" if kd_row else ", presets") if seeds else "—"
+        adkd_cell = cell([adkd[s] for s in seeds] if seeds else list(adkd.values()))
+        lines.append(f"| {setting} | {kd_cell} | {adkd_cell} | {paired_cell(results, task, adkd_row, baseline)} |")
     return lines
 
 
