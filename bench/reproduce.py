@@ -249,6 +249,22 @@ def execute(run: Run, log) -> dict:
     return record
 
 
+def parse_seeds(text: str | None) -> list[int] | None:
+    """Reads ``--seeds``: comma-separated positive integers, or ``None`` for each row's own seeds.
+
+    Raises:
+        ValueError: With a one-line message naming the bad entry.
+    """
+    if text is None:
+        return None
+    seeds = []
+    for entry in text.split(","):
+        if not entry.strip().isdigit() or int(entry) < 1:
+            raise ValueError(f"--seeds takes comma-separated positive integers, got {entry.strip()!r}")
+        seeds.append(int(entry))
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["plan", "run", "report"])
@@ -266,7 +282,11 @@ def main() -> None:
     unknown = [t for t in tasks if t not in all_tasks] + [r for r in rows if r not in all_rows]
     if unknown:
         sys.exit(f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(all_tasks)}; rows: {', '.join(all_rows)}")
-    runs = plan(tasks, rows, [int(s) for s in args.seeds.split(",")] if args.seeds else None)
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    runs = plan(tasks, rows, seeds)
     if args.action == "plan":
         for run in runs:
             print(f"{'done' if run.result.is_file() else 'todo'}  {run.task:5s} {run.row.name:12s} seed {run.seed}")

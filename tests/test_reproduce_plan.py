@@ -159,3 +159,11 @@ def test_case_study_covers_every_ready_task_and_totals_them(report, monkeypatch)
     assert lines[-3:] == ["| sst2 |", "| mrpc |", "| all | 19 | 9 | 10 | | | |"]
     monkeypatch.setattr(report, "students_ready", lambda task: False)
     assert report.case_study() == ["(no classification task has its seed-1 KD and AD-KD students yet)"]
+
+
+def test_seeds_option_reads_positive_integers_and_names_a_bad_entry(reproduce):
+    assert reproduce.parse_seeds(None) is None
+    assert reproduce.parse_seeds("2, 3") == [2, 3]
+    for bad, shown in (("a", "'a'"), ("1,0", "'0'"), ("1,-2", "'-2'"), ("1,,2", "''")):
+        with pytest.raises(ValueError, match=f"positive integers, got {shown}"):
+            reproduce.parse_seeds(bad)
