@@ -19,7 +19,8 @@ from reproduce import GLUE, RESULTS, ROOT, ROWS, RUNS, TASKS, TOP_K_SWEEP, teach
 DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "figures"
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
-TABLE_ROWS = ["teacher", "student_ft", "kd", "adkd", "adkd_no_ce", "adkd_no_kd", "adkd_ig4", "kd_iit", "adkd_iit"]
+STUDENTS_TEACHER = "teacher_seed1"  # a table line, not a run: the seed-1 teacher the students distil from
+TABLE_ROWS = ["teacher", STUDENTS_TEACHER, "student_ft", "kd", "adkd", "adkd_no_ce", "adkd_no_kd", "adkd_ig4", "kd_iit", "adkd_iit"]
 # the paper (Wu et al., ACL 2023, BERT-base teacher -> 6-layer student, GLUE dev): AD-KD per task, averages per row
 PAPER_ADKD = {"cola": 58.3, "sst2": 91.9, "mrpc": 91.2, "rte": 70.9, "stsb": 89.2}
 PAPER_AVERAGE = {"teacher": 84.1, "kd": 81.6, "adkd": 83.4}
@@ -64,10 +65,15 @@ def table(results: dict) -> str:
     header = "| row | " + " | ".join(f"{TASKS[t].directory} ({main_metric(t).split('/')[1]})" for t in tasks) + " | average | paper (BERT-base, GLUE avg) |"
     lines = [header, "|" + "---|" * (len(tasks) + 3)]
     labels = {r.name: r.label for r in ROWS}
+    labels[STUDENTS_TEACHER] = "Teacher, seed 1 (the one every student learns from)"
     for row in TABLE_ROWS:
         cells, means = [], []
         for task in tasks:
-            values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
+            if row == STUDENTS_TEACHER:
+                seed_one = by_seed(results, task, "teacher").get(1)
+                values = [] if seed_one is None else [seed_one]
+            else:
+                values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
             cells.append(cell(values))
             if values:
                 means.append(statistics.mean(values))

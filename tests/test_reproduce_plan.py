@@ -167,3 +167,12 @@ def test_seeds_option_reads_positive_integers_and_names_a_bad_entry(reproduce):
     for bad, shown in (("a", "'a'"), ("1,0", "'0'"), ("1,-2", "'-2'"), ("1,,2", "''")):
         with pytest.raises(ValueError, match=f"positive integers, got {shown}"):
             reproduce.parse_seeds(bad)
+
+
+def test_table_shows_the_students_teacher_apart_from_the_teacher_mean(report):
+    results = {("rte", "teacher"): [{"seed": 2, "best": {"dev/accuracy": 54.5}}, {"seed": 1, "best": {"dev/accuracy": 57.4}}],
+               ("mrpc", "teacher"): [{"seed": 2, "best": {"dev/f1": 86.8}}]}  # no seed-1 teacher: an empty cell
+    lines = report.table(results).splitlines()
+    teacher, students_teacher = lines[2], lines[3]
+    assert teacher.startswith("| Teacher (MiniLM") and "| 56.0 ± 2.1 (2) | 86.8 (1) |" in teacher  # std: 2.9 / sqrt(2)
+    assert students_teacher.startswith("| Teacher, seed 1") and "| 57.4 (1) | — |" in students_teacher
