@@ -69,11 +69,8 @@ def table(results: dict) -> str:
     for row in TABLE_ROWS:
         cells, means = [], []
         for task in tasks:
-            if row == STUDENTS_TEACHER:
-                seed_one = by_seed(results, task, "teacher").get(1)
-                values = [] if seed_one is None else [seed_one]
-            else:
-                values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
+            source, only_seed = ("teacher", 1) if row == STUDENTS_TEACHER else (row, None)
+            values = [v for seed, v in by_seed(results, task, source).items() if only_seed in (None, seed)]
             cells.append(cell(values))
             if values:
                 means.append(statistics.mean(values))
