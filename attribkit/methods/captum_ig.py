@@ -15,20 +15,28 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, register_method
 from attribkit.methods.baselines import baseline_ids, check_baseline
+from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, equal_length_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import RULES
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
 @register_method("integrated_gradients")
 class CaptumIntegratedGradients(AttributionMethod):
-    """Integrated Gradients computed by Captum, one call per view.
+    """Integrated Gradients computed by Captum, one call per view and group of equal-length texts.
+
+    Texts are grouped by real length and trimmed to it (no forward pass computes on padding),
+    and each Captum call gets as many texts as ``steps`` rows of them fit the memory budget;
+    Captum's ``internal_batch_size`` caps the rows of every forward pass at the same budget.
+    The result equals one Captum call on the whole padded batch (to float rounding).
 
     Args:
         classifier: Model to explain.
         steps: Captum's ``n_steps`` (>= 2).
         rule: Captum's ``method``; default ``gausslegendre`` (Captum's default).
         baseline: ``pad``, ``mask``, ``unk`` or ``zero``; None = the layer's default.
-        internal_batch_size: Captum's ``internal_batch_size`` (rows per forward pass).
+        internal_batch_size: Rows (text x step) per forward pass; None = from ``memory_mb``.
+        memory_mb: Activation-memory budget of one forward + backward pass, in MiB, when
+            ``internal_batch_size`` is None.
         layer: ``word_embeddings`` or ``embeddings``.
         target_fn: ``logit``, ``prob`` or ``log_prob``.
 
@@ -48,6 +56,7 @@ class CaptumIntegratedGradients(AttributionMethod):
         rule: str = "gausslegendre",
         baseline: str | None = None,
         internal_batch_size: int | None = None,
+        memory_mb: float = DEFAULT_MEMORY_MB,
         layer: str = "word_embeddings",
         target_fn: str = "logit",
     ) -> None:
@@ -58,45 +67,73 @@ class CaptumIntegratedGradients(AttributionMethod):
             raise OptionError(f"Captum's integrated_gradients needs steps >= 2 (got {steps!r}); use method='fast_ig' for steps=1")
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
+        check_chunking(internal_batch_size, memory_mb)
         self.internal_batch_size = internal_batch_size
+        self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline}
+        chunking = {"internal_batch_size": self.internal_batch_size} if self.internal_batch_size else {"memory_mb": self.memory_mb}
+        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline, **chunking}
+
+    def rows_per_pass(self, seq_len: int) -> int:
+        """Rows (text x step) of ``seq_len`` tokens per forward pass."""
+        if self.internal_batch_size is not None:
+            return self.internal_batch_size
+        return rows_for_budget(self.classifier, seq_len, self.memory_mb)
 
     def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
+        clf = self.classifier
+        ids = batch["input_ids"]
+        base_ids = None if self.baseline == "zero" else baseline_ids(clf, batch, self.baseline)
+        attributions: Tensor | None = None
+        deltas = torch.zeros(targets.shape, dtype=clf.dtype, device=ids.device)
+        lengths = batch["attention_mask"].sum(dim=1)
+        for texts, width in equal_length_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // self.steps)):
+            sub = trim_rows(batch, texts, width)
+            base = None if base_ids is None else base_ids[texts, :width]
+            attr, delta = self._attribute(sub, base, targets[texts], self.rows_per_pass(width))
+            if attributions is None:
+                attributions = attr.new_zeros((*targets.shape, ids.shape[1], attr.shape[-1]))
+            attributions[texts, :, :width] = attr
+            deltas[texts] = delta.to(deltas.dtype)
+        assert attributions is not None  # equal_length_chunks yields at least one group for a non-empty batch
+        return MethodResult(attributions, deltas.to(attributions.dtype) if return_delta else None)
+
+    def _attribute(self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int) -> tuple[Tensor, Tensor]:
+        """One Captum call per view on texts of equal length without padding.
+
+        Shapes:
+            ``sub`` ``[n, width]`` tensors; returns attributions ``[n, views, width, hidden]`` and
+            deltas ``[n, views]``.
+        """
         from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
         clf = self.classifier
-        keys = [k for k in ("attention_mask", "token_type_ids", "special_tokens_mask") if k in batch]
-        extra = tuple(batch[k] for k in keys)
-
-        if self.baseline == "zero":
+        keys = [k for k in ("token_type_ids", "special_tokens_mask") if k in sub]
+        extra = tuple(sub[k] for k in keys)
+        if base_ids is None:
             def on_layer(z: Tensor, ids: Tensor, *rest: Tensor) -> Tensor:
-                sub = {"input_ids": ids, **dict(zip(keys, rest))}
-                logits = clf.forward_with_layer(sub, self.layer, lambda _out: z)
+                logits = clf.forward_with_layer({"input_ids": ids, **dict(zip(keys, rest))}, self.layer, lambda _out: z)
                 return apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
 
             with torch.no_grad():
-                x = clf.layer_output(batch, self.layer)
+                x = clf.layer_output(sub, self.layer)
             explainer: Any = IntegratedGradients(on_layer)
-            inputs, baselines, extra = x, torch.zeros_like(x), (batch["input_ids"], *extra)
+            inputs, baselines, extra = x, torch.zeros_like(x), (sub["input_ids"], *extra)
         else:
             def on_ids(ids: Tensor, *rest: Tensor) -> Tensor:
                 logits = clf.logits({"input_ids": ids, **dict(zip(keys, rest))})
                 return apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
 
             explainer = LayerIntegratedGradients(on_ids, clf.layer_module(self.layer))
-            inputs, baselines = batch["input_ids"], baseline_ids(clf, batch, self.baseline)
-
+            inputs, baselines = sub["input_ids"], base_ids
         views, deltas = [], []
         for v in range(targets.shape[1]):
             attr, delta = explainer.attribute(
                 inputs, baselines=baselines, target=targets[:, v].tolist(), additional_forward_args=extra,
-                n_steps=self.steps, method=self.rule, internal_batch_size=self.internal_batch_size,
+                n_steps=self.steps, method=self.rule, internal_batch_size=max(rows, len(targets)),
                 return_convergence_delta=True,
             )
             views.append(attr.detach())
             deltas.append(delta.detach())
-        mask = batch["attention_mask"].to(views[0].dtype)[:, None, :, None]
-        attributions = torch.stack(views, dim=1) * mask
-        return MethodResult(attributions, torch.stack(deltas, dim=1).to(attributions.dtype) if return_delta else None)
+        return torch.stack(views, dim=1), torch.stack(deltas, dim=1)

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 from torch import Tensor
+
+from attribkit.errors import OptionError
+
+if TYPE_CHECKING:
+    from attribkit.model import Classifier
+
+DEFAULT_MEMORY_MB = 2048  # activation-memory budget of one forward + backward pass, MiB
+
+
+def check_chunking(internal_batch_size: int | None, memory_mb: float) -> None:
+    """Validate the two ways of sizing a pass: a row count, or a memory budget in MiB.
+
+    Raises:
+        OptionError: ``internal_batch_size`` not a positive integer, or ``memory_mb`` not positive.
+    """
+    if internal_batch_size is not None and (isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
+                                            or internal_batch_size < 1):
+        raise OptionError(f"internal_batch_size must be a positive integer; got {internal_batch_size!r}")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, (int, float)) or memory_mb <= 0:
+        raise OptionError(f"memory_mb must be positive; got {memory_mb!r}")
 
 
 def equal_length_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -> Iterator[tuple[Tensor, int]]:
@@ -37,3 +57,28 @@ def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, T
     it out lets the attention kernels skip masking.
     """
     return {k: v[rows, :width] for k, v in batch.items() if k != "attention_mask"}
+
+
+def rows_for_budget(classifier: "Classifier", seq_len: int, memory_mb: float, *, create_graph: bool = False) -> int:
+    """How many rows of ``seq_len`` tokens one forward + backward pass may take within ``memory_mb``.
+
+    An estimate of the activations autograd keeps per row: about 16 hidden-sized tensors and 3
+    attention maps per layer (twice that when the graph is kept for a second-order backward).
+
+    Args:
+        classifier: The model (its config gives hidden size, layers and heads; its dtype the bytes).
+        seq_len: Tokens per row.
+        memory_mb: Activation-memory budget of one pass, in MiB.
+        create_graph: The pass keeps its graph (``create_graph=True``).
+
+    Returns:
+        At least 1.
+    """
+    config = classifier.model.config
+    hidden = int(getattr(config, "hidden_size", 768))
+    layers = int(getattr(config, "num_hidden_layers", 12))
+    heads = int(getattr(config, "num_attention_heads", 12))
+    itemsize = torch.finfo(classifier.dtype).bits // 8
+    per_row = layers * seq_len * (16 * hidden + 3 * heads * seq_len) * itemsize
+    per_row *= 2 if create_graph else 1
+    return max(1, int(memory_mb * 2**20 // per_row))

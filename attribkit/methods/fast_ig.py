@@ -13,15 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, register_method
 from attribkit.methods.baselines import baseline_output, check_baseline
-from attribkit.methods.chunking import equal_length_chunks, trim_rows
+from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, equal_length_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
-
-DEFAULT_MEMORY_MB = 2048
 
 
 @register_method("fast_ig")
@@ -70,29 +67,19 @@ class FastIntegratedGradients(AttributionMethod):
         self.alphas, self.weights = integration_points(rule, steps)
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
-        if internal_batch_size is not None and (not isinstance(internal_batch_size, int) or internal_batch_size < 1):
-            raise OptionError(f"internal_batch_size must be a positive integer; got {internal_batch_size!r}")
-        if not isinstance(memory_mb, (int, float)) or memory_mb <= 0:
-            raise OptionError(f"memory_mb must be positive; got {memory_mb!r}")
+        check_chunking(internal_batch_size, memory_mb)
         self.internal_batch_size = internal_batch_size
         self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline}
+        chunking = {"internal_batch_size": self.internal_batch_size} if self.internal_batch_size else {"memory_mb": self.memory_mb}
+        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline, **chunking}
 
     def rows_per_chunk(self, seq_len: int, create_graph: bool) -> int:
         """How many (example, step) rows one forward pass takes under the memory budget."""
         if self.internal_batch_size is not None:
             return self.internal_batch_size
-        config = self.classifier.model.config
-        hidden = int(getattr(config, "hidden_size", 768))
-        layers = int(getattr(config, "num_hidden_layers", 12))
-        heads = int(getattr(config, "num_attention_heads", 12))
-        itemsize = torch.finfo(self.classifier.dtype).bits // 8
-        # activations kept for backward per row: ~16 hidden-sized and 3 attention-map tensors a layer
-        per_row = layers * seq_len * (16 * hidden + 3 * heads * seq_len) * itemsize
-        per_row *= 2 if create_graph else 1
-        return max(1, int(self.memory_mb * 2**20 // per_row))
+        return rows_for_budget(self.classifier, seq_len, self.memory_mb, create_graph=create_graph)
 
     def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
         clf = self.classifier

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from attribkit.methods.base import register_method
-from attribkit.methods.fast_ig import DEFAULT_MEMORY_MB, FastIntegratedGradients
+from attribkit.methods.chunking import DEFAULT_MEMORY_MB
+from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.model import Classifier
 
 
