@@ -12,7 +12,7 @@ from attribkit.errors import InvalidInputError, OptionError
 from attribkit.methods import METHODS, AttributionMethod
 from attribkit.model import Classifier, Text, TokenizedText, as_classifier
 from attribkit.reduce import check_reduction, merge_words, normalize_scores, reduce_dims
-from attribkit.targets import TargetSpec, resolve_targets
+from attribkit.targets import TargetSpec, fixed_targets, view_names
 from attribkit.types import Attribution
 
 Progress = Callable[[int], None]
@@ -68,9 +68,8 @@ def attribute(
     clf = as_classifier(model)
     runner = make_method(clf, method, options)
     if isinstance(targets, str):
-        with torch.no_grad():
-            logits = clf.logits(batch)
-        targets, _ = resolve_targets(clf, targets, logits)
+        fixed = fixed_targets(clf, targets, batch["input_ids"].shape[0])
+        targets = "pred" if fixed is None else fixed.to(batch["input_ids"].device)
     result = runner.compute(batch, targets, create_graph=create_graph, return_delta=return_delta)
     return (result.attributions, result.delta) if return_delta else result.attributions
 
@@ -89,6 +88,7 @@ def explain(
     word_level: bool = False,
     batch_size: int = 16,
     max_length: int | None = None,
+    completeness: bool = True,
     progress: Progress | None = None,
     **options: Any,
 ) -> list[Attribution]:
@@ -107,6 +107,8 @@ def explain(
         word_level: Merge sub-word tokens into words.
         batch_size: Texts per batch; batches are formed from texts of similar length.
         max_length: Truncate longer inputs (default: the model's limit).
+        completeness: Report the IG completeness error ``delta`` (IG methods; costs one forward
+            pass on the baselines). False skips it.
         progress: Called with the number of texts finished after each batch.
         **options: The method's own options (``steps``, ``layer``, ``target_fn``, ...).
 
@@ -118,6 +120,8 @@ def explain(
         raise InvalidInputError("no texts to explain")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise OptionError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if not isinstance(completeness, bool):
+        raise OptionError(f"completeness must be True or False; got {completeness!r}")
     if labels is not None and len(labels) != len(texts):
         raise InvalidInputError(f"got {len(labels)} labels for {len(texts)} texts; give exactly one per text")
     if isinstance(targets, (list, tuple)) and len(targets) != len(texts):
@@ -138,12 +142,14 @@ def explain(
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
         batch = classifier.collate([items[i] for i in order])
-        with torch.no_grad():
-            logits = classifier.logits(batch)
         spec = [targets[i] for i in order] if isinstance(targets, (list, tuple)) else targets
         gold = [labels[i] for i in order] if labels is not None else None
-        target_idx, view_names = resolve_targets(classifier, spec, logits, labels=gold)
-        result = runner.compute(batch, target_idx, return_delta=runner.computes_delta)
+        fixed = fixed_targets(classifier, spec, len(order), labels=gold)
+        # "pred" is resolved from the method's own forward pass where it runs on the input itself
+        result = runner.compute(batch, "pred" if fixed is None else fixed.to(classifier.device),
+                                return_delta=runner.computes_delta and completeness, with_logits=True)
+        assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
+        logits, names = result.logits, view_names(classifier, result.targets)
         scores = result.attributions.detach()
         if runner.granularity == "dims":
             scores = reduce_dims(scores, sign=sign, top_k=top_k, aggregate=aggregate)
@@ -151,7 +157,7 @@ def explain(
             scores = scores.abs()
         for row, i in enumerate(order):
             records[i] = _record(
-                classifier, texts[i], items[i], scores[row], logits[row], view_names[row],
+                classifier, texts[i], items[i], scores[row], logits[row], names[row],
                 None if result.delta is None else result.delta[row],
                 gold=None if gold is None else gold[row], method=method, options=recorded,
                 normalize=normalize, word_level=word_level, word_aggregate=aggregate,

@@ -56,26 +56,45 @@ def resolve_targets(
     Raises:
         TargetError: unknown class, out-of-range index, missing or mis-sized gold labels.
     """
-    batch = logits.shape[0]
-    names = clf.labels if not clf.is_regression else ("output",)
+    idx = fixed_targets(clf, spec, logits.shape[0], labels=labels)
+    if idx is None:
+        idx = logits.argmax(dim=-1, keepdim=True)
+    idx = idx.to(logits.device)
+    return idx, view_names(clf, idx)
+
+
+def fixed_targets(
+    clf: Classifier, spec: TargetSpec, batch: int, *, labels: Sequence[int | str] | None = None
+) -> Tensor | None:
+    """Class indices ``[batch, views]`` (CPU) for every spec that does not depend on the prediction.
+
+    Returns None for ``"pred"`` on a classifier: its targets come from the model's output, which
+    the attribution method's own forward pass can provide (see ``AttributionMethod.compute``).
+
+    Raises:
+        TargetError: as :func:`resolve_targets`.
+    """
     if clf.is_regression:
         if spec not in ("pred", "all", "gold", 0, "0", "output"):
             raise TargetError(f"a regression model has one output; target {spec!r} does not exist")
-        idx = torch.zeros((batch, 1), dtype=torch.long)
-    elif isinstance(spec, str) and spec == "pred":
-        idx = logits.argmax(dim=-1, keepdim=True).cpu()
-    elif isinstance(spec, str) and spec == "all":
-        idx = torch.arange(clf.num_labels).expand(batch, -1)
-    elif isinstance(spec, str) and spec == "gold":
+        return torch.zeros((batch, 1), dtype=torch.long)
+    if isinstance(spec, str) and spec == "pred":
+        return None
+    if isinstance(spec, str) and spec == "all":
+        return torch.arange(clf.num_labels).expand(batch, -1)
+    if isinstance(spec, str) and spec == "gold":
         if labels is None:
             raise TargetError("targets='gold' needs the gold labels: pass labels=[...] (one per text)")
-        idx = _per_example(clf, labels, batch)
-    elif isinstance(spec, (list, tuple)):
-        idx = _per_example(clf, spec, batch)
-    else:
-        idx = torch.full((batch, 1), clf.label_index(spec), dtype=torch.long)
-    views = [[names[int(c)] for c in row] for row in idx]
-    return idx.to(logits.device), views
+        return _per_example(clf, labels, batch)
+    if isinstance(spec, (list, tuple)):
+        return _per_example(clf, spec, batch)
+    return torch.full((batch, 1), clf.label_index(spec), dtype=torch.long)
+
+
+def view_names(clf: Classifier, targets: Tensor) -> list[list[str]]:
+    """The class name of each view of each example (``output`` for regression)."""
+    names = clf.labels if not clf.is_regression else ("output",)
+    return [[names[int(c)] for c in row] for row in targets.tolist()]
 
 
 def _per_example(clf: Classifier, values: Sequence[int | str], batch: int) -> Tensor:

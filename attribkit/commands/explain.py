@@ -37,6 +37,8 @@ def explain(
     device: Optional[str] = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
     max_length: Optional[int] = opt.MAX_LENGTH,
+    completeness: bool = typer.Option(True, "--completeness/--no-completeness",
+                                      help="Report the IG completeness error (one extra forward on the baselines)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
@@ -67,7 +69,7 @@ def explain(
     opt.check_target(clf, spec)
     kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
                                   normalize=normalize, word_level=word_level, batch_size=batch_size,
-                                  max_length=max_length, **options)
+                                  max_length=max_length, completeness=completeness, **options)
     if batch_mode:
         _batch(clf, rows, labels, kwargs, out, html_out, resume, progress)
     else:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
+import torch
 from torch import Tensor
 
 from attribkit.errors import InvalidInputError, OptionError
@@ -25,10 +26,15 @@ class MethodResult:
         attributions: ``[batch, views, seq, dims]`` for gradient methods, ``[batch, views, seq]``
             for token-level methods (occlusion). Zero at padding.
         delta: ``[batch, views]`` IG completeness error ``sum(A) - (F(x) - F(x'))``, or None.
+        logits: ``[batch, num_labels]`` the model's output on the input itself, taken from the
+            method's own forward pass where one runs on the input (detached), else None.
+        targets: ``[batch, views]`` the class indices explained (``"pred"`` resolved), or None.
     """
 
     attributions: Tensor
     delta: Tensor | None = None
+    logits: Tensor | None = None
+    targets: Tensor | None = None
 
 
 class AttributionMethod(ABC):
@@ -36,7 +42,9 @@ class AttributionMethod(ABC):
 
     Subclasses set ``name`` (the registry key), ``granularity`` and ``differentiable``, take
     their options as keyword-only ``__init__`` arguments (validated there) and implement
-    :meth:`_scores`.
+    :meth:`_scores`. A method whose own forward pass runs on the input itself (gradient x input,
+    single-step IG, occlusion) sets :attr:`predicts_inline` and accepts ``targets="pred"`` in
+    :meth:`_scores`, resolving the prediction from those logits: no separate forward pass.
 
     Args:
         classifier: The model to explain.
@@ -64,45 +72,85 @@ class AttributionMethod(ABC):
         """The options this instance runs with (recorded in every output)."""
         return {"layer": self.layer, "target_fn": self.target_fn}
 
+    @property
+    def predicts_inline(self) -> bool:
+        """True when :meth:`_scores` runs the model on the input itself and resolves ``"pred"`` there."""
+        return False
+
     def compute(
         self,
         batch: dict[str, Tensor],
-        targets: Tensor,
+        targets: Tensor | str,
         *,
         create_graph: bool = False,
         return_delta: bool = False,
+        with_logits: bool = False,
     ) -> MethodResult:
         """Attribute the target outputs of ``batch`` to its tokens.
 
         Args:
             batch: ``input_ids``, ``attention_mask`` (and ``token_type_ids``,
                 ``special_tokens_mask``), each ``[batch, seq]``, on the model's device.
-            targets: ``[batch, views]`` class indices to explain.
+            targets: ``[batch, views]`` class indices to explain, or ``"pred"`` (the predicted
+                class, one view; resolved from the method's own forward pass where it has one).
             create_graph: Keep the graph so that a loss on the attributions back-propagates into
                 the model's parameters (differentiable methods only).
             return_delta: Also compute the completeness error (IG methods only).
+            with_logits: Make sure the result carries the model's logits on the input (one extra
+                no-grad forward pass only for methods that do not run on the input itself).
 
         Returns:
-            A :class:`MethodResult`.
+            A :class:`MethodResult` with ``targets`` set.
         """
         ids = batch.get("input_ids")
         mask = batch.get("attention_mask")
         if ids is None or mask is None or ids.dim() != 2 or mask.shape != ids.shape:
             raise InvalidInputError("batch needs 'input_ids' and 'attention_mask' of the same [batch, seq] shape")
-        if targets.dim() != 2 or targets.shape[0] != ids.shape[0]:
-            raise InvalidInputError(f"targets must be [batch, views] with batch={ids.shape[0]}; got {tuple(targets.shape)}")
-        n = self.classifier.num_labels
-        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= n):
-            raise InvalidInputError(f"target class out of range: the model has {n} output(s)")
         if create_graph and not self.differentiable:
             differentiable = [m for m in METHODS.names() if METHODS.get(m).differentiable]
             raise OptionError(f"method {self.name!r} is not differentiable; use one of: {', '.join(differentiable)}")
         if return_delta and not self.computes_delta:
             raise OptionError(f"method {self.name!r} has no completeness delta")
-        return self._scores(batch, targets.to(ids.device), create_graph=create_graph, return_delta=return_delta)
+        logits = None
+        if isinstance(targets, str):
+            if targets != "pred":
+                raise InvalidInputError(f"targets must be a [batch, views] tensor or 'pred'; got {targets!r}")
+            if self.predicts_inline:
+                result = self._scores(batch, "pred", create_graph=create_graph, return_delta=return_delta)  # type: ignore[arg-type]
+                if result.targets is None or result.logits is None:
+                    raise RuntimeError(f"method {self.name!r} predicts inline but returned no targets or logits")
+                return result
+            logits = self._forward(batch)
+            targets = predicted_targets(logits, self.classifier.is_regression)
+        if targets.dim() != 2 or targets.shape[0] != ids.shape[0]:
+            raise InvalidInputError(f"targets must be [batch, views] with batch={ids.shape[0]}; got {tuple(targets.shape)}")
+        n = self.classifier.num_labels
+        if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= n):
+            raise InvalidInputError(f"target class out of range: the model has {n} output(s)")
+        targets = targets.to(ids.device)
+        result = self._scores(batch, targets, create_graph=create_graph, return_delta=return_delta)
+        if result.logits is None and (logits is not None or with_logits):
+            result = replace(result, logits=logits if logits is not None else self._forward(batch))
+        return replace(result, targets=targets) if result.targets is None else result
+
+    @torch.no_grad()
+    def _forward(self, batch: dict[str, Tensor]) -> Tensor:
+        """The model's logits on ``batch`` (no graph). Shapes: ``[batch, num_labels]``."""
+        return self.classifier.logits(batch).detach()
 
     @abstractmethod
     def _scores(
         self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool
     ) -> MethodResult:
-        """The maths: inputs are already validated."""
+        """The maths: inputs are already validated.
+
+        ``targets`` is ``"pred"`` (a string) only for methods with :attr:`predicts_inline`; they then
+        return the resolved ``targets`` and the ``logits`` in the :class:`MethodResult`.
+        """
+
+
+def predicted_targets(logits: Tensor, is_regression: bool) -> Tensor:
+    """``[batch, 1]`` the predicted class of each row (0, the one output, for regression)."""
+    if is_regression:
+        return torch.zeros((logits.shape[0], 1), dtype=torch.long, device=logits.device)
+    return logits.argmax(dim=-1, keepdim=True)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attribkit.methods.base import AttributionMethod, MethodResult, register_method
+from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_output, check_baseline
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, equal_length_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import integration_points
@@ -81,7 +81,12 @@ class FastIntegratedGradients(AttributionMethod):
             return self.internal_batch_size
         return rows_for_budget(self.classifier, seq_len, self.memory_mb, create_graph=create_graph)
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
+    @property
+    def predicts_inline(self) -> bool:
+        """One integration point, at the input itself (m = 1, right Riemann): its forward is the prediction."""
+        return self.alphas == [1.0]
+
+    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
         clf = self.classifier
         ctx = clf.double_backward() if create_graph else contextlib.nullcontext()
         with ctx, torch.enable_grad():
@@ -89,23 +94,37 @@ class FastIntegratedGradients(AttributionMethod):
             base = baseline_output(clf, batch, self.layer, self.baseline, x)
             if not create_graph:
                 x, base = x.detach(), base.detach()
-            grad_sum = self._weighted_gradients(batch, targets, x, base, create_graph)
+            grad_sum, resolved, logits = self._weighted_gradients(batch, targets, x, base, create_graph)
             mask = batch["attention_mask"].to(x.dtype)[:, None, :, None]
             attributions = (x - base).unsqueeze(1) * grad_sum * mask
-        delta = self._delta(batch, targets, x, base, attributions) if return_delta else None
-        return MethodResult(attributions, delta)
+        delta = self._delta(batch, resolved, x, base, attributions, logits) if return_delta else None
+        return MethodResult(attributions, delta, logits=logits, targets=resolved)
 
     def _weighted_gradients(
-        self, batch: dict[str, Tensor], targets: Tensor, x: Tensor, base: Tensor, create_graph: bool
-    ) -> Tensor:
-        """``sum_k w_k grad F_v(x' + a_k (x - x'))`` per example and view: ``[B, V, T, D]``."""
+        self, batch: dict[str, Tensor], targets: Tensor | str, x: Tensor, base: Tensor, create_graph: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``sum_k w_k grad F_v(x' + a_k (x - x'))`` per example and view.
+
+        Returns:
+            The weighted gradients ``[B, V, T, D]``; the targets ``[B, V]`` (``"pred"`` resolved
+            from each row's own logits, only when every row is the input itself); and, in that
+            case, the logits on the input ``[B, C]`` (else None).
+        """
         clf = self.classifier
-        n_examples, n_views = targets.shape
+        n_examples = x.shape[0]
+        at_input = self.predicts_inline
+        if isinstance(targets, str):
+            targets = torch.full((n_examples, 1), -1, dtype=torch.long, device=x.device)  # filled chunk by chunk
+            resolve = True
+        else:
+            resolve = False
+        n_views = targets.shape[1]
         m = self.steps
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
         weights = torch.tensor(self.weights, dtype=x.dtype, device=x.device)
         lengths = batch["attention_mask"].sum(dim=1).repeat_interleave(m)
         totals = [x.new_zeros(x.shape) for _ in range(n_views)]
+        logits_at_input: Tensor | None = None
         seq = x.shape[1]
         for rows, width in equal_length_chunks(lengths, lambda w: self.rows_per_chunk(w, create_graph)):
             example, step = rows // m, rows % m
@@ -116,6 +135,12 @@ class FastIntegratedGradients(AttributionMethod):
             if not create_graph:
                 path = path.detach().requires_grad_(True)
             logits = clf.forward_with_layer(sub, self.layer, lambda _out: path)
+            if at_input:
+                if logits_at_input is None:
+                    logits_at_input = logits.new_zeros((n_examples, logits.shape[1]))
+                logits_at_input[example] = logits.detach()
+                if resolve:
+                    targets[example] = predicted_targets(logits.detach(), clf.is_regression)
             out = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
             for v in range(n_views):
                 f = out.gather(1, targets[example, v : v + 1]).sum()
@@ -123,17 +148,25 @@ class FastIntegratedGradients(AttributionMethod):
                 (grad,) = torch.autograd.grad(f, path, retain_graph=keep, create_graph=create_graph)
                 grad = torch.nn.functional.pad(grad * weights[step].view(-1, 1, 1), (0, 0, 0, seq - width))
                 totals[v] = totals[v].index_add(0, example, grad)
-        return torch.stack(totals, dim=1)
+        return torch.stack(totals, dim=1), targets, logits_at_input
 
     @torch.no_grad()
-    def _delta(self, batch: dict[str, Tensor], targets: Tensor, x: Tensor, base: Tensor, attributions: Tensor) -> Tensor:
-        """``sum(A) - (F(x) - F(x'))`` per example and view, from one forward on [x; x']."""
+    def _delta(self, batch: dict[str, Tensor], targets: Tensor, x: Tensor, base: Tensor, attributions: Tensor,
+               logits: Tensor | None) -> Tensor:
+        """``sum(A) - (F(x) - F(x'))`` per example and view.
+
+        F(x) comes from ``logits`` when the attribution pass already ran on the input, so only the
+        baseline needs a forward pass; otherwise one forward on ``[x; x']``.
+        """
         clf = self.classifier
-        both = {k: torch.cat([v, v]) for k, v in batch.items()}
-        points = torch.cat([x.detach(), base.detach()])
-        logits = clf.forward_with_layer(both, self.layer, lambda _out: points)
-        out = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
-        n = targets.shape[0]
-        f_x = out[:n].gather(1, targets)
-        f_base = out[n:].gather(1, targets)
+        if logits is None:
+            both = {k: torch.cat([v, v]) for k, v in batch.items()}
+            points = torch.cat([x.detach(), base.detach()])
+            out = clf.forward_with_layer(both, self.layer, lambda _out: points)
+            logits, base_logits = out[: x.shape[0]], out[x.shape[0] :]
+        else:
+            baseline = base.detach()
+            base_logits = clf.forward_with_layer(batch, self.layer, lambda _out: baseline)
+        f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
+        f_base = apply_target_fn(base_logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         return attributions.detach().sum(dim=(2, 3)) - (f_x - f_base)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from attribkit.errors import OptionError
-from attribkit.methods.base import AttributionMethod, MethodResult, register_method
+from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import replacement_id
 from attribkit.methods.chunking import equal_length_chunks, trim_rows
 from attribkit.model import Classifier
@@ -58,16 +58,25 @@ class Occlusion(AttributionMethod):
     def options(self) -> dict[str, Any]:
         return {"target_fn": self.target_fn, "replacement": self.replacement}
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
-        with torch.inference_mode():
-            scores = self._occlude(batch, targets)
-        return MethodResult(scores.clone())  # a normal tensor, usable outside inference mode
+    @property
+    def predicts_inline(self) -> bool:
+        """Occlusion runs the model on the unoccluded input first: that forward is the prediction."""
+        return True
 
-    def _occlude(self, batch: dict[str, Tensor], targets: Tensor) -> Tensor:
-        """``[batch, views, seq]`` occlusion scores (runs under inference mode)."""
+    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
+        with torch.inference_mode():
+            scores, targets, logits = self._occlude(batch, targets)
+        # normal tensors, usable outside inference mode
+        return MethodResult(scores.clone(), logits=logits.clone(), targets=targets.clone())
+
+    def _occlude(self, batch: dict[str, Tensor], targets: Tensor | str) -> tuple[Tensor, Tensor, Tensor]:
+        """``[batch, views, seq]`` occlusion scores, the targets and the logits on the input (under inference mode)."""
         clf = self.classifier
         ids = batch["input_ids"]
-        full = apply_target_fn(clf.logits(batch), self.target_fn, is_regression=clf.is_regression).gather(1, targets)
+        logits = clf.logits(batch)
+        if isinstance(targets, str):
+            targets = predicted_targets(logits, clf.is_regression)
+        full = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         example, position = torch.nonzero(~clf.special_mask(batch), as_tuple=True)
         scores = torch.zeros((*targets.shape, ids.shape[1]), dtype=full.dtype, device=ids.device)
         lengths = batch["attention_mask"].sum(dim=1)[example]
@@ -78,4 +87,4 @@ class Occlusion(AttributionMethod):
             sub["input_ids"][torch.arange(ex.numel(), device=ids.device), pos] = self.replacement_id
             out = apply_target_fn(clf.logits(sub), self.target_fn, is_regression=clf.is_regression)
             scores[ex, :, pos] = full[ex] - out.gather(1, targets[ex])
-        return scores
+        return scores, targets, logits
