@@ -15,7 +15,7 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, register_method
 from attribkit.methods.baselines import baseline_ids, check_baseline
-from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, equal_length_chunks, rows_for_budget, trim_rows
+from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import RULES
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -24,7 +24,7 @@ from attribkit.targets import apply_target_fn
 class CaptumIntegratedGradients(AttributionMethod):
     """Integrated Gradients computed by Captum, one call per view and group of equal-length texts.
 
-    Texts are grouped by real length and trimmed to it (no forward pass computes on padding),
+    Texts are sorted by real length and trimmed to the longest of each group (little padding),
     and each Captum call gets as many texts as ``steps`` rows of them fit the memory budget;
     Captum's ``internal_batch_size`` caps the rows of every forward pass at the same budget.
     The result equals one Captum call on the whole padded batch (to float rounding).
@@ -88,7 +88,7 @@ class CaptumIntegratedGradients(AttributionMethod):
         attributions: Tensor | None = None
         deltas = torch.zeros(targets.shape, dtype=clf.dtype, device=ids.device)
         lengths = batch["attention_mask"].sum(dim=1)
-        for texts, width in equal_length_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // self.steps)):
+        for texts, width in length_sorted_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // self.steps)):
             sub = trim_rows(batch, texts, width)
             base = None if base_ids is None else base_ids[texts, :width]
             attr, delta = self._attribute(sub, base, targets[texts], self.rows_per_pass(width))
@@ -96,7 +96,8 @@ class CaptumIntegratedGradients(AttributionMethod):
                 attributions = attr.new_zeros((*targets.shape, ids.shape[1], attr.shape[-1]))
             attributions[texts, :, :width] = attr
             deltas[texts] = delta.to(deltas.dtype)
-        assert attributions is not None  # equal_length_chunks yields at least one group for a non-empty batch
+        assert attributions is not None  # length_sorted_chunks yields at least one group for a non-empty batch
+        attributions = attributions * batch["attention_mask"].to(attributions.dtype)[:, None, :, None]
         return MethodResult(attributions, deltas.to(attributions.dtype) if return_delta else None)
 
     def _attribute(self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int) -> tuple[Tensor, Tensor]:
@@ -109,7 +110,7 @@ class CaptumIntegratedGradients(AttributionMethod):
         from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
         clf = self.classifier
-        keys = [k for k in ("token_type_ids", "special_tokens_mask") if k in sub]
+        keys = [k for k in ("attention_mask", "token_type_ids", "special_tokens_mask") if k in sub]
         extra = tuple(sub[k] for k in keys)
         if base_ids is None:
             def on_layer(z: Tensor, ids: Tensor, *rest: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Cut stacked rows (example x step, or example x occluded token) into padding-free chunks."""
+"""Cut stacked rows (example x step, or example x occluded token) into length-sorted chunks that fit a pass."""
 
 from __future__ import annotations
 
@@ -28,35 +28,41 @@ def check_chunking(internal_batch_size: int | None, memory_mb: float) -> None:
         raise OptionError(f"memory_mb must be positive; got {memory_mb!r}")
 
 
-def equal_length_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -> Iterator[tuple[Tensor, int]]:
-    """Group rows of equal real length into chunks, so no chunk carries padding.
+def length_sorted_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -> Iterator[tuple[Tensor, int]]:
+    """Cut rows, longest first, into chunks that fit a pass; each chunk is as wide as its longest row.
+
+    Sorting by length keeps the padding inside a chunk small, and a chunk takes as many rows as
+    ``rows_for_width`` allows at its width, so a length-bucketed batch whose rows fit runs as one
+    pass (gradient x input costs exactly one forward and backward of the batch), while the
+    (example x step) rows of many-step IG fill passes of the memory budget.
 
     Args:
         lengths: ``[rows]`` real (non-pad) length of each row.
         rows_for_width: Largest number of rows one forward pass may take at a given width.
 
     Yields:
-        ``(row_indices, width)`` pairs; every row of a chunk has exactly ``width`` real tokens.
+        ``(row_indices, width)`` pairs; no row of a chunk is longer than ``width``.
     """
     order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order]
-    widths, counts = torch.unique_consecutive(sorted_lengths, return_counts=True)
+    sorted_lengths = lengths[order].tolist()
     start = 0
-    for width, count in zip(widths.tolist(), counts.tolist()):
-        group = order[start : start + count]
-        step = max(1, rows_for_width(int(width)))
-        for offset in range(0, count, step):
-            yield group[offset : offset + step], int(width)
-        start += count
+    while start < len(sorted_lengths):
+        width = int(sorted_lengths[start])
+        step = max(1, rows_for_width(width))
+        yield order[start : start + step], width
+        start += step
 
 
 def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, Tensor]:
-    """Rows ``rows`` of ``batch`` cut to ``width`` columns, with no attention mask.
+    """Rows ``rows`` of ``batch`` cut to ``width`` columns.
 
-    Every selected row has exactly ``width`` real tokens, so the mask would be all ones; leaving
-    it out lets the attention kernels skip masking.
+    The attention mask is kept only where some row is shorter than ``width``; without it (every
+    row exactly ``width`` real tokens) the attention kernels skip masking.
     """
-    return {k: v[rows, :width] for k, v in batch.items() if k != "attention_mask"}
+    sub = {k: v[rows, :width] for k, v in batch.items()}
+    if bool(sub["attention_mask"].all()):
+        del sub["attention_mask"]
+    return sub
 
 
 def rows_for_budget(classifier: "Classifier", seq_len: int, memory_mb: float, *, create_graph: bool = False) -> int:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_output, check_baseline
-from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, equal_length_chunks, rows_for_budget, trim_rows
+from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -27,8 +27,8 @@ class FastIntegratedGradients(AttributionMethod):
 
     ``IG = (x - x') * sum_k w_k grad F(x' + a_k (x - x'))`` with the rule's points ``a_k`` and
     weights ``w_k`` (right Riemann: ``a_k = k/m``, ``w_k = 1/m``). Rows of all examples and steps
-    are stacked, grouped by real length (so no chunk computes on padding) and cut into chunks
-    that fit ``memory_mb`` (or ``internal_batch_size`` rows).
+    are stacked, sorted by real length (little padding) and cut into chunks that fit
+    ``memory_mb`` (or ``internal_batch_size`` rows).
     With ``create_graph=True`` the result is differentiable w.r.t. the model's parameters.
 
     Args:
@@ -126,7 +126,7 @@ class FastIntegratedGradients(AttributionMethod):
         totals = [x.new_zeros(x.shape) for _ in range(n_views)]
         logits_at_input: Tensor | None = None
         seq = x.shape[1]
-        for rows, width in equal_length_chunks(lengths, lambda w: self.rows_per_chunk(w, create_graph)):
+        for rows, width in length_sorted_chunks(lengths, lambda w: self.rows_per_chunk(w, create_graph)):
             example, step = rows // m, rows % m
             sub = trim_rows(batch, example, width)
             a = alphas[step].view(-1, 1, 1)

@@ -10,7 +10,7 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import replacement_id
-from attribkit.methods.chunking import equal_length_chunks, trim_rows
+from attribkit.methods.chunking import length_sorted_chunks, trim_rows
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
@@ -80,7 +80,7 @@ class Occlusion(AttributionMethod):
         example, position = torch.nonzero(~clf.special_mask(batch), as_tuple=True)
         scores = torch.zeros((*targets.shape, ids.shape[1]), dtype=full.dtype, device=ids.device)
         lengths = batch["attention_mask"].sum(dim=1)[example]
-        for rows, width in equal_length_chunks(lengths, lambda w: self.internal_batch_size):
+        for rows, width in length_sorted_chunks(lengths, lambda w: self.internal_batch_size):
             ex, pos = example[rows], position[rows]
             sub = trim_rows(batch, ex, width)
             sub["input_ids"] = sub["input_ids"].clone()
