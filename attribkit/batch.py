@@ -5,6 +5,10 @@ Ctrl-C or a kill keeps every finished record; ``resume=True`` counts the complet
 partial file (dropping a half-written last line) and the caller skips that many inputs. The
 output file itself appears only when the last record is written (``.jsonl`` as is, ``.parquet``
 converted at the end), so a partial result is never presented as a complete one.
+
+Beside the partial file, ``OUT.partial.run.json`` keeps the run's fingerprint (model, method and
+every option, input identity); a resume with anything different is refused, naming the setting,
+so records of two different runs never end up in one file.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from attribkit.errors import InvalidInputError
 from attribkit.types import Attribution
@@ -26,12 +30,19 @@ class RecordWriter:
     Args:
         path: The final output file (``.jsonl`` or ``.parquet``).
         resume: Continue an interrupted run instead of refusing an existing partial file.
+        fingerprint: What makes this run this run (JSON-able; nested dicts allowed). Stored with a
+            new partial file; on resume it must equal the stored one.
 
     Attributes:
         done: Number of records already on disk (inputs to skip when resuming).
+        resumed: Number of records the interrupted run had left (0 for a fresh run).
+
+    Raises:
+        InvalidInputError: wrong suffix, missing folder, a finished output in the way, a partial
+            file without ``resume``, or a resume whose fingerprint differs.
     """
 
-    def __init__(self, path: str | Path, *, resume: bool = False) -> None:
+    def __init__(self, path: str | Path, *, resume: bool = False, fingerprint: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         if self.path.suffix not in OUTPUT_SUFFIXES:
             raise InvalidInputError(f"cannot write {self.path}: --out must end in .jsonl or .parquet")
@@ -42,8 +53,17 @@ class RecordWriter:
             raise InvalidInputError(f"{self.path} already exists (a finished run); delete it or choose another --out")
         if self.partial.exists() and not resume:
             raise InvalidInputError(f"{self.partial} holds an interrupted run; pass --resume to continue it or delete it")
-        self.done = self._complete_lines() if resume and self.partial.exists() else 0
-        if not resume or not self.partial.exists():
+        self.meta = self.partial.with_name(self.partial.name + ".run.json")
+        continuing = resume and self.partial.exists()
+        if continuing and fingerprint is not None:
+            check_same_run(self.partial, self.meta, fingerprint)
+        self.done = self._complete_lines() if continuing else 0
+        self.resumed = self.done
+        if not continuing:
+            if fingerprint is not None:
+                tmp = self.meta.with_name(self.meta.name + ".tmp")
+                tmp.write_text(json.dumps(_flat(fingerprint), indent=1, sort_keys=True, default=str), encoding="utf-8")
+                tmp.replace(self.meta)
             self.partial.write_text("", encoding="utf-8")
 
     def _complete_lines(self) -> int:
@@ -71,7 +91,52 @@ class RecordWriter:
             self.partial.unlink()
         else:
             self.partial.replace(self.path)
+        self.meta.unlink(missing_ok=True)
         return self.path
+
+    def discard(self) -> None:
+        """Remove the partial file and its fingerprint (a run that finished nothing)."""
+        self.partial.unlink(missing_ok=True)
+        self.meta.unlink(missing_ok=True)
+
+
+def check_same_run(partial: Path, meta: Path, fingerprint: dict[str, Any]) -> None:
+    """Refuse to resume ``partial`` unless it was made with exactly ``fingerprint``.
+
+    Raises:
+        InvalidInputError: no stored fingerprint, or the first setting that differs.
+    """
+    if not meta.is_file():
+        raise InvalidInputError(f"cannot --resume {partial}: nothing records the settings it was made with "
+                                "(an older attribkit, or a lost file); delete it and start over")
+    try:
+        stored = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"cannot --resume {partial}: its settings file {meta} is unreadable ({exc}); "
+                                "delete both and start over") from None
+    current = _flat(fingerprint)
+    for key in sorted(set(stored) | set(current)):
+        if stored.get(key) != current.get(key):
+            raise InvalidInputError(
+                f"cannot --resume {partial}: it was made with {key}={_show(stored.get(key))}, this run has "
+                f"{key}={_show(current.get(key))}; rerun with the same settings, or delete it to start over")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, values through JSON (tuples become lists), for comparison."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}."))
+        else:
+            out[name] = json.loads(json.dumps(value, default=str))
+    return out
+
+
+def _show(value: Any) -> str:
+    text = "(not set)" if value is None else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def write_parquet(jsonl: Path, target: Path) -> None:

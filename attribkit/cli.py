@@ -53,7 +53,11 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (AttribkitError, UsageError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from attribkit.distributed import launched_group
+
+        group = launched_group()
+        if group is None or group.is_main:  # several processes agree on one error: say it once
+            typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted: finished work is saved (--resume continues a training run)", err=True)

@@ -10,9 +10,6 @@ import typer
 from attribkit.commands import options as opt
 from attribkit.errors import OptionError
 
-CHUNK = 64  # inputs explained and flushed to disk at a time in batch mode
-
-
 def explain(
     text: Optional[str] = typer.Option(None, "--text", help="Text to explain."),
     model: Optional[str] = opt.MODEL,
@@ -47,33 +44,53 @@ def explain(
     resume: bool = typer.Option(False, "--resume", help="Batch mode: continue an interrupted --out run."),
     progress: bool = opt.PROGRESS,
 ) -> None:
-    """Explain predictions: coloured tokens in the terminal, or a batch from --input/--dataset to --out."""
-    import attribkit as ak
+    """Explain predictions: coloured tokens in the terminal, or a batch from --input/--dataset to --out.
 
-    rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
-    spec = opt.target_spec(target)
-    labels = opt.gold_labels(rows, spec)
-    options = opt.method_options(method, steps, target_fn, layer)
-    opt.check_explain_options(sign, aggregate, top_k, normalize)
-    for path, suffixes, flag in ((json_out, (".jsonl", ".json"), "--json"), (html_out, (".html", ".htm"), "--html"),
-                                 (plot_out, (".html", ".htm"), "--plot"), (out, (".jsonl", ".parquet"), "--out")):
-        opt.check_suffix(path, suffixes, flag)
-    batch_mode = text is None
-    if batch_mode and out is None:
-        raise OptionError("batch mode (--input/--dataset) writes records to --out FILE.jsonl|.parquet; give --out")
-    if not batch_mode and (out is not None or resume):
-        raise OptionError("--out and --resume are for batch mode (--input or --dataset); with --text use --json/--html/--plot")
-    if batch_mode and (json_out is not None or plot_out is not None):
-        raise OptionError("in batch mode records go to --out (and a page to --html); --json and --plot are for --text")
-    clf = ak.load_classifier(opt.model_path(model), device=device, num_labels=num_labels)
-    opt.check_target(clf, spec)
-    kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
-                                  normalize=normalize, word_level=word_level, batch_size=batch_size,
-                                  max_length=max_length, completeness=completeness, **options)
-    if batch_mode:
-        _batch(clf, rows, labels, kwargs, out, html_out, resume, progress)
-    else:
-        _single(clf, rows[0], labels, kwargs, json_out, html_out, plot_out)
+    Batch mode runs in several processes under `torchrun --nproc_per_node N -m attribkit explain ...` or
+    `accelerate launch -m attribkit explain ...`: each explains a shard, the first merges them into --out.
+    """
+    import attribkit as ak
+    from attribkit.commands.batch_run import run_batch
+    from attribkit.distributed import agree, process_device, process_group
+
+    with process_group() as group:
+        error: BaseException | None = None
+        try:
+            rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
+            spec = opt.target_spec(target)
+            labels = opt.gold_labels(rows, spec)
+            options = opt.method_options(method, steps, target_fn, layer)
+            opt.check_explain_options(sign, aggregate, top_k, normalize)
+            for path, suffixes, flag in ((json_out, (".jsonl", ".json"), "--json"), (html_out, (".html", ".htm"), "--html"),
+                                         (plot_out, (".html", ".htm"), "--plot"), (out, (".jsonl", ".parquet"), "--out")):
+                opt.check_suffix(path, suffixes, flag)
+            batch_mode = text is None
+            if batch_mode and out is None:
+                raise OptionError("batch mode (--input/--dataset) writes records to --out FILE.jsonl|.parquet; give --out")
+            if not batch_mode and (out is not None or resume):
+                raise OptionError("--out and --resume are for batch mode (--input or --dataset); with --text use --json/--html/--plot")
+            if batch_mode and (json_out is not None or plot_out is not None):
+                raise OptionError("in batch mode records go to --out (and a page to --html); --json and --plot are for --text")
+            if group is not None and not batch_mode:
+                raise OptionError("several processes share batch work (--input/--dataset with --out); run --text in one process")
+            if resume and num_labels is not None:
+                raise OptionError("--resume cannot continue a run with --num-labels: the fresh head is random each time")
+            clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group), num_labels=num_labels)
+            opt.check_target(clf, spec)
+        except Exception as exc:  # every process must learn of it, or the others wait forever
+            error = exc
+        agree(group, error)
+        kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
+                                      normalize=normalize, word_level=word_level, batch_size=batch_size,
+                                      max_length=max_length, completeness=completeness, **options)
+        if batch_mode:
+            assert out is not None
+            settings = {k: v for k, v in kwargs.items() if k != "batch_size"}  # batch size changes speed, not results
+            fingerprint = {"model": opt.model_identity(opt.model_path(model)), "inputs": opt.inputs_identity(rows),
+                           "label_column": label_column, **settings}
+            run_batch(clf, rows, labels, kwargs, out, html_out, resume, progress, fingerprint, group)
+        else:
+            _single(clf, rows[0], labels, kwargs, json_out, html_out, plot_out)
 
 
 def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Optional[Path], html_out: Optional[Path],
@@ -97,38 +114,6 @@ def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Optional[Pa
 
         save_figure(ak.plot(records[0]), str(plot_out))
         console.print(f"wrote {plot_out}")
-
-
-def _batch(clf: Any, rows: list, labels: Any, kwargs: dict, out: Path, html_out: Optional[Path], resume: bool,
-           progress: bool) -> None:
-    import attribkit as ak
-    from attribkit.batch import RecordWriter
-
-    writer = RecordWriter(out, resume=resume)
-    start = writer.done
-    if start > len(rows):
-        raise OptionError(f"{writer.partial} has {start} records but the input has only {len(rows)}; is it the same input?")
-    try:
-        with opt.progress_bar(len(rows), f"explaining {out.name}", progress) as update:
-            update(start)
-            for begin in range(start, len(rows), CHUNK):
-                chunk = rows[begin : begin + CHUNK]
-                gold = labels[begin : begin + CHUNK] if labels is not None else None
-                done_before = writer.done
-                records = ak.explain(clf, [r.model_input for r in chunk], labels=gold,
-                                     progress=lambda n: update(done_before + n), **kwargs)
-                writer.write(records)
-                update(writer.done)
-    except BaseException:
-        if writer.done == 0:
-            writer.partial.unlink(missing_ok=True)  # nothing finished: leave no trace
-        raise
-    path = writer.finish()
-    typer.echo(f"wrote {len(rows)} records to {path}" + (f" ({start} from the interrupted run)" if start else ""))
-    if html_out is not None:
-        records = ak.load(path)
-        ak.save_html(ak.render_html(records), html_out)
-        typer.echo(f"wrote {html_out}")
 
 
 def register(app: typer.Typer) -> None:

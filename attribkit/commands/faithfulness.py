@@ -33,28 +33,56 @@ def faithfulness(
     limit: Optional[int] = opt.LIMIT,
     progress: bool = opt.PROGRESS,
 ) -> None:
-    """Delete each explanation's top tokens and measure how the prediction changes (ERASER / ferret)."""
+    """Delete each explanation's top tokens and measure how the prediction changes (ERASER / ferret).
+
+    Runs in several processes under `torchrun --nproc_per_node N -m attribkit faithfulness ...`: each scores
+    a share of the inputs, the first reports them all.
+    """
     import attribkit as ak
     from rich.console import Console
     from rich.table import Table
 
+    from attribkit.distributed import agree, gather_to_main, process_device, process_group
     from attribkit.metrics import summarize
 
-    rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
-    options = opt.method_options(method, steps, target_fn, layer)
-    opt.check_suffix(json_out, (".json",), "--json")
-    try:
-        levels = [float(f) for f in fractions.split(",") if f.strip()]
-    except ValueError:
-        raise ak.OptionError(f"--fractions takes comma-separated numbers in (0, 1], e.g. 0.1,0.2; got {fractions!r}") from None
-    if not levels or any(not 0 < f <= 1 for f in levels):
-        raise ak.OptionError(f"--fractions must be numbers in (0, 1]; got {fractions!r}")
-    clf = ak.load_classifier(opt.model_path(model), device=device)
-    with opt.progress_bar(2 * len(rows), "explaining, then deleting", progress) as update:
-        records = ak.explain(clf, [r.model_input for r in rows], method=method, word_level=word_level,
-                             batch_size=batch_size, max_length=max_length, progress=update, **options)
-        scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size, max_length=max_length,
-                                 progress=lambda n: update(len(rows) + n))
+    with process_group() as group:
+        error: BaseException | None = None
+        try:
+            rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
+            options = opt.method_options(method, steps, target_fn, layer)
+            opt.check_suffix(json_out, (".json",), "--json")
+            try:
+                levels = [float(f) for f in fractions.split(",") if f.strip()]
+            except ValueError:
+                raise ak.OptionError(f"--fractions takes comma-separated numbers in (0, 1], e.g. 0.1,0.2; got {fractions!r}") from None
+            if not levels or any(not 0 < f <= 1 for f in levels):
+                raise ak.OptionError(f"--fractions must be numbers in (0, 1]; got {fractions!r}")
+            clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group))
+            mine = list(range(len(rows)))
+            if group is not None:
+                from attribkit.commands.batch_run import shard_batches
+
+                shard = shard_batches(clf, rows, group.world, batch_size=batch_size, max_length=max_length)[group.rank]
+                mine = [i for batch in shard for i in batch]
+        except Exception as exc:  # every process must learn of it, or the others wait forever
+            error = exc
+        agree(group, error)
+        try:
+            show = progress and (group is None or group.is_main)
+            with opt.progress_bar(2 * len(mine), "explaining, then deleting", show) as update:
+                records = ak.explain(clf, [rows[i].model_input for i in mine], method=method, word_level=word_level,
+                                     batch_size=batch_size, max_length=max_length, progress=update, **options)
+                scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size, max_length=max_length,
+                                         progress=lambda n: update(len(mine) + n))
+        except Exception as exc:
+            error = exc
+        agree(group, error)
+        if group is not None:
+            gathered = gather_to_main(group, list(zip(mine, records, scores)))
+            if gathered is None:
+                return  # the main process reports
+            ordered = sorted((item for part in gathered for item in part), key=lambda item: item[0])
+            records, scores = [item[1] for item in ordered], [item[2] for item in ordered]
     per_fraction = [{**{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
                      **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
                      "aopc_comprehensiveness": s.aopc_comprehensiveness, "aopc_sufficiency": s.aopc_sufficiency}

@@ -149,3 +149,28 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
     with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
         task = bar.add_task(description, total=total)
         yield lambda completed: bar.update(task, completed=completed)
+
+
+def model_identity(model: str) -> dict[str, Any]:
+    """What identifies a checkpoint for ``--resume``: its resolved folder and its files' names, sizes and times."""
+    import hashlib
+
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return {"name": model}
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return {"path": str(path.resolve()), "files": digest.hexdigest()[:16]}
+
+
+def inputs_identity(rows: list) -> dict[str, Any]:
+    """What identifies the inputs for ``--resume``: their number and a hash of every text, pair and label."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps([row.text, row.pair, row.label], ensure_ascii=False).encode() + b"\n")
+    return {"count": len(rows), "sha256": digest.hexdigest()[:16]}
