@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -89,6 +90,7 @@ def explain(
     batch_size: int = 16,
     max_length: int | None = None,
     completeness: bool = True,
+    dtype: str | None = None,
     progress: Progress | None = None,
     **options: Any,
 ) -> list[Attribution]:
@@ -109,6 +111,9 @@ def explain(
         max_length: Truncate longer inputs (default: the model's limit).
         completeness: Report the IG completeness error ``delta`` (IG methods; costs one forward
             pass on the baselines). False skips it.
+        dtype: ``bfloat16`` or ``float16`` runs an inference-only method (occlusion) under
+            ``torch.autocast`` in that precision (for CUDA; recorded in the options); None or
+            ``float32`` = the model's own precision. Gradient methods refuse it.
         progress: Called with the number of texts finished after each batch.
         **options: The method's own options (``steps``, ``layer``, ``target_fn``, ...).
 
@@ -127,6 +132,7 @@ def explain(
     if isinstance(targets, (list, tuple)) and len(targets) != len(texts):
         raise InvalidInputError(f"got {len(targets)} targets for {len(texts)} texts; give exactly one per text")
     runner = make_method(classifier, method, options)
+    precision = autocast_dtype(dtype, runner)
     if runner.granularity == "dims":
         hidden = classifier.layer_width(runner.layer)
         check_reduction(sign=sign, aggregate=aggregate, top_k=top_k, normalize=normalize, hidden=hidden)
@@ -137,7 +143,9 @@ def explain(
     items = [classifier.tokenize(t, max_length=max_length) for t in texts]
     reduction = {"targets": targets if isinstance(targets, (str, int)) else "per-example", "sign": sign,
                  "top_k": top_k, "aggregate": aggregate, "normalize": normalize, "word_level": word_level}
-    recorded = {**runner.options(), **reduction}
+    recorded = {**runner.options(), **reduction, **({"dtype": dtype} if precision is not None else {})}
+    autocast = (torch.autocast(device_type=classifier.device.type, dtype=precision) if precision is not None
+                else contextlib.nullcontext())
     records: list[Attribution | None] = [None] * len(texts)
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
@@ -146,8 +154,9 @@ def explain(
         gold = [labels[i] for i in order] if labels is not None else None
         fixed = fixed_targets(classifier, spec, len(order), labels=gold)
         # "pred" is resolved from the method's own forward pass where it runs on the input itself
-        result = runner.compute(batch, "pred" if fixed is None else fixed.to(classifier.device),
-                                return_delta=runner.computes_delta and completeness, with_logits=True)
+        with autocast:
+            result = runner.compute(batch, "pred" if fixed is None else fixed.to(classifier.device),
+                                    return_delta=runner.computes_delta and completeness, with_logits=True)
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
         scores = result.attributions.detach()
@@ -166,6 +175,24 @@ def explain(
         if progress is not None:
             progress(done)
     return [r for r in records if r is not None]
+
+
+def autocast_dtype(dtype: str | None, runner: AttributionMethod) -> torch.dtype | None:
+    """The autocast precision for ``dtype`` (None: run as the model is).
+
+    Raises:
+        OptionError: an unknown precision, or reduced precision for a method that takes gradients.
+    """
+    if dtype is None or dtype == "float32":
+        return None
+    choices = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in choices:
+        raise OptionError(f"unknown dtype {dtype!r}; choose one of: float32, bfloat16, float16")
+    if not runner.inference_only:
+        inference = [m for m in METHODS.names() if METHODS.get(m).inference_only]
+        raise OptionError(f"dtype={dtype!r} is for inference-only methods ({', '.join(inference)}); "
+                          f"{runner.name!r} takes gradients, which need the model's full precision")
+    return choices[dtype]
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

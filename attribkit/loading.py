@@ -18,9 +18,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise OptionError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from exc
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (target.index is not None and target.index >= count):
+            available = ", ".join(["cpu"] + [f"cuda:{i}" for i in range(count)])
+            raise OptionError(f"device {device!r} is not available on this machine; available: {available}")
+    return target
 
 
 def load_classifier(

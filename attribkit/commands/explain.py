@@ -36,6 +36,8 @@ def explain(
     max_length: Optional[int] = opt.MAX_LENGTH,
     completeness: bool = typer.Option(True, "--completeness/--no-completeness",
                                       help="Report the IG completeness error (one extra forward on the baselines)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="bfloat16 or float16: run occlusion in reduced precision "
+                                        "(autocast; for CUDA)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
     plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
@@ -82,7 +84,7 @@ def explain(
         agree(group, error)
         kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
                                       normalize=normalize, word_level=word_level, batch_size=batch_size,
-                                      max_length=max_length, completeness=completeness, **options)
+                                      max_length=max_length, completeness=completeness, dtype=dtype, **options)
         if batch_mode:
             assert out is not None
             settings = {k: v for k, v in kwargs.items() if k != "batch_size"}  # batch size changes speed, not results

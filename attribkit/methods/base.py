@@ -56,6 +56,8 @@ class AttributionMethod(ABC):
     granularity: ClassVar[Literal["dims", "tokens"]] = "dims"
     differentiable: ClassVar[bool] = False
     computes_delta: ClassVar[bool] = False
+    #: Runs forward passes only (no gradients): may run in reduced precision (``explain(dtype=...)``).
+    inference_only: ClassVar[bool] = False
 
     def __init__(self, classifier: Classifier, *, layer: str = "word_embeddings", target_fn: str = "logit") -> None:
         if layer not in LAYERS:

@@ -37,6 +37,7 @@ class Occlusion(AttributionMethod):
 
     name = "occlusion"
     granularity = "tokens"
+    inference_only = True
 
     def __init__(
         self,
