@@ -71,6 +71,9 @@ def process_group() -> Iterator[ProcessGroup | None]:
 def process_device(device: str | None, group: ProcessGroup | None) -> str | None:
     """The device of this process: ``cuda:LOCAL_RANK`` for CUDA runs of several processes.
 
+    With more processes than GPUs on a machine they share them round robin (``LOCAL_RANK`` modulo
+    the device count), so two processes on one GPU both use ``cuda:0``.
+
     Raises:
         OptionError: a single fixed ``cuda:N`` for several processes (each needs its own device).
     """
@@ -80,7 +83,7 @@ def process_device(device: str | None, group: ProcessGroup | None) -> str | None
         raise OptionError(f"--device {device} names one GPU, but {group.world} processes each need their own; "
                           "give --device cuda (process k uses cuda:k) or leave it out")
     if device == "cuda" or (device is None and torch.cuda.is_available()):
-        return f"cuda:{group.local_rank}"
+        return f"cuda:{group.local_rank % max(1, torch.cuda.device_count())}"
     return device
 
 

@@ -60,6 +60,7 @@ def test_every_architecture_single_and_pair(tiny, arch, method):
     assert all(np.abs(r.scores).sum() > 0 for r in records)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("method", ak.list_methods())
 def test_cuda_matches_cpu(checkpoint_dir, method):

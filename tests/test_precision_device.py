@@ -45,3 +45,15 @@ def test_missing_cuda_device_is_one_line_naming_what_exists(checkpoint_dir, devi
                            "--text", "good", "--device", device], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: device {device!r} is not available on this machine; available: cpu"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_occlusion_in_reduced_precision_on_cuda(checkpoint_dir, dtype):
+    clf = ak.load_classifier(checkpoint_dir("bert", 2), device="cuda")
+    full = ak.explain(clf, TEXTS, method="occlusion")
+    half = ak.explain(clf, TEXTS, method="occlusion", dtype=dtype)
+    for a, b in zip(full, half):
+        assert b.options["dtype"] == dtype
+        np.testing.assert_allclose(b.scores, a.scores, atol=0.03)
