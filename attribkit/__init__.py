@@ -50,6 +50,7 @@ _EXPORTS = {
     "AttribkitError": "attribkit.errors",
     "InvalidInputError": "attribkit.errors",
     "OptionError": "attribkit.errors",
+    "CompletenessWarning": "attribkit.errors",
     "TargetError": "attribkit.errors",
     "ModelLoadError": "attribkit.errors",
     "UnknownNameError": "attribkit.errors",
@@ -90,7 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
     from attribkit.render.terminal import render_terminal
-    from attribkit.errors import (AttribkitError, DuplicateNameError, InvalidInputError, ModelLoadError,
+    from attribkit.errors import (AttribkitError, CompletenessWarning, DuplicateNameError, InvalidInputError, ModelLoadError,
                                   OptionError, TargetError, TruncationWarning, UnknownNameError)
     from attribkit.facade import attribute, explain, get_method, list_methods
     from attribkit.io import load, save

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
 import typer
 
@@ -29,6 +30,26 @@ def methods() -> None:
         typer.echo(f"{name}: {summary}\n    options: {opts}")
 
 
+def _hide_flag_types() -> None:
+    """In ``--help``, on/off flags show no ``<bool>`` type after them (they take no value)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # pragma: no cover - other typer layouts keep their default display
+        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "_attribkit", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich._attribkit = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
+
 def _register_builtin() -> None:
     from attribkit.commands import compare, explain, export, faithfulness
 
@@ -45,10 +66,19 @@ def _load_plugins() -> None:
         register(app)
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Warnings as the user reads them: ``warning: <message>``, without a source path."""
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Console-script entry point: one-line errors on stderr with exit code 2, no tracebacks."""
+    import warnings
+
     from attribkit.errors import AttribkitError
 
+    warnings.formatwarning = _one_line_warning
     _load_plugins()
     try:
         app(standalone_mode=False)
@@ -58,6 +88,14 @@ def main() -> None:
         group = launched_group()
         if group is None or group.is_main:  # several processes agree on one error: say it once
             typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # an output that cannot be written (read-only folder, full disk ...)
+        from attribkit.distributed import launched_group
+
+        group = launched_group()
+        if group is None or group.is_main:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted: finished work is saved (--resume continues a training run)", err=True)

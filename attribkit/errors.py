@@ -41,3 +41,7 @@ class ModelLoadError(AttribkitError, OSError):
 
 class TruncationWarning(UserWarning):
     """A text was longer than the model's limit and was truncated."""
+
+
+class CompletenessWarning(UserWarning):
+    """Integrated Gradients' completeness error is large: the map does not add up to F(x) - F(x')."""

@@ -159,6 +159,8 @@ def explain(
                                     return_delta=runner.computes_delta and completeness, with_logits=True)
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
+        if result.delta is not None:
+            _warn_if_incomplete(result.attributions.detach(), result.delta, runner)
         scores = result.attributions.detach()
         if runner.granularity == "dims":
             scores = reduce_dims(scores, sign=sign, top_k=top_k, aggregate=aggregate)
@@ -175,6 +177,28 @@ def explain(
         if progress is not None:
             progress(done)
     return [r for r in records if r is not None]
+
+
+#: A completeness error above this share of |F(x) - F(x')| gets a warning.
+COMPLETENESS_TOLERANCE = 0.1
+
+
+def _warn_if_incomplete(attributions: Tensor, delta: Tensor, runner: AttributionMethod) -> None:
+    """Warn (once per run: the message is the same every time) when a map does not add up to the output change."""
+    import warnings
+
+    from attribkit.errors import CompletenessWarning
+
+    dims = tuple(range(2, attributions.dim()))
+    change = attributions.sum(dim=dims) - delta  # F(x) - F(x')
+    off = (delta.abs() > COMPLETENESS_TOLERANCE * change.abs()) & (delta.abs() > 1e-3)
+    if bool(off.any()):
+        steps = runner.options().get("steps")
+        warnings.warn(
+            f"completeness error above {COMPLETENESS_TOLERANCE:.0%} of F(x) - F(x') on some inputs ({runner.name}"
+            + (f", {steps} step{'s' if steps != 1 else ''}" if steps is not None else "")
+            + "): those maps do not add up to the output change; use more steps (e.g. 50)",
+            CompletenessWarning, stacklevel=3)
 
 
 def autocast_dtype(dtype: str | None, runner: AttributionMethod) -> torch.dtype | None:

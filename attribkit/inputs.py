@@ -116,7 +116,18 @@ def read_dataset(
             extra = {"delimiter": "\t"} if local.suffix.lower() == ".tsv" else {}
             data = load_dataset(builder, data_files=str(local), split=split, **extra)
         else:
-            data = load_dataset(name, config or None, split=split)
+            from attribkit.hub import hub_host, hub_reachable, offline_datasets, offline_requested
+
+            if local.exists() or offline_requested() or hub_reachable():
+                data = load_dataset(name, config or None, split=split)
+            else:  # only the local cache can have it: look there at once instead of retrying the network
+                try:
+                    with offline_datasets():
+                        data = load_dataset(name, config or None, split=split)
+                except Exception:
+                    raise InvalidInputError(f"cannot load dataset {spec!r} split {split!r}: it is not a local file or folder, "
+                                            f"not in the local cache, and the Hugging Face Hub ({hub_host()}) cannot be "
+                                            "reached") from None
     except InvalidInputError:
         raise
     except Exception as exc:  # datasets raises many types (FileNotFoundError, ValueError, DatasetNotFoundError ...)

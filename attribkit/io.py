@@ -19,11 +19,23 @@ def save(records: Iterable[Attribution], path: str | Path) -> Path:
     target = Path(path)
     if target.suffix not in (".jsonl", ".json"):
         raise InvalidInputError(f"cannot save to {target}: use a .jsonl file")
+    return atomic_write_text(target, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through ``path.partial``: the file appears only complete.
+
+    When writing fails (read-only folder, full disk), the partial file is removed and the error
+    (an ``OSError`` naming the file) propagates; nothing half-written is left behind.
+    """
+    target = Path(path)
     tmp = target.with_name(target.name + ".partial")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-    tmp.replace(target)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return target
 
 

@@ -57,8 +57,12 @@ def load_classifier(
     name = str(path_or_name)
     target = resolve_device(device)
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    if looks_like_path and not Path(name).expanduser().exists():
-        raise ModelLoadError(f"no such checkpoint directory: {name}")
+    # "runs/techer2" where ./runs exists is a mistyped local path, not a hub name
+    parent = Path(name).expanduser().parent
+    if not Path(name).expanduser().exists() and (looks_like_path or (name.count("/") == 1 and parent.is_dir())):
+        raise ModelLoadError(f"no such checkpoint directory: {name}{_siblings(parent, Path(name).name)}")
+    if not Path(name).expanduser().exists():
+        _check_hub_reachable(name)
     if Path(name).expanduser().exists():
         name = str(Path(name).expanduser())
         if not (Path(name) / "config.json").is_file():
@@ -96,10 +100,50 @@ def load_classifier(
         raise ModelLoadError(f"{name!r} has an empty tokenizer vocabulary; save the tokenizer next to the model")
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise ModelLoadError(f"{name!r} needs a fast tokenizer (tokenizer.json) for character offsets")
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ModelLoadError(f"{name!r}: the tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}; "
+                             "ids past that would fail mid-run. Save the model's own tokenizer next to it")
     if dtype is None and target.type == "cpu" and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
         model = model.float()
     model.eval().to(target)
     return Classifier(model, tokenizer)
+
+
+def _siblings(parent: Path, name: str) -> str:
+    """`` (did you mean ...?)`` with the closest checkpoint folders next to a mistyped one."""
+    import difflib
+
+    try:
+        folders = [p.name for p in parent.iterdir() if (p / "config.json").is_file()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(name, folders, n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(str(parent / c) for c in close)}?)" if close else ""
+
+
+def _check_hub_reachable(name: str) -> None:
+    """Fail at once, not after ~26 s of retries, when a hub name cannot be fetched.
+
+    Offline mode (``HF_HUB_OFFLINE``) may still find the name in the local cache, so it is left
+    to transformers; otherwise a name that is not in the cache needs the hub, probed once.
+    """
+    from attribkit.hub import hub_host, hub_reachable, offline_requested
+
+    if offline_requested() or _in_hub_cache(name) or hub_reachable():
+        return
+    raise ModelLoadError(f"{name!r} is not a local directory, and the Hugging Face Hub ({hub_host()}) cannot be "
+                         "reached to download it; check the path, or the network")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when a hub model is already in the local Hugging Face cache."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # an invalid repo id, an old huggingface_hub: not cached
+        return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -112,14 +112,17 @@ def merge_words(scores: Tensor, groups: Sequence[int], *, aggregate: str = "sum"
     return out.index_add(1, index, scores)
 
 
-def top_tokens(scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by: str = "abs") -> list[tuple[int, str, float]]:
+def top_tokens(scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by: str = "abs",
+               skip: Sequence[bool] | None = None) -> list[tuple[int, str, float]]:
     """The ``k`` highest-scoring tokens as ``(position, token, score)``, best first.
 
     Args:
         by: ``abs`` ranks by |score|, ``pos`` by score, ``neg`` by -score.
+        skip: True for positions to leave out (e.g. special tokens: ``[s < 0 for s in record.segments]``).
     """
     if by not in ("abs", "pos", "neg"):
         raise OptionError(f"unknown ranking {by!r}; choose one of: abs, pos, neg")
     key = {"abs": lambda s: abs(s), "pos": lambda s: s, "neg": lambda s: -s}[by]
-    order = sorted(range(len(tokens)), key=lambda i: key(float(scores[i])), reverse=True)
+    candidates = [i for i in range(len(tokens)) if skip is None or not skip[i]]
+    order = sorted(candidates, key=lambda i: key(float(scores[i])), reverse=True)
     return [(i, tokens[i], float(scores[i])) for i in order[: max(k, 0)]]

@@ -95,6 +95,21 @@ class Attribution:
             raise InvalidInputError(f"no view {name!r}; this record has: {', '.join(self.views)}")
         return self.scores[self.views.index(name)]
 
+    def method_summary(self) -> str:
+        """The method and the settings that decide what its map means, in words.
+
+        For example ``fast_ig: 50 steps (gausslegendre), baseline pad, layer word_embeddings, target logit``.
+        """
+        o = self.options
+        parts = []
+        if "steps" in o:
+            parts.append(f"{o['steps']} step{'s' if o['steps'] != 1 else ''}" + (f" ({o['rule']})" if o.get("rule") else ""))
+        for key, label in (("baseline", "baseline"), ("replacement", "replacement"), ("layer", "layer"),
+                           ("target_fn", "target"), ("dtype", "dtype")):
+            if o.get(key) is not None:
+                parts.append(f"{label} {o[key]}")
+        return f"{self.method}: {', '.join(parts)}" if parts else self.method
+
     def _repr_html_(self) -> str:
         """Notebook display: the heatmap of every view (see :func:`attribkit.render_html`)."""
         from attribkit.render.html import render_html

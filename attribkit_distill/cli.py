@@ -58,11 +58,16 @@ def finetune(
     config = _config(FINETUNE_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
                      max_steps=max_steps, eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
     train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, seed)
-    _prepare_out(out, clf.tokenizer, {"command": "finetune", "model": model, "task": spec.directory, "data_dir": _s(data_dir),
-                                      "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
+    created = _prepare_out(out, clf.tokenizer, {"command": "finetune", "model": model, "task": spec.directory,
+                                                "data_dir": _s(data_dir), "train_examples": len(train_data),
+                                                "max_length": max_length, "config": config.__dict__}, resume)
     from attribkit_distill.train import train
 
-    results = train(clf.model, spec, train_data, dev_sets, out, config, resume=resume)
+    try:
+        results = train(clf.model, spec, train_data, dev_sets, out, config, resume=resume)
+    except BaseException:
+        _clean_failed_start(out, created)
+        raise
     _report(results, out)
 
 
@@ -145,17 +150,21 @@ def distill(
                      learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                      eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
     train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
-    _prepare_out(out, teacher_clf.tokenizer, {
+    created = _prepare_out(out, teacher_clf.tokenizer, {
         "command": "distill", "teacher": teacher, "student_init": student_init, "student_layers": student_layers,
         "student_hidden": student_hidden,
         "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
         "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
-    teacher_cache = None
-    if cache:
-        teacher_cache = TeacherCache.build(out / "teacher_cache.pt", teacher_clf.model, train_data, attribution,
-                                           batch_size=config.eval_batch_size, progress=progress)
-    results = train(student, spec, train_data, dev_sets, out, config, objective=loss, teacher=teacher_clf.model,
-                    cache=teacher_cache, resume=resume)
+    try:
+        teacher_cache = None
+        if cache:
+            teacher_cache = TeacherCache.build(out / "teacher_cache.pt", teacher_clf.model, train_data, attribution,
+                                               batch_size=config.eval_batch_size, progress=progress)
+        results = train(student, spec, train_data, dev_sets, out, config, objective=loss, teacher=teacher_clf.model,
+                        cache=teacher_cache, resume=resume)
+    except BaseException:
+        _clean_failed_start(out, created)
+        raise
     _report(results, out)
 
 
@@ -227,20 +236,68 @@ def _config(defaults: dict, **given: Any) -> Any:
     return TrainConfig(**{**defaults, **values})
 
 
-def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> None:
+#: Settings that change how a run looks, not what it computes: a resume may differ in them.
+DISPLAY_ONLY = ("config.progress",)
+#: Run settings that name files or folders: compared as resolved paths (``./runs/t`` is ``runs/t``).
+PATH_KEYS = ("model", "teacher", "student_init", "data_dir")
+
+
+def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> bool:
+    """Create ``out`` with the tokenizer and ``run.json``, or check a resumed run's settings.
+
+    Returns:
+        True when this call created the folder (so a run that fails before its first checkpoint
+        can remove it again, see :func:`_clean_failed_start`).
+    """
     import attribkit as ak
 
     run_file = out / "run.json"
     if not resume and run_file.is_file():
         raise ak.OptionError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    current = _comparable(run)
     if resume and run_file.is_file():
-        before = json.loads(run_file.read_text())
-        if before != json.loads(json.dumps(run)):
-            changed = sorted(k for k in set(before) | set(run) if before.get(k) != json.loads(json.dumps(run)).get(k))
-            raise ak.OptionError(f"--resume with different settings than the run in {out} ({', '.join(changed)}); use the same command")
+        before = _comparable(json.loads(run_file.read_text()))
+        changed = [k for k in sorted(set(before) | set(current)) if before.get(k) != current.get(k) and k not in DISPLAY_ONLY]
+        if changed:
+            key = changed[0]
+            raise ak.OptionError(f"--resume with different settings than the run in {out}: {key} was {before.get(key)!r}, "
+                                 f"now {current.get(key)!r}" + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+                                 + "; use the same command")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
-    run_file.write_text(json.dumps(run, indent=1))
+    stored = {k: (_resolved(v) if k in PATH_KEYS else v) for k, v in run.items()}
+    run_file.write_text(json.dumps(stored, indent=1))
+    return created
+
+
+def _comparable(run: dict) -> dict:
+    """A run's settings as flat dotted keys, through JSON, with paths resolved."""
+    flat: dict = {}
+    for key, value in run.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in _comparable(value).items()})
+        else:
+            flat[key] = json.loads(json.dumps(_resolved(value) if key in PATH_KEYS else value, default=str))
+    return flat
+
+
+def _resolved(value: Any) -> Any:
+    """A local path as its absolute form; hub names and None as they are."""
+    if isinstance(value, (str, Path)) and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def _clean_failed_start(out: Path, created: bool) -> None:
+    """Remove a folder this command created when the run died before writing any checkpoint or result."""
+    import shutil
+
+    from attribkit_distill.checkpoint import find_checkpoint
+    from attribkit_distill.train import RESULTS
+
+    if created and out.is_dir() and find_checkpoint(out) is None and not (out / RESULTS).is_file():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _report(results: dict, out: Path) -> None:

@@ -131,7 +131,7 @@ class AttributionLoss(nn.Module):
             target_fn = "logit" if is_regression(model) else self.target_fn
             attributions = attribute(
                 unwrap(model), {**model_inputs(batch), **_special(batch)}, targets=targets, method="fast_ig", create_graph=create_graph,
-                steps=self.steps, layer=self.layer, target_fn=target_fn, baseline=self.baseline,
+                steps=self.steps, rule="riemann_right", layer=self.layer, target_fn=target_fn, baseline=self.baseline,
             )
             logits = None
         scores = reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")

@@ -21,7 +21,8 @@ class PageReport:
     texts: dict[str, list[str]] = field(default_factory=dict)
 
 
-def open_page(path: Path, screenshot: Path, *, selectors: tuple[str, ...], actions=None) -> PageReport:
+def open_page(path: Path, screenshot: Path, *, selectors: tuple[str, ...], actions=None,
+              viewport: tuple[int, int] = (1200, 900)) -> PageReport:
     """Load ``path`` offline (every non-file request is blocked and recorded), count ``selectors``, screenshot."""
     playwright = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None:
@@ -30,7 +31,7 @@ def open_page(path: Path, screenshot: Path, *, selectors: tuple[str, ...], actio
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             page.on("console", lambda msg: report.errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: report.errors.append(str(exc)))
 

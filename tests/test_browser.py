@@ -34,11 +34,53 @@ def test_comparison_report_in_chromium_sorts_by_disagreement(checkpoint_dir, tmp
         report.texts["sorted"] = page.locator(".ak-example").evaluate_all("els => els.map(e => e.dataset.order)")
 
     report = open_page(path, tmp_path / "compare.png", actions=sort,
-                       selectors=(".ak-example", ".ak-row-teacher .ak-tok", ".ak-row-student .ak-tok", ".js-plotly-plot", ".ak-summary"))
+                       selectors=(".ak-example", ".ak-tok.ak-teacher", ".ak-tok.ak-student", ".js-plotly-plot", ".ak-summary"))
     assert report.errors == [] and report.external_requests == []
     assert report.counts[".ak-example"] == 5 and report.counts[".js-plotly-plot"] == 1 and report.counts[".ak-summary"] == 1
     units = sum(len(c.units) for c in comparisons)
-    assert report.counts[".ak-row-teacher .ak-tok"] == units == report.counts[".ak-row-student .ak-tok"]
+    assert report.counts[".ak-tok.ak-teacher"] == units == report.counts[".ak-tok.ak-student"]
     expected = sorted(range(5), key=lambda i: (comparisons[i].agreement["spearman"], i))
     assert [int(i) for i in report.texts["sorted"]] == expected
     assert (tmp_path / "compare.png").stat().st_size > 1000
+
+
+LONG = ("the first half of this film is a slow , careful and often beautiful portrait of a family that slowly "
+        "comes apart , and the second half , sadly , throws all of that away for a string of loud set pieces")
+
+
+def overflow(page) -> int:
+    """How far the page is wider than the window (0 = nothing sticks out)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+def test_reports_fit_the_window_at_1400_and_800_pixels(checkpoint_dir, tmp_path):
+    """Long token rows wrap inside their card; the plot is sized to its content (screenshots kept in tmp_path)."""
+    teacher = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
+    student = ak.load_classifier(checkpoint_dir("bert", 2, seed=1, layers=1), device="cpu")
+    comparisons = ak.compare(teacher, student, [LONG, LONG + " , again and again"], method="gradient_x_input")
+    record = ak.explain(teacher, LONG, method="gradient_x_input")[0]
+    pages = {"compare": ak.save_html(ak.render_comparison(comparisons, models=("teacher-ckpt", "student-ckpt")),
+                                     tmp_path / "compare.html"),
+             "explain": ak.save_html(ak.render_html([record]), tmp_path / "explain.html")}
+    from attribkit.render.figures import save_figure
+
+    save_figure(ak.plot(record), str(tmp_path / "plot.html"))
+    pages["plot"] = tmp_path / "plot.html"
+    for width in (1400, 800):
+        for name, path in pages.items():
+            def measure(page, report):
+                report.texts["overflow"] = [str(overflow(page))]
+                if name == "plot":
+                    box = page.locator(".nsewdrag").first.bounding_box()
+                    report.texts["plot_height"] = [str(box["height"])]
+
+            report = open_page(path, tmp_path / f"{name}-{width}.png", selectors=(".ak-tok",), actions=measure,
+                               viewport=(width, 1000))
+            assert report.errors == [], (name, width)
+            if name != "plot":  # a plotly figure has its own fixed width and scrolls as a whole
+                assert int(report.texts["overflow"][0]) <= 0, (name, width)
+            else:
+                assert float(report.texts["plot_height"][0]) >= 60  # the heatmap row is visible, not ~8 px
+    page = pages["compare"].read_text()
+    assert "teacher-ckpt" in page and "student-ckpt" in page and "method: gradient_x_input" not in page
+    assert "gradient_x_input: layer word_embeddings, target logit" in page

@@ -23,7 +23,7 @@ def reference_maps(model, batch, views: list[int], *, top_k: int | None, steps: 
     regression = model.config.num_labels == 1
     n, seq = batch["input_ids"].shape
     targets = torch.tensor([views] * n)
-    attributions = ak.attribute(model, batch, targets=targets, method="fast_ig", steps=steps, layer="embeddings",
+    attributions = ak.attribute(model, batch, targets=targets, method="fast_ig", steps=steps, rule="riemann_right", layer="embeddings",
                                 target_fn="logit" if regression else "log_prob").detach()
     maps = torch.zeros(n, len(views), seq, dtype=torch.float64)
     for b in range(n):
@@ -153,8 +153,8 @@ def test_fused_forward_matches_attribkit_attribute_for_every_architecture(checkp
         targets = torch.tensor([[0, 2]] * 3)
         for layer in ("embeddings", "word_embeddings"):
             got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn="prob").attributions
-            want = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=2, layer=layer, target_fn="prob",
-                                baseline="zero")
+            want = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=2, rule="riemann_right", layer=layer,
+                                target_fn="prob", baseline="zero")
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
 
 
@@ -170,8 +170,8 @@ def test_pad_baseline_goes_through_attribkit(student_teacher, checkpoint_dir):
 
 
 def reference_maps_pad(model, batch):
-    a = ak.attribute(model, batch, targets=torch.zeros(3, 1, dtype=torch.long), method="fast_ig", layer="word_embeddings",
-                     target_fn="log_prob", baseline="pad")
+    a = ak.attribute(model, batch, targets=torch.zeros(3, 1, dtype=torch.long), method="fast_ig", steps=1,
+                     layer="word_embeddings", target_fn="log_prob", baseline="pad")
     scores = a.abs().pow(2).sum(-1).sqrt()
     return scores / scores.pow(2).sum(-1, keepdim=True).sqrt()
 

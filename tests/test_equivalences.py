@@ -54,11 +54,11 @@ def test_two_class_views_are_identical_after_abs_and_normalization(tiny):
     batch = clf.encode(TEXTS)
     mask = batch["attention_mask"][:, None, :]
     for target_fn in ("prob", "log_prob"):
-        a = ak.attribute(clf, batch, targets="all", method="fast_ig", layer="embeddings", target_fn=target_fn)
+        a = ak.attribute(clf, batch, targets="all", method="fast_ig", steps=1, layer="embeddings", target_fn=target_fn)
         maps = normalize_scores(reduce_dims(a, sign="absolute", aggregate="l2"), mask, method="l2")
         assert_close(maps[:, 0], maps[:, 1], rtol=1e-10, atol=1e-12)
     # ... which is not true of logits, so the check can fail
-    a = ak.attribute(clf, batch, targets="all", method="fast_ig", layer="embeddings", target_fn="logit")
+    a = ak.attribute(clf, batch, targets="all", method="fast_ig", steps=1, layer="embeddings", target_fn="logit")
     maps = normalize_scores(reduce_dims(a, sign="absolute", aggregate="l2"), mask, method="l2")
     assert (maps[:, 0] - maps[:, 1]).abs().max() > 1e-3
 

@@ -64,7 +64,9 @@ def test_comparison_page_shows_both_models(records, tmp_path):
     comparison = ak.compare_records(records[0], records[0])
     page = ak.render_comparison([comparison, comparison], figure=False)
     assert page.count('class="ak-record ak-example"') == 2
-    assert page.count('<tr class="ak-row-teacher">') == 2 and page.count('<tr class="ak-row-student">') == 2
+    units = len(comparison.units)
+    assert page.count('<div class="ak-unit">') == 2 * units
+    assert page.count('class="ak-tok ak-teacher"') == 2 * units == page.count('class="ak-tok ak-student"')
     assert "<script>alert" not in page and 'data-spearman="1"' in page
     assert "\u200fshalom\u200f" in page  # the text line keeps right-to-left marks, literally
     fig = ak.plot_comparison(comparison)

@@ -31,6 +31,8 @@ def compare(
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write the case-study report here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example scores and the summary as JSON."),
     figure: bool = typer.Option(True, "--figure/--no-figure", help="Embed the agreement histogram."),
+    shared_scale: bool = typer.Option(False, "--shared-scale", help="Colour teacher and student on one scale (default: "
+                                      "each row on its own)."),
     plotly_js: str = typer.Option("inline", "--plotly-js", help="The figure's plotly.js: inline (offline, ~4.8 MB), cdn, or "
                                   "the path of a .js file relative to the page (several reports sharing one copy)."),
     device: Optional[str] = opt.DEVICE,
@@ -48,15 +50,21 @@ def compare(
     from attribkit.render.comparison import plotly_js_mode
 
     rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
-    labels = opt.gold_labels(rows, "pred")
     options = opt.method_options(method, steps, target_fn, layer)
     opt.check_suffix(html_out, (".html", ".htm"), "--html")
     opt.check_suffix(json_out, (".json",), "--json")
     plotly_js_mode(plotly_js)
+    if plotly_js.endswith(".js") and html_out is not None and "://" not in plotly_js \
+            and not (html_out.parent / plotly_js).is_file():
+        import warnings
+
+        warnings.warn(f"--plotly-js {plotly_js}: no such file next to {html_out}; the page's figure stays empty until "
+                      "plotly.js is put there", UserWarning, stacklevel=1)
     if k < 1:
         raise ak.OptionError(f"--k must be a positive number; got {k}")
     teacher_clf = ak.load_classifier(teacher, device=device)
     student_clf = ak.load_classifier(student, device=device)
+    labels = opt.gold_labels(rows, "pred", teacher_clf)
     with opt.progress_bar(len(rows), "comparing", progress) as update:
         comparisons = ak.compare(teacher_clf, student_clf, [r.model_input for r in rows], labels=labels, method=method,
                                  k=k, normalize=normalize, batch_size=batch_size, max_length=max_length,
@@ -71,11 +79,14 @@ def compare(
         table.add_row(name, f"{stats['mean']:.3f}", f"{stats['std']:.3f}", str(stats["n"]))
     Console().print(table)
     if html_out is not None:
-        ak.save_html(ak.render_comparison(comparisons, figure=figure, plotly_js=plotly_js), html_out)
+        ak.save_html(ak.render_comparison(comparisons, figure=figure, plotly_js=plotly_js, shared_scale=shared_scale,
+                                          models=(teacher, student)), html_out)
         typer.echo(f"wrote {html_out}")
     if json_out is not None:
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
-        data = {"summary": {n: {k2: clean(v) for k2, v in s.items()} for n, s in summary.items()}, "same_prediction": same,
+        first = comparisons[0]
+        data = {"teacher": teacher, "student": student, "method": method,
+                "options": {"teacher": first.teacher.options, "student": first.student.options}, "summary": {n: {k2: clean(v) for k2, v in s.items()} for n, s in summary.items()}, "same_prediction": same,
                 "examples": [{"text": c.teacher.text, "pair": c.teacher.pair, "gold": c.teacher.gold,
                               "teacher": c.teacher.prediction, "student": c.student.prediction,
                               "explained": c.teacher.views[0], "aligned_by": c.aligned_by, "units": list(c.units),

@@ -60,7 +60,6 @@ def explain(
         try:
             rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
             spec = opt.target_spec(target)
-            labels = opt.gold_labels(rows, spec)
             options = opt.method_options(method, steps, target_fn, layer)
             opt.check_explain_options(sign, aggregate, top_k, normalize)
             for path, suffixes, flag in ((json_out, (".jsonl", ".json"), "--json"), (html_out, (".html", ".htm"), "--html"),
@@ -79,6 +78,7 @@ def explain(
                 raise OptionError("--resume cannot continue a run with --num-labels: the fresh head is random each time")
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group), num_labels=num_labels)
             opt.check_target(clf, spec)
+            labels = opt.gold_labels(rows, spec, clf)
         except Exception as exc:  # every process must learn of it, or the others wait forever
             error = exc
         agree(group, error)

@@ -88,24 +88,60 @@ def read_rows(text: Optional[str], pair: Optional[str], input_file: Optional[Pat
         raise OptionError(f"--limit must be a positive number; got {limit}")
     if pair is not None and text is None:
         raise OptionError("--pair goes with --text; in files use --pair-column")
+    no_labels = label_column == ""  # --label-column '' turns gold labels off
+    column = None if no_labels else label_column
     if text is not None:
         rows = [InputRow(text, pair)]
     elif input_file is not None:
-        rows = read_inputs(input_file, text_column=text_column, pair_column=pair_column, label_column=label_column)
+        rows = read_inputs(input_file, text_column=text_column, pair_column=pair_column, label_column=column)
     else:
-        rows = read_dataset(str(dataset), split, text_column=text_column, pair_column=pair_column, label_column=label_column)
+        rows = read_dataset(str(dataset), split, text_column=text_column, pair_column=pair_column, label_column=column)
+    if no_labels:
+        rows = [InputRow(r.text, r.pair) for r in rows]
     return rows[:limit] if limit is not None else rows
 
 
-def gold_labels(rows: list, target: str | int) -> list | None:
-    """Gold labels of the rows when ``--target gold`` (every row must have one), else the labels if all rows have them."""
+def gold_labels(rows: list, target: str | int, clf: Any = None) -> list | None:
+    """The gold labels to record, or None.
+
+    ``--target gold`` needs a label on every row, each one of the model's classes (checked when
+    ``clf`` is given). Otherwise labels are only carried along: when some rows have none, or some
+    are not the model's classes (``not_entailment`` for a sentiment model), they are left out with
+    one warning, never an error.
+
+    Raises:
+        InvalidInputError: ``--target gold`` with a missing label, or a label the model does not have.
+    """
+    import warnings
+
+    from attribkit.errors import TargetError
+
     labels = [row.label for row in rows]
-    if target == "gold":
-        missing = [i for i, label in enumerate(labels) if label is None]
-        if missing:
-            raise InvalidInputError(f"--target gold needs a label on every input; input {missing[0] + 1} has none (use --label-column)")
-        return labels
-    return labels if all(label is not None for label in labels) else None
+    missing = [i for i, label in enumerate(labels) if label is None]
+    if target == "gold" and missing:
+        raise InvalidInputError(f"--target gold needs a label on every input; input {missing[0] + 1} has none (use --label-column)")
+    if missing and len(missing) < len(labels):
+        warnings.warn(f"{len(missing)} of {len(labels)} inputs have no gold label; the records carry none "
+                      "(--label-column '' turns labels off)", UserWarning, stacklevel=2)
+        return None
+    if missing:
+        return None
+    if clf is not None:
+        foreign = []
+        for i, label in enumerate(labels):
+            try:
+                clf.label_index(label)
+            except TargetError:
+                foreign.append(i)
+        if foreign and target == "gold":
+            raise InvalidInputError(f"--target gold: input {foreign[0] + 1} has label {labels[foreign[0]]!r}, which is not "
+                                    f"one of the model's classes ({', '.join(clf.labels)})")
+        if foreign:
+            warnings.warn(f"{len(foreign)} of {len(labels)} gold labels (e.g. {labels[foreign[0]]!r}) are not the model's "
+                          f"classes ({', '.join(clf.labels)}); the records carry none (--label-column '' turns labels off)",
+                          UserWarning, stacklevel=2)
+            return None
+    return labels
 
 
 def check_suffix(path: Optional[Path], suffixes: tuple[str, ...], flag: str) -> None:
@@ -116,15 +152,35 @@ def check_suffix(path: Optional[Path], suffixes: tuple[str, ...], flag: str) -> 
         raise OptionError(f"{flag} {path}: use a {' or '.join(suffixes)} file")
     if not path.parent.is_dir():
         raise OptionError(f"{flag} {path}: folder {path.parent} does not exist")
+    check_writable(path, flag)
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output that cannot be written: a read-only or full folder, or a locked file.
+
+    Probes by creating (and removing) an empty file in the folder, and by opening an existing
+    target for appending (which changes nothing), so permissions, read-only mounts and immutable
+    files all show here rather than after the compute.
+    """
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists():
+            with path.open("ab"):
+                pass
+    except OSError as exc:
+        raise OptionError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def write_json(data: Any, path: Path) -> None:
     """Write JSON atomically: the file appears only when complete."""
     import json
 
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    from attribkit.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 @contextlib.contextmanager

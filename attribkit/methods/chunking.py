@@ -34,10 +34,11 @@ def check_chunking(internal_batch_size: int | None, memory_mb: float) -> None:
 def length_sorted_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -> Iterator[tuple[Tensor, int]]:
     """Cut rows, longest first, into chunks that fit a pass; each chunk is as wide as its longest row.
 
-    Sorting by length keeps the padding inside a chunk small, and a chunk takes as many rows as
-    ``rows_for_width`` allows at its width, so a length-bucketed batch whose rows fit runs as one
-    pass (gradient x input costs exactly one forward and backward of the batch), while the
-    (example x step) rows of many-step IG fill passes of the memory budget.
+    Rows of one exact length form their own chunks (no padding at all) when there are enough of
+    them to fill at least a quarter of a pass, as the (example x step) rows of many-step IG do;
+    rarer lengths are pooled with their neighbours into one padded pass, so a length-bucketed
+    batch of single-step rows runs as one pass instead of many tiny ones (on a CPU the per-pass
+    overhead of tiny passes cost more than the padding they avoid).
 
     Args:
         lengths: ``[rows]`` real (non-pad) length of each row.
@@ -47,13 +48,26 @@ def length_sorted_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) 
         ``(row_indices, width)`` pairs; no row of a chunk is longer than ``width``.
     """
     order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order].tolist()
+    widths, counts = torch.unique_consecutive(lengths[order], return_counts=True)
+    pooled: list[Tensor] = []
+    pooled_rows, pooled_width = 0, 0
     start = 0
-    while start < len(sorted_lengths):
-        width = int(sorted_lengths[start])
-        step = max(1, rows_for_width(width))
-        yield order[start : start + step], width
-        start += step
+    for width, count in zip(widths.tolist(), counts.tolist()):
+        group, start = order[start : start + count], start + count
+        cap = max(1, rows_for_width(int(width)))
+        if 4 * count >= cap:
+            for offset in range(0, count, cap):
+                yield group[offset : offset + cap], int(width)
+            continue
+        if pooled and pooled_rows + count > max(1, rows_for_width(pooled_width)):
+            yield torch.cat(pooled), pooled_width
+            pooled, pooled_rows = [], 0
+        if not pooled:
+            pooled_width = int(width)
+        pooled.append(group)
+        pooled_rows += count
+    if pooled:
+        yield torch.cat(pooled), pooled_width
 
 
 def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, Tensor]:

@@ -13,6 +13,9 @@ from attribkit.render.colors import color, is_signed, scale_of
 from attribkit.render.html import token_labels
 from attribkit.types import Attribution
 
+#: Distinct, colour-blind-safe series colours (Okabe & Ito).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
+
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
@@ -34,10 +37,13 @@ def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: 
     figure = go.Figure(go.Heatmap(
         z=z, x=x, y=list(rows), colorscale=_colorscale(signed), zmin=-scale if signed else 0.0, zmax=scale,
         customdata=np.array([list(columns)] * len(rows), dtype=object),
-        hovertemplate="%{y}<br>%{customdata}: %{z:+.4g}<extra></extra>", colorbar={"title": {"text": "score"}},
+        hovertemplate="%{y}<br>%{customdata}: %{z:+.4g}<extra></extra>",
+        colorbar={"title": {"text": "score"}, "len": 1.0, "lenmode": "fraction", "thickness": 14},
     ))
+    # sized to its content: ~70 px per row of cells above the tick labels, ~28 px per token column
     figure.update_layout(title=title, xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45},
-                         yaxis={"autorange": "reversed"}, height=160 + 40 * len(rows), margin={"b": 90})
+                         yaxis={"autorange": "reversed"}, height=200 + 70 * max(len(rows), 2),
+                         width=max(640, 180 + 28 * len(columns)), margin={"t": 60, "b": 120, "l": 90, "r": 40})
     return figure
 
 
@@ -67,11 +73,13 @@ def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    for name, values in scores.items():
+    for i, (name, values) in enumerate(scores.items()):
         finite = [float(v) for v in values if np.isfinite(v)]
-        figure.add_trace(go.Histogram(x=finite, name=name, opacity=0.6, xbins={"start": -1.0, "end": 1.0001, "size": 0.1}))
-    figure.update_layout(title=title, barmode="overlay", xaxis={"title": {"text": "score"}, "range": [-1.05, 1.05]},
-                         yaxis={"title": {"text": "examples"}}, height=320)
+        figure.add_trace(go.Histogram(x=finite, name=name, marker={"color": PALETTE[i % len(PALETTE)]},
+                                      xbins={"start": -1.0, "end": 1.0001, "size": 0.1}))
+    # bars side by side in clearly different colours: overlaid, four similar series were unreadable
+    figure.update_layout(title=title, barmode="group", bargap=0.15, xaxis={"title": {"text": "score"}, "range": [-1.05, 1.05]},
+                         yaxis={"title": {"text": "examples"}}, height=340)
     return figure
 
 
@@ -79,7 +87,6 @@ def save_figure(figure: "go.Figure", path: str) -> None:
     """Write a figure as standalone HTML with plotly.js inline (opens offline), atomically."""
     from pathlib import Path
 
-    target = Path(path)
-    tmp = target.with_name(target.name + ".partial")
-    figure.write_html(str(tmp), include_plotlyjs=True, full_html=True)
-    tmp.replace(target)
+    from attribkit.io import atomic_write_text
+
+    atomic_write_text(Path(path), figure.to_html(include_plotlyjs=True, full_html=True))

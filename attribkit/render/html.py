@@ -87,7 +87,8 @@ def _top_html(record: Attribution, scores: Sequence[float], top: int) -> str:
     from attribkit.reduce import top_tokens
 
     labels = token_labels(record)
-    items = [f"<code>{esc(labels[i])}</code> {s:+.4f}" for i, _, s in top_tokens(scores, record.tokens, top)]
+    specials = [seg < 0 for seg in record.segments]
+    items = [f"<code>{esc(labels[i])}</code> {s:+.4f}" for i, _, s in top_tokens(scores, record.tokens, top, skip=specials)]
     return f'<div class="ak-top">top tokens: {", ".join(items)}</div>'
 
 
@@ -161,6 +162,8 @@ def render_html(
     numbered = len(items) > 1
     body = "".join(record_html(r, views=views, top=top, index=i if numbered else None) for i, r in enumerate(items))
     footer = options_footer(items)
+    methods = list(dict.fromkeys(r.method_summary() for r in items))
+    body = "".join(f'<p class="ak-meta ak-method">method: {esc(m)}</p>' for m in methods) + body
     if not full_page:
         return f'<div class="ak-root"><style>{STYLE.replace("body{", ".ak-root{")}</style>{body}{footer}</div>'
     return page(title, f"<h1>{esc(title)}</h1>{body}{footer}")
@@ -168,8 +171,6 @@ def render_html(
 
 def save_html(text: str, path: str | Path) -> Path:
     """Write HTML atomically (the file appears only once complete)."""
-    target = Path(path)
-    tmp = target.with_name(target.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    from attribkit.io import atomic_write_text
+
+    return atomic_write_text(path, text)

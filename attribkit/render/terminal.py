@@ -29,7 +29,7 @@ def render_terminal(record: Attribution, *, view: int | str = 0, top: int = 5) -
     signed = bool((scores < 0).any())
     probs = ", ".join(f"{label} {p:.3f}" for label, p in zip(record.labels, record.probs))
     header = Text.assemble(("prediction: ", "bold"), (record.prediction, "bold green"), f"  ({probs})")
-    header.append(f"\nexplaining: {name}  method: {record.method}")
+    header.append(f"\nexplaining: {name}  method: {record.method_summary()}")
     if record.delta is not None:
         header.append(f"  completeness delta: {float(record.delta[record.views.index(name)]):+.2e}")
     if record.truncated:
@@ -44,6 +44,6 @@ def render_terminal(record: Attribution, *, view: int | str = 0, top: int = 5) -
     table.add_column("position", justify="right")
     table.add_column("token")
     table.add_column("score", justify="right")
-    for position, token, score in top_tokens(scores, record.tokens, top):
+    for position, token, score in top_tokens(scores, record.tokens, top, skip=[seg < 0 for seg in record.segments]):
         table.add_row(str(position), token, f"{score:+.4f}")
     return Group(header, line, legend, table)
