@@ -228,3 +228,32 @@ def test_unknown_objective_lists_the_choices(checkpoint_dir, glue, tmp_path):
     result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--task", "SST-2", "--data-dir",
                                  str(glue), "--out", str(tmp_path / "s"), "--student-layers", "0", "--objective", "causal"])
     assert result.exit_code != 0 and "kd, adkd, iit, adkd+iit" in str(result.exception)
+
+
+def test_resume_ignores_display_options_and_path_spellings_but_names_a_real_difference(checkpoint_dir, glue, tmp_path,
+                                                                                       monkeypatch):
+    out = tmp_path / "r"
+    invoke(*_train_args(checkpoint_dir, glue, out))
+    monkeypatch.chdir(glue.parent)
+    same = [a if a != str(glue) else f"./{glue.name}" for a in _train_args(checkpoint_dir, glue, out)]
+    same.remove("--no-progress")  # a display option: not a different run
+    invoke(*same, "--resume")
+    result = runner.invoke(app, [*_train_args(checkpoint_dir, glue, out), "--lr", "0.1", "--resume"])
+    assert result.exit_code != 0
+    assert "config.learning_rate was" in str(result.exception) and "now 0.1" in str(result.exception)
+
+
+def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(checkpoint_dir, glue, tmp_path):
+    """The folder would otherwise block the rerun with 'already holds a run'."""
+    from attribkit_distill.cli import _clean_failed_start, _prepare_out
+
+    clf = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
+    out = tmp_path / "new"
+    assert _prepare_out(out, clf.tokenizer, {"command": "finetune"}, resume=False) is True
+    _clean_failed_start(out, created=True)
+    assert not out.exists()
+    kept = tmp_path / "kept"  # a folder the user made keeps existing
+    kept.mkdir()
+    assert _prepare_out(kept, clf.tokenizer, {"command": "finetune"}, resume=False) is False
+    _clean_failed_start(kept, created=False)
+    assert (kept / "run.json").is_file()

@@ -57,3 +57,35 @@ def baseline_output(clf: Classifier, batch: dict[str, Tensor], layer: str, kind:
     if kind == "zero":
         return torch.zeros_like(x)
     return clf.layer_output({**batch, "input_ids": baseline_ids(clf, batch, kind)}, layer)
+
+
+@torch.no_grad()
+def baseline_logits(clf: Classifier, batch: dict[str, Tensor], layer: str, kind: str) -> Tensor:
+    """The model's logits at the baselines x', one forward pass per *distinct* baseline.
+
+    A baseline depends only on a text's length and segments (``[CLS] [PAD] ... [SEP]`` ids, or
+    zeros at the layer), so the texts of a length-bucketed batch share a handful of them.
+
+    Shapes:
+        returns ``[batch, num_labels]``.
+    """
+    keys = [batch["attention_mask"]]
+    if "token_type_ids" in batch:
+        keys.append(batch["token_type_ids"])
+    if kind != "zero":
+        keys.append(baseline_ids(clf, batch, kind))
+    first, inverse = _distinct_rows(torch.cat(keys, dim=1))
+    sub = {k: v[first] for k, v in batch.items()}
+    if kind == "zero":
+        logits = clf.forward_with_layer(sub, layer, torch.zeros_like)
+    else:
+        logits = clf.logits({**sub, "input_ids": baseline_ids(clf, sub, kind)})
+    return logits[inverse]
+
+
+def _distinct_rows(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """For a 2-D integer tensor: the index of each distinct row's first occurrence, and each row's distinct row."""
+    unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((unique.shape[0],), rows.shape[0], dtype=torch.long, device=rows.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(rows.shape[0], device=rows.device), reduce="amin")
+    return first, inverse

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from attribkit.errors import OptionError
-from attribkit.methods.base import AttributionMethod, MethodResult, register_method
-from attribkit.methods.baselines import baseline_ids, check_baseline
+from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
+from attribkit.methods.baselines import baseline_ids, baseline_logits, check_baseline
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import RULES
 from attribkit.model import Classifier
@@ -81,31 +81,43 @@ class CaptumIntegratedGradients(AttributionMethod):
             return self.internal_batch_size
         return rows_for_budget(self.classifier, seq_len, self.memory_mb)
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor, *, create_graph: bool, return_delta: bool) -> MethodResult:
+    @property
+    def predicts_inline(self) -> bool:
+        """The prediction comes from one no-grad forward at the start of :meth:`_scores`, reused for completeness."""
+        return True
+
+    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
         clf = self.classifier
         ids = batch["input_ids"]
+        with torch.no_grad():
+            logits = clf.logits(batch).detach()
+        if isinstance(targets, str):
+            targets = predicted_targets(logits, clf.is_regression)
         base_ids = None if self.baseline == "zero" else baseline_ids(clf, batch, self.baseline)
         attributions: Tensor | None = None
-        deltas = torch.zeros(targets.shape, dtype=clf.dtype, device=ids.device)
         lengths = batch["attention_mask"].sum(dim=1)
         for texts, width in length_sorted_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // self.steps)):
             sub = trim_rows(batch, texts, width)
             base = None if base_ids is None else base_ids[texts, :width]
-            attr, delta = self._attribute(sub, base, targets[texts], self.rows_per_pass(width))
+            attr = self._attribute(sub, base, targets[texts], self.rows_per_pass(width))
             if attributions is None:
                 attributions = attr.new_zeros((*targets.shape, ids.shape[1], attr.shape[-1]))
             attributions[texts, :, :width] = attr
-            deltas[texts] = delta.to(deltas.dtype)
         assert attributions is not None  # length_sorted_chunks yields at least one group for a non-empty batch
         attributions = attributions * batch["attention_mask"].to(attributions.dtype)[:, None, :, None]
-        return MethodResult(attributions, deltas.to(attributions.dtype) if return_delta else None)
+        delta = None
+        if return_delta:  # F(x) from the prediction's forward; F(x') once per distinct baseline
+            f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
+            f_base = apply_target_fn(baseline_logits(clf, batch, self.layer, self.baseline), self.target_fn,
+                                     is_regression=clf.is_regression).gather(1, targets)
+            delta = attributions.sum(dim=(2, 3)) - (f_x - f_base).to(attributions.dtype)
+        return MethodResult(attributions, delta, logits=logits, targets=targets)
 
-    def _attribute(self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int) -> tuple[Tensor, Tensor]:
-        """One Captum call per view on texts of equal length without padding.
+    def _attribute(self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int) -> Tensor:
+        """One Captum call per view on a chunk of texts trimmed to its longest.
 
         Shapes:
-            ``sub`` ``[n, width]`` tensors; returns attributions ``[n, views, width, hidden]`` and
-            deltas ``[n, views]``.
+            ``sub`` ``[n, width]`` tensors; returns attributions ``[n, views, width, hidden]``.
         """
         from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
@@ -128,13 +140,11 @@ class CaptumIntegratedGradients(AttributionMethod):
 
             explainer = LayerIntegratedGradients(on_ids, clf.layer_module(self.layer))
             inputs, baselines = sub["input_ids"], base_ids
-        views, deltas = [], []
+        views = []
         for v in range(targets.shape[1]):
-            attr, delta = explainer.attribute(
+            attr = explainer.attribute(
                 inputs, baselines=baselines, target=targets[:, v].tolist(), additional_forward_args=extra,
                 n_steps=self.steps, method=self.rule, internal_batch_size=max(rows, len(targets)),
-                return_convergence_delta=True,
             )
             views.append(attr.detach())
-            deltas.append(delta.detach())
-        return torch.stack(views, dim=1), torch.stack(deltas, dim=1)
+        return torch.stack(views, dim=1)

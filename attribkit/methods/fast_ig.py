@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
-from attribkit.methods.baselines import baseline_ids, baseline_output, check_baseline
+from attribkit.methods.baselines import baseline_logits, baseline_output, check_baseline
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
@@ -164,7 +164,7 @@ class FastIntegratedGradients(AttributionMethod):
         """``sum(A) - (F(x) - F(x'))`` per example and view.
 
         F(x) comes from ``logits`` when the attribution pass already ran on the input, so only the
-        baselines need a forward pass, and only the distinct ones (see :meth:`_baseline_logits`);
+        baselines need a forward pass, and only the distinct ones (see ``baseline_logits``);
         otherwise one forward on ``[x; x']``.
         """
         clf = self.classifier
@@ -174,35 +174,7 @@ class FastIntegratedGradients(AttributionMethod):
             out = clf.forward_with_layer(both, self.layer, lambda _out: points)
             logits, base_logits = out[: x.shape[0]], out[x.shape[0] :]
         else:
-            base_logits = self._baseline_logits(batch, base.detach())
+            base_logits = baseline_logits(clf, batch, self.layer, self.baseline)
         f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         f_base = apply_target_fn(base_logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         return attributions.detach().sum(dim=(2, 3)) - (f_x - f_base)
-
-    def _baseline_logits(self, batch: dict[str, Tensor], base: Tensor) -> Tensor:
-        """F's logits at the baselines, one forward per *distinct* baseline row.
-
-        A baseline is a function of the text's length and segments only (``[CLS] [PAD] ... [SEP]``
-        ids, or zeros), so texts of a length-bucketed batch share a handful of them.
-
-        Shapes:
-            ``base`` ``[batch, seq, hidden]``; returns ``[batch, num_labels]``.
-        """
-        keys = [batch["attention_mask"]]
-        if "token_type_ids" in batch:
-            keys.append(batch["token_type_ids"])
-        if self.baseline != "zero":
-            keys.append(baseline_ids(self.classifier, batch, self.baseline))
-        _, first, inverse = _unique_rows(torch.cat(keys, dim=1))
-        sub = {k: v[first] for k, v in batch.items()}
-        points = base[first]
-        logits = self.classifier.forward_with_layer(sub, self.layer, lambda _out: points)
-        return logits[inverse]
-
-
-def _unique_rows(rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Distinct rows of a 2-D integer tensor: (unique rows, index of each one's first occurrence, inverse)."""
-    unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    first = torch.full((unique.shape[0],), rows.shape[0], dtype=torch.long, device=rows.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(rows.shape[0], device=rows.device), reduce="amin")
-    return unique, first, inverse
