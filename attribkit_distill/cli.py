@@ -54,6 +54,7 @@ def finetune(
     from attribkit_distill.presets import FINETUNE_DEFAULTS
 
     spec = _task(task)
+    _check_writable(out, "--out")
     clf = _load_for_task(model, spec, device)
     config = _config(FINETUNE_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
                      max_steps=max_steps, eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
@@ -120,6 +121,7 @@ def distill(
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
     spec = _task(task)
+    _check_writable(out, "--out")
     preset = DISTILL_PRESETS[spec.name]
     teacher_clf = ak.load_classifier(teacher, device=device)
     if teacher_clf.num_labels != spec.num_labels:
@@ -185,6 +187,8 @@ def evaluate_command(
     from attribkit_distill.tasks import load_examples, split_names
 
     spec = _task(task)
+    if json_out is not None:
+        _check_writable(json_out, "--json")
     clf = ak.load_classifier(model, device=device)
     if clf.num_labels != spec.num_labels:
         raise ak.OptionError(f"{model} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
@@ -287,6 +291,22 @@ def _resolved(value: Any) -> Any:
     if isinstance(value, (str, Path)) and Path(value).expanduser().exists():
         return str(Path(value).expanduser().resolve())
     return value
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output under a folder that cannot be written (read-only, no permission)."""
+    import tempfile
+
+    import attribkit as ak
+
+    folder = path if path.is_dir() else path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest folder that exists is where the new ones would be made
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".attribkit-", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise ak.OptionError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _clean_failed_start(out: Path, created: bool) -> None:

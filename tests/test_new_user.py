@@ -219,3 +219,12 @@ def test_missing_plotly_js_file_warns(checkpoint_dir, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data_proc.returncode == 0 and data["teacher"] == str(model) and data["method"] == "gradient_x_input"
     assert data["options"]["teacher"]["layer"] == "word_embeddings"
+
+
+def test_training_outputs_that_cannot_be_written_fail_before_any_work(checkpoint_dir):
+    model = checkpoint_dir("bert", 2)
+    for args in (["finetune", "--model", model, "--task", "SST-2", "--out", "/proc/attribkit-test/run"],
+                 ["distill", "--teacher", model, "--student-layers", "0", "--task", "SST-2", "--out", "/proc/attribkit-test/s"],
+                 ["evaluate", "--model", model, "--task", "SST-2", "--json", "/proc/attribkit-test.json"]):
+        line = one_error_line(cli(*args))
+        assert "/proc/attribkit-test" in line and "cannot write there" in line, line

@@ -72,7 +72,8 @@ def compare(
         update(len(rows))
     summary = summarize([c.agreement for c in comparisons])
     same = sum(c.same_prediction for c in comparisons)
-    table = Table(title=f"teacher vs student on {len(rows)} example(s); same prediction on {same}")
+    table = Table(title=f"teacher vs student on {len(rows)} example(s); same prediction on {same}",
+                  caption=f"method: {comparisons[0].teacher.method_summary()}" if comparisons else None)
     for column in ("score", "mean", "std", "n"):
         table.add_column(column, justify="left" if column == "score" else "right")
     for name, stats in summary.items():

@@ -88,7 +88,8 @@ def faithfulness(
                      "aopc_comprehensiveness": s.aopc_comprehensiveness, "aopc_sufficiency": s.aopc_sufficiency}
                     for s in scores]
     summary = summarize(per_fraction)
-    table = Table(title=f"faithfulness of {method} on {len(rows)} example(s)")
+    table = Table(title=f"faithfulness of {method} on {len(rows)} example(s)",
+                  caption=f"method: {records[0].method_summary()}" if records else None)
     for column in ("fraction", "comprehensiveness (higher better)", "sufficiency (lower better)"):
         table.add_column(column, justify="right")
     for f in levels:
