@@ -133,8 +133,9 @@ def peer_rows(clf: ak.Classifier, texts: list[str]) -> tuple[dict[str, Callable[
         from ferret import Benchmark, IntegratedGradientExplainer
 
         bench = Benchmark(clf.model, clf.tokenizer, explainers=[IntegratedGradientExplainer(clf.model, clf.tokenizer)])
-        bench.explain(texts[0], target=1)
-        rows["ferret_ig"] = lambda: [bench.explain(t, target=1) for t in texts]
+        bench.explain(texts[0], target=1, show_progress=False)
+        # ferret's IG: Captum IntegratedGradients on the input embeddings, 50 Gauss-Legendre steps, per text
+        rows["ferret_ig"] = lambda: [bench.explain(t, target=1, show_progress=False) for t in texts]
     except Exception as exc:
         skipped["ferret_ig"] = f"{type(exc).__name__}: {exc}"[:200]
     return rows, skipped
