@@ -16,6 +16,7 @@ from attribkit.errors import InvalidInputError
 from attribkit.facade import explain
 from attribkit.metrics import agreement
 from attribkit.model import Classifier, Text
+from attribkit.reduce import scaled_to_max
 from attribkit.types import Attribution
 
 
@@ -60,12 +61,6 @@ class Comparison:
         from attribkit.render.comparison import render_comparison
 
         return render_comparison([self], full_page=False)
-
-
-def scaled_to_max(values: np.ndarray) -> np.ndarray:
-    """A map divided by its largest |score| (unchanged when all zero). Shapes: ``[n]`` -> ``[n]``."""
-    scale = float(np.abs(values).max()) if values.size else 0.0
-    return values / scale if scale > 0 else values
 
 
 def compare_records(teacher: Attribution, student: Attribution, *, k: int = 5) -> Comparison:

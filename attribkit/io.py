@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from attribkit.errors import InvalidInputError
+from attribkit.files import atomic_write_text
 from attribkit.types import Attribution
 
 
@@ -20,23 +21,6 @@ def save(records: Iterable[Attribution], path: str | Path) -> Path:
     if target.suffix not in (".jsonl", ".json"):
         raise InvalidInputError(f"cannot save to {target}: use a .jsonl file")
     return atomic_write_text(target, "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through ``path.partial``: the file appears only complete.
-
-    When writing fails (read-only folder, full disk), the partial file is removed and the error
-    (an ``OSError`` naming the file) propagates; nothing half-written is left behind.
-    """
-    target = Path(path)
-    tmp = target.with_name(target.name + ".partial")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
 
 
 def iter_records(path: str | Path) -> Iterator[Attribution]:

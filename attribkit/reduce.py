@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -126,3 +127,9 @@ def top_tokens(scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by
     candidates = [i for i in range(len(tokens)) if skip is None or not skip[i]]
     order = sorted(candidates, key=lambda i: key(float(scores[i])), reverse=True)
     return [(i, tokens[i], float(scores[i])) for i in order[: max(k, 0)]]
+
+
+def scaled_to_max(values: np.ndarray) -> np.ndarray:
+    """A map divided by its largest |score| (unchanged when all zero). Shapes: ``[n]`` -> ``[n]``."""
+    scale = float(np.abs(values).max()) if values.size else 0.0
+    return values / scale if scale > 0 else values

@@ -107,7 +107,7 @@ def test_unwritable_outputs_fail_before_any_work(checkpoint_dir, tmp_path):
 
 
 def test_a_write_that_fails_anyway_leaves_nothing_behind(tmp_path, monkeypatch):
-    from attribkit.io import atomic_write_text
+    from attribkit.files import atomic_write_text
 
     target = tmp_path / "page.html"
 

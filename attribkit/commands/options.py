@@ -178,7 +178,7 @@ def write_json(data: Any, path: Path) -> None:
     """Write JSON atomically: the file appears only when complete."""
     import json
 
-    from attribkit.io import atomic_write_text
+    from attribkit.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 

@@ -10,14 +10,16 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from attribkit.render.colors import color, is_signed, scale_of
+from attribkit.reduce import scaled_to_max
 from attribkit.render.html import token_labels
-from attribkit.types import Attribution
 
 #: Distinct, colour-blind-safe series colours (Okabe & Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
+
+    from attribkit.types import Attribution
 
     from attribkit.comparison import Comparison
 
@@ -47,7 +49,7 @@ def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: 
     return figure
 
 
-def plot(record: Attribution, *, title: str | None = None) -> "go.Figure":
+def plot(record: "Attribution", *, title: str | None = None) -> "go.Figure":
     """Heatmap of every view (rows) over the tokens (columns), exact values on hover.
 
     Shapes:
@@ -60,8 +62,6 @@ def plot(record: Attribution, *, title: str | None = None) -> "go.Figure":
 
 def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "go.Figure":
     """Teacher and student maps on the aligned units, one row each (each row scaled to max |score| = 1)."""
-    from attribkit.comparison import scaled_to_max
-
     z = np.stack([scaled_to_max(comparison.teacher_scores), scaled_to_max(comparison.student_scores)])
     heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
     signed = is_signed(comparison.teacher_scores, comparison.teacher.options) or is_signed(comparison.student_scores, comparison.student.options)
@@ -87,6 +87,6 @@ def save_figure(figure: "go.Figure", path: str) -> None:
     """Write a figure as standalone HTML with plotly.js inline (opens offline), atomically."""
     from pathlib import Path
 
-    from attribkit.io import atomic_write_text
+    from attribkit.files import atomic_write_text
 
     atomic_write_text(Path(path), figure.to_html(include_plotlyjs=True, full_html=True))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from attribkit.render.colors import color, gradient_css, is_signed, scale_of, text_color
-from attribkit.types import Attribution
+
+if TYPE_CHECKING:  # pragma: no cover - the renderer never imports the record type back at run time
+    from attribkit.types import Attribution
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#111;max-width:70rem}
@@ -158,7 +160,7 @@ def render_html(
     Returns:
         The HTML text. Opens offline: no scripts, no external resources.
     """
-    items = [records] if isinstance(records, Attribution) else list(records)
+    items = [records] if hasattr(records, "tokens") and hasattr(records, "scores") else list(records)  # one record, or many
     numbered = len(items) > 1
     body = "".join(record_html(r, views=views, top=top, index=i if numbered else None) for i, r in enumerate(items))
     footer = options_footer(items)
@@ -171,6 +173,6 @@ def render_html(
 
 def save_html(text: str, path: str | Path) -> Path:
     """Write HTML atomically (the file appears only once complete)."""
-    from attribkit.io import atomic_write_text
+    from attribkit.files import atomic_write_text
 
     return atomic_write_text(path, text)
