@@ -103,7 +103,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared/data/glue")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="GLUE folder with SST-2/train.tsv (default: the hub's glue dataset through datasets)")
     parser.add_argument("--tmp", type=Path, default=ROOT / "bench/results/.cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/distill_step.json")
     parser.add_argument("--device", default=None)
