@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
 from attribkit import OptionError
 from attribkit_distill.maps import unwrap
@@ -115,7 +115,7 @@ def _width_fields(config: object) -> tuple[str, str, str]:
     raise OptionError(f"cannot narrow a {type(config).__name__}: no hidden size / heads / feed-forward size fields")
 
 
-def _evenly(total: int, count: int) -> "torch.Tensor":
+def _evenly(total: int, count: int) -> Tensor:
     """``count`` evenly spaced indices in ``0..total-1`` (all of them when equal)."""
     import torch
 

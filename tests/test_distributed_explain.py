@@ -127,6 +127,7 @@ def test_faithfulness_in_two_processes_equals_one(checkpoint_dir, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("AOPC") == 1  # only the main process reports
     one = one_process(*common, "--json", str(tmp_path / "one.json"))
+    assert one.returncode == 0, one.stderr
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     assert [e["text"] for e in a["examples"]] == [e["text"] for e in b["examples"]] == texts(30)
     for key in ("aopc_comprehensiveness", "aopc_sufficiency"):
