@@ -88,7 +88,11 @@ def distill(
     iit_weight: float = typer.Option(1.0, "--iit-weight", help="Weight gamma of the interchange intervention term."),
     iit_span: float = typer.Option(0.3, "--iit-span", help="Share of the real tokens intervened on (IIT)."),
     iit_temperature: float = typer.Option(2.0, "--iit-temperature", help="Temperature of the IIT KL term (times T^2)."),
-    anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T linearly to 1 (default: preset)."),
+    anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T to 1 over training (default: preset)."),
+    anneal_every: str = typer.Option("step", "--anneal-every", help="step: T falls linearly with every step; epoch: once "
+                                     "per epoch, reaching 1 in the last (the reference code)."),
+    regression_kd: str = typer.Option("scaled", "--regression-kd", help="Regression KD: scaled = MSE(s/T, t/T) (the "
+                                      "reference code), plain = MSE(s, t)."),
     t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
     data_dir: Optional[Path] = DATA_DIR,
@@ -143,14 +147,17 @@ def distill(
         from attribkit_distill.iit import InterchangeInterventionLoss
 
         extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
-    loss = DistillationObjective(
-        alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
-        kd=KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal)),
-        attribution=attribution, extra=extra,
-    )
     config = _config({"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
                      learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
                      eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
+    import math
+
+    kd = KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal),
+                anneal_every=anneal_every, epochs=max(1, math.ceil(config.epochs)), regression=regression_kd)
+    loss = DistillationObjective(
+        alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
+        kd=kd, attribution=attribution, extra=extra,
+    )
     train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
     created = _prepare_out(out, teacher_clf.tokenizer, {
         "command": "distill", "teacher": teacher, "student_init": student_init, "student_layers": student_layers,

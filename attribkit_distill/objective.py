@@ -17,26 +17,52 @@ from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
 from attribkit_distill.maps import is_regression, model_inputs
 
 
+ANNEAL_SCHEDULES = ("step", "epoch")
+REGRESSION_FORMS = ("scaled", "plain")
+
+
 class KDLoss(nn.Module):
-    """Soft cross-entropy between ``softmax(t/T)`` and ``log_softmax(s/T)``; MSE for regression.
+    """Soft cross-entropy between ``softmax(t/T)`` and ``log_softmax(s/T)``; squared error for regression.
 
     Args:
         temperature: T >= 1 at the start of training.
         t_squared: Multiply by T^2 (Hinton et al.); the AD-KD reference code does not.
-        anneal: Decrease T linearly to 1 over training (``progress`` 0 -> 1).
+        anneal: Lower T to 1 over training.
+        anneal_every: ``step``: linearly with every step (``progress`` 0 -> 1); ``epoch``: down once
+            per epoch, reaching 1 in the last one, as the AD-KD reference code does (needs ``epochs``).
+        epochs: Number of epochs of the run (for ``anneal_every="epoch"``).
+        regression: ``scaled``: ``MSE(s/T, t/T)``, the reference code's regression KD (the squared
+            error divided by T^2); ``plain``: ``MSE(s, t)``, ignoring T (this project's form before).
     """
 
-    def __init__(self, temperature: float = 1.0, *, t_squared: bool = False, anneal: bool = False) -> None:
+    def __init__(self, temperature: float = 1.0, *, t_squared: bool = False, anneal: bool = False,
+                 anneal_every: str = "step", epochs: int | None = None, regression: str = "scaled") -> None:
         super().__init__()
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise OptionError(f"temperature must be positive; got {temperature!r}")
+        if anneal_every not in ANNEAL_SCHEDULES:
+            raise OptionError(f"unknown anneal_every {anneal_every!r}; choose one of: {', '.join(ANNEAL_SCHEDULES)}")
+        if anneal and anneal_every == "epoch" and (not isinstance(epochs, int) or epochs < 1):
+            raise OptionError(f"anneal_every='epoch' needs the number of epochs (a positive integer); got {epochs!r}")
+        if regression not in REGRESSION_FORMS:
+            raise OptionError(f"unknown regression KD form {regression!r}; choose one of: {', '.join(REGRESSION_FORMS)}")
         self.temperature, self.t_squared, self.anneal = float(temperature), t_squared, anneal
+        self.anneal_every, self.epochs, self.regression = anneal_every, epochs, regression
 
     def temperature_at(self, progress: float) -> float:
-        """T at a point of training (``progress`` in [0, 1]): constant, or linear T -> 1 if annealed."""
+        """T at a point of training (``progress`` in [0, 1]).
+
+        Constant without annealing; linear ``T -> 1`` with ``anneal_every="step"``; with
+        ``"epoch"``, epoch ``e`` of ``E`` (``e = floor(progress * E)``) uses
+        ``T + (1 - T) * e / (E - 1)`` (1 throughout for a single epoch).
+        """
         if not self.anneal:
             return self.temperature
         progress = min(max(float(progress), 0.0), 1.0)
+        if self.anneal_every == "epoch":
+            epochs = int(self.epochs or 1)
+            epoch = min(int(progress * epochs), epochs - 1)
+            progress = 1.0 if epochs == 1 else epoch / (epochs - 1)
         return self.temperature + (1.0 - self.temperature) * progress
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, progress: float = 0.0) -> Tensor:
@@ -44,11 +70,18 @@ class KDLoss(nn.Module):
         teacher_logits = teacher_logits.detach().to(student_logits.dtype)
         if student_logits.shape != teacher_logits.shape:
             raise InvalidInputError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ")
-        if student_logits.shape[-1] == 1:
-            return F.mse_loss(student_logits, teacher_logits)
         t = self.temperature_at(progress)
+        if student_logits.shape[-1] == 1:
+            if self.regression == "plain":
+                return F.mse_loss(student_logits, teacher_logits)
+            return F.mse_loss(student_logits / t, teacher_logits / t)
         soft = -(F.softmax(teacher_logits / t, dim=-1) * F.log_softmax(student_logits / t, dim=-1)).sum(dim=-1).mean()
         return soft * t * t if self.t_squared else soft
+
+    def options(self) -> dict[str, Any]:
+        """The settings, for run records."""
+        return {"temperature": self.temperature, "t_squared": self.t_squared, "anneal": self.anneal,
+                "anneal_every": self.anneal_every, "epochs": self.epochs, "regression": self.regression}
 
 
 @dataclass(frozen=True)
@@ -172,8 +205,7 @@ def task_loss(model: nn.Module, logits: Tensor, batch: dict[str, Tensor]) -> Ten
 
 def describe(objective: DistillationObjective) -> dict[str, Any]:
     """JSON-ready description of an objective's weights and options."""
-    info: dict[str, Any] = {"alpha": objective.alpha, "beta": objective.beta, "temperature": objective.kd.temperature,
-                            "t_squared": objective.kd.t_squared, "anneal": objective.kd.anneal}
+    info: dict[str, Any] = {"alpha": objective.alpha, "beta": objective.beta, **objective.kd.options()}
     if objective.attribution is not None:
         info["attribution"] = objective.attribution.options()
     info.update({f"{name}_weight": w for name, w in objective.extra_weights.items()})

@@ -35,13 +35,30 @@ def test_annealing_goes_linearly_from_t_to_one():
     assert KDLoss(4.0).temperature_at(0.7) == 4.0
 
 
-def test_regression_kd_is_mse_and_gradients_skip_the_teacher():
+def test_regression_kd_is_the_reference_codes_scaled_mse_and_gradients_skip_the_teacher():
     s = torch.tensor([[1.0], [2.0]], requires_grad=True)
     t = torch.tensor([[0.0], [4.0]], requires_grad=True)
-    loss = KDLoss(3.0)(s, t)
-    assert loss.item() == pytest.approx((1 + 4) / 2)
+    loss = KDLoss(3.0)(s, t)  # MSE(s/T, t/T) = ((1/3)^2 + (2/3)^2) / 2 = 5/18
+    assert loss.item() == pytest.approx(5 / 18, rel=1e-6)
     loss.backward()
     assert t.grad is None and s.grad is not None
+    assert KDLoss(3.0, regression="plain")(s, t).item() == pytest.approx((1 + 4) / 2)  # the earlier form, ignoring T
+    annealed = KDLoss(3.0, anneal=True)  # T follows the schedule for regression too
+    assert annealed(s, t, progress=1.0).item() == pytest.approx(5 / 2)
+    with pytest.raises(ak.OptionError, match="regression KD form"):
+        KDLoss(3.0, regression="huber")
+
+
+def test_annealing_per_epoch_steps_down_and_reaches_one_in_the_last_epoch():
+    kd = KDLoss(4.0, anneal=True, anneal_every="epoch", epochs=3)
+    # epochs 0, 1, 2 of 3: T = 4, 2.5, 1; constant within an epoch
+    assert [kd.temperature_at(p) for p in (0.0, 0.2, 0.34, 0.6, 0.67, 0.99, 1.0)] == [4.0, 4.0, 2.5, 2.5, 1.0, 1.0, 1.0]
+    assert KDLoss(4.0, anneal=True, anneal_every="epoch", epochs=1).temperature_at(0.0) == 1.0
+    assert KDLoss(4.0, anneal=False, anneal_every="epoch", epochs=3).temperature_at(0.9) == 4.0
+    with pytest.raises(ak.OptionError, match="needs the number of epochs"):
+        KDLoss(4.0, anneal=True, anneal_every="epoch")
+    with pytest.raises(ak.OptionError, match="unknown anneal_every"):
+        KDLoss(4.0, anneal_every="batch")
 
 
 def test_objective_weights_and_terms(student_teacher, checkpoint_dir):
