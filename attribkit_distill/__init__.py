@@ -21,6 +21,7 @@ _EXPORTS = {
     "TeacherCache": "attribkit_distill.cache",
     "student_from_layers": "attribkit_distill.students",
     "narrow_student": "attribkit_distill.students",
+    "student_from_pretrained": "attribkit_distill.students",
     "InterchangeInterventionLoss": "attribkit_distill.iit",
     "interchange": "attribkit_distill.iit",
     "uniform_layer_map": "attribkit_distill.iit",
@@ -47,7 +48,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
-    from attribkit_distill.students import narrow_student
+    from attribkit_distill.students import narrow_student, student_from_pretrained
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
     from attribkit_distill.cache import TeacherCache

@@ -78,6 +78,8 @@ def distill(
     out: Path = typer.Option(..., "--out", help="Output folder for the student."),
     student_init: Optional[str] = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
     student_layers: Optional[str] = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
+    student_from: Optional[str] = typer.Option(None, "--student-from", help="With --student-layers: take the layers (and "
+                                               "embeddings) from this pre-trained model instead, with a fresh head."),
     student_hidden: Optional[int] = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
     objective: str = typer.Option("adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
@@ -122,6 +124,8 @@ def distill(
         raise ak.OptionError(f"unknown --objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     if iit_weight < 0:
         raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
+    if student_from is not None and student_layers is None:
+        raise ak.OptionError("--student-from PRETRAINED takes its layers from --student-layers 0,2,4; give both")
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
     spec = _task(task)
@@ -132,7 +136,16 @@ def distill(
         raise ak.OptionError(f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
     if student_hidden is not None and student_layers is None:
         raise ak.OptionError("--student-hidden narrows a student made with --student-layers; give both")
-    if student_hidden is not None:
+    if student_from is not None:
+        import torch
+
+        from attribkit_distill.students import student_from_pretrained
+
+        torch.manual_seed(seed)  # the fresh head
+        student = student_from_pretrained(student_from, _layers(student_layers), num_labels=spec.num_labels,
+                                          hidden=student_hidden, labels=spec.labels, regression=spec.is_regression)
+        student = student.to(teacher_clf.device)
+    elif student_hidden is not None:
         student = narrow_student(teacher_clf.model, _layers(student_layers), student_hidden)
     elif student_layers is not None:
         student = student_from_layers(teacher_clf.model, _layers(student_layers))
@@ -160,7 +173,8 @@ def distill(
     )
     train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
     created = _prepare_out(out, teacher_clf.tokenizer, {
-        "command": "distill", "teacher": teacher, "student_init": student_init, "student_layers": student_layers,
+        "command": "distill", "teacher": teacher, "student_init": student_init, "student_from": student_from,
+        "student_layers": student_layers,
         "student_hidden": student_hidden,
         "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
         "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
@@ -250,7 +264,7 @@ def _config(defaults: dict, **given: Any) -> Any:
 #: Settings that change how a run looks, not what it computes: a resume may differ in them.
 DISPLAY_ONLY = ("config.progress",)
 #: Run settings that name files or folders: compared as resolved paths (``./runs/t`` is ``runs/t``).
-PATH_KEYS = ("model", "teacher", "student_init", "data_dir")
+PATH_KEYS = ("model", "teacher", "student_init", "student_from", "data_dir")
 
 
 def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> bool:

@@ -1,4 +1,4 @@
-"""Students made from a teacher by keeping some of its transformer layers."""
+"""Students made by keeping some transformer layers of a teacher, or of a pre-trained (not fine-tuned) model."""
 
 from __future__ import annotations
 
@@ -47,6 +47,54 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
     parent.layer = chosen
     setattr(student.config, field, len(layers))
     return student
+
+
+def student_from_pretrained(
+    path_or_name: str, layers: Sequence[int], *, num_labels: int, hidden: int | None = None,
+    labels: Sequence[str] | None = None, regression: bool = False,
+) -> nn.Module:
+    """A student built from a *pre-trained* model: its embeddings and chosen layers, and a fresh head.
+
+    The AD-KD paper's students are pre-trained smaller BERTs, not copies of the fine-tuned teacher;
+    this makes such a student from any pre-trained encoder checkpoint (a hub name or a folder).
+    Whatever head the checkpoint has is discarded: the classification head is newly initialised
+    (seed with ``torch.manual_seed`` first for a reproducible one).
+
+    Args:
+        path_or_name: Pre-trained checkpoint (encoder or classifier).
+        layers: 0-based indices of its layers to keep (e.g. ``[0, 2, 4]``).
+        num_labels: Outputs of the new head (1 = regression).
+        hidden: Also narrow the width to this size by weight selection (see :func:`narrow_student`).
+        labels: Class names for ``config.id2label``.
+        regression: The head is a regression head.
+
+    Raises:
+        OptionError: unreadable checkpoint, bad layer indices or width.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the checkpoint's own head is dropped on purpose: no "unexpected weights" report
+    try:
+        config = AutoConfig.from_pretrained(path_or_name)
+        encoder = AutoModel.from_pretrained(path_or_name)
+    except Exception as exc:  # transformers raises OSError / ValueError variants
+        raise OptionError(f"cannot load a pre-trained model from {path_or_name!r}: {str(exc).splitlines()[0]}") from None
+    finally:
+        hf_logging.set_verbosity(level)
+    config.num_labels = num_labels
+    config.id2label = {i: name for i, name in enumerate(labels or [f"LABEL_{i}" for i in range(num_labels)])}
+    config.label2id = {name: i for i, name in config.id2label.items()}
+    config.problem_type = "regression" if regression else "single_label_classification"
+    config.architectures = None
+    model = AutoModelForSequenceClassification.from_config(config)  # fresh head, HF's own initialisation
+    missing, unexpected = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("pooler.") for name in missing):
+        raise OptionError(f"{path_or_name!r}: its encoder does not fit {type(model).__name__} "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    return narrow_student(model, layers, hidden) if hidden is not None else student_from_layers(model, layers)
 
 
 # parameter-name fragments whose rows (outputs) are attention heads, and whose columns (inputs) are

@@ -257,3 +257,19 @@ def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(checkpoint
     assert _prepare_out(kept, clf.tokenizer, {"command": "finetune"}, resume=False) is False
     _clean_failed_start(kept, created=False)
     assert (kept / "run.json").is_file()
+
+
+def test_distill_a_student_made_from_a_pretrained_model(checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "pre"
+    pretrained = checkpoint_dir("bert", 2, seed=5, layers=2)
+    invoke("distill", "--teacher", checkpoint_dir("bert", 2), "--student-from", pretrained, "--student-layers", "1",
+           "--task", "SST-2", "--data-dir", glue, "--out", out, "--max-steps", "4", "--batch-size", "8", "--no-progress")
+    run = json.loads((out / "run.json").read_text())
+    assert run["student_from"] == str(pretrained.resolve()) and run["student_layers"] == "1"
+    student = ak.load_classifier(out, device="cpu").model
+    source = ak.load_classifier(pretrained, device="cpu").model
+    assert student.config.num_hidden_layers == 1
+    assert not torch.equal(student.classifier.weight, source.classifier.weight)  # a fresh head, then trained
+    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--student-from", str(pretrained),
+                                 "--task", "SST-2", "--data-dir", str(glue), "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "--student-from PRETRAINED takes its layers from --student-layers" in str(result.exception)

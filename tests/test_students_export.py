@@ -84,3 +84,31 @@ def test_wordpiece_tokenizer_is_slimmed_to_vocab_txt_when_identical(minilm_path,
     text = "A gripping, beautifully acted film -- naïve, unbelievably Ünïcödé [SEP] 42!"
     assert rebuilt(text, "a pair")["input_ids"] == tokenizer(text, "a pair")["input_ids"]
     assert rebuilt(text, return_offsets_mapping=True)["offset_mapping"] == tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+
+
+def test_student_from_a_pretrained_model_keeps_its_layers_and_gets_a_fresh_head(checkpoint_dir):
+    import torch
+
+    from attribkit_distill import student_from_pretrained
+
+    source = ak.load_classifier(checkpoint_dir("bert", 2, seed=3, layers=3), device="cpu").model  # stands in for a pre-trained BERT
+    torch.manual_seed(0)
+    student = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [0, 2], num_labels=3,
+                                      labels=["entailment", "neutral", "contradiction"])
+    assert student.config.num_hidden_layers == 2 and student.config.num_labels == 3
+    assert student.config.id2label[2] == "contradiction"
+    theirs, ours = source.state_dict(), student.state_dict()
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.weight"):
+        assert torch.equal(ours[name], theirs[name])
+    for kept, original in ((0, 0), (1, 2)):  # student layer 1 is the source's layer 2
+        a = ours[f"bert.encoder.layer.{kept}.attention.self.query.weight"]
+        assert torch.equal(a, theirs[f"bert.encoder.layer.{original}.attention.self.query.weight"])
+    assert ours["classifier.weight"].shape == (3, 16)  # a new head (the source's has 2 outputs)
+    torch.manual_seed(0)
+    again = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [0, 2], num_labels=3)
+    assert torch.equal(again.state_dict()["classifier.weight"], ours["classifier.weight"])  # seeded: reproducible
+    narrow = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [1], num_labels=1, hidden=8,
+                                     regression=True)
+    assert narrow.config.hidden_size == 8 and narrow.config.problem_type == "regression"
+    with pytest.raises(ak.OptionError, match="cannot load a pre-trained model"):
+        student_from_pretrained("/no/such/model", [0], num_labels=2)
