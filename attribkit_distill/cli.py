@@ -97,6 +97,8 @@ def distill(
                                       "reference code), plain = MSE(s, t)."),
     t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
+    diagnose_every: int = typer.Option(50, "--diagnose-every", help="Log each loss term's gradient norm and the attribution "
+                                       "term's share every N steps (0 = never)."),
     data_dir: Optional[Path] = DATA_DIR,
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
@@ -160,9 +162,12 @@ def distill(
         from attribkit_distill.iit import InterchangeInterventionLoss
 
         extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
+    if diagnose_every < 0:
+        raise ak.OptionError(f"--diagnose-every must be >= 0 (0 = never); got {diagnose_every}")
     config = _config({"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
                      learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
-                     eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
+                     eval_every=eval_every, save_every=save_every, seed=seed, progress=progress,
+                     diagnose_every=diagnose_every)
     import math
 
     kd = KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal),
@@ -218,8 +223,26 @@ def evaluate_command(
     metrics = evaluate(clf.model, spec, sets, batch_size=batch_size)
     for name, value in metrics.items():
         typer.echo(f"{name}\t{value:.2f}")
+    share = attribution_share(Path(model))
+    if share is not None:
+        typer.echo(f"attribution term's share of the gradient norm in training: median {share['median']:.3f} over "
+                   f"{share['steps']} diagnosed steps (first {share['first']:.3f}, last {share['last']:.3f})")
     if json_out is not None:
         json_out.write_text(json.dumps({"model": model, "task": spec.directory, "split": split, **metrics}, indent=1))
+
+
+def attribution_share(run: Path) -> dict[str, float] | None:
+    """Median, first and last share of the attribution term in the gradient norm, from a run's metrics.jsonl."""
+    import statistics
+
+    log = run / "metrics.jsonl"
+    if not log.is_file():
+        return None
+    shares = [row["gradients"]["attr_share"] for row in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+              if row.get("kind") == "gradients" and "attr" in row.get("gradients", {})]
+    if not shares:
+        return None
+    return {"median": statistics.median(shares), "first": shares[0], "last": shares[-1], "steps": len(shares)}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -262,7 +285,7 @@ def _config(defaults: dict, **given: Any) -> Any:
 
 
 #: Settings that change how a run looks, not what it computes: a resume may differ in them.
-DISPLAY_ONLY = ("config.progress",)
+DISPLAY_ONLY = ("config.progress", "config.diagnose_every")
 #: Run settings that name files or folders: compared as resolved paths (``./runs/t`` is ``runs/t``).
 PATH_KEYS = ("model", "teacher", "student_init", "student_from", "data_dir")
 

@@ -90,13 +90,16 @@ class ObjectiveOutput:
 
     Attributes:
         total: The weighted sum to back-propagate.
-        terms: Each named, unweighted term (``ce``, ``kd``, ``attr``, ...) as a scalar tensor.
+        terms: Each named, unweighted term (``ce``, ``kd``, ``attr``, ...) as a scalar tensor (detached).
         student_logits: ``[batch, labels]``.
+        weighted: Each term times its weight, still attached to the graph (they sum to ``total``),
+            for per-term gradient diagnostics.
     """
 
     total: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
     student_logits: Tensor | None = None
+    weighted: dict[str, Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,8 +192,9 @@ class DistillationObjective(nn.Module):
         for name, module in self.extra.items():
             terms[name] = module(student, teacher, batch)
         weights = {"kd": self.alpha, "ce": 1.0 - self.alpha, "attr": self.beta, **self.extra_weights}
-        total = sum(weights[name] * value for name, value in terms.items())
-        return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()}, student_logits)
+        weighted = {name: weights[name] * value for name, value in terms.items()}
+        total = sum(weighted.values())
+        return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()}, student_logits, weighted)
 
 
 def task_loss(model: nn.Module, logits: Tensor, batch: dict[str, Tensor]) -> Tensor:

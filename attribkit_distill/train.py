@@ -51,6 +51,9 @@ class TrainConfig:
         eval_batch_size: Examples per evaluation pass.
         keep_checkpoint: Keep the last checkpoint after a finished run.
         progress: Show a progress bar.
+        diagnose_every: Every N steps (0 = never), log the gradient norm of each weighted objective
+            term on the student's parameters and the attribution term's share, to ``metrics.jsonl``
+            (one more backward pass per term on those steps).
     """
 
     learning_rate: float = 2e-5
@@ -65,6 +68,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     keep_checkpoint: bool = False
     progress: bool = True
+    diagnose_every: int = 50
 
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps is not None:
@@ -142,8 +146,13 @@ def train(
             for indices in epoch_batches(len(train_data), config.batch_size, seed=config.seed, epoch=epoch)[position:]:
                 if state.step >= total:
                     break
+                number = state.step + 1  # the step being taken, as evaluations count them
+                diagnose = bool(config.diagnose_every) and objective is not None and (
+                    number == 1 or number % config.diagnose_every == 0)
                 terms = _step(student, task, train_data.batch(indices, device), optimizer, scheduler, config,
-                              objective, teacher, cache, progress=state.step / total)
+                              objective, teacher, cache, progress=state.step / total, diagnose=diagnose)
+                if "gradients" in terms:
+                    _log_gradients(out, number, terms.pop("gradients"))
                 state.step += 1
                 for name, value in terms.items():
                     state.sums[name] = state.sums.get(name, 0.0) + value
@@ -160,7 +169,7 @@ def train(
 
 def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
           scheduler: Any, config: TrainConfig, objective: DistillationObjective | None, teacher: nn.Module | None,
-          cache: TeacherCache | None, *, progress: float) -> dict[str, float]:
+          cache: TeacherCache | None, *, progress: float, diagnose: bool = False) -> dict[str, Any]:
     student.train()
     if objective is None:
         loss = task_loss(student, student(**model_inputs(batch)).logits, batch)
@@ -171,13 +180,37 @@ def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], op
         loss, terms = result.total, result.terms
     if not torch.isfinite(loss):
         raise InvalidInputError(f"the loss became {loss.item()} at step {scheduler.last_epoch + 1}; lower the learning rate")
+    gradients = term_gradient_norms(student, result.weighted) if diagnose and objective is not None else None
     loss.backward()
-    if config.grad_clip:
-        torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip)
+    total_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip or float("inf"))
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return {"total": float(loss.detach()), **{k: float(v) for k, v in terms.items()}}
+    out: dict[str, Any] = {"total": float(loss.detach()), **{k: float(v) for k, v in terms.items()}}
+    if gradients is not None:
+        out["gradients"] = {**gradients, "total": float(total_norm),
+                            "attr_share": gradients.get("attr", 0.0) / max(sum(gradients.values()), 1e-30)}
+    return out
+
+
+def term_gradient_norms(student: nn.Module, weighted: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The L2 norm of each weighted term's gradient on the student's trainable parameters.
+
+    One backward pass per term (the graph is kept for the step's own backward). The attribution
+    term's *share* is its norm over the sum of all terms' norms, in [0, 1]: how much of the push
+    on the weights comes from it, whatever the terms' directions.
+    """
+    params = [p for p in student.parameters() if p.requires_grad]
+    norms = {}
+    for name, value in weighted.items():
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        norms[name] = float(torch.sqrt(sum((g.detach().float() ** 2).sum() for g in grads if g is not None) or torch.tensor(0.0)))
+    return norms
+
+
+def _log_gradients(out: Path, step: int, gradients: dict[str, float]) -> None:
+    with (out / METRICS_LOG).open("a") as f:
+        f.write(json.dumps({"step": step, "kind": "gradients", "gradients": {k: round(v, 8) for k, v in gradients.items()}}) + "\n")
 
 
 def _start(out: Path, student: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, resume: bool) -> TrainState:
@@ -220,7 +253,8 @@ def _evaluate_and_log(student: nn.Module, task: GlueTask, dev_sets: dict[str, En
 
 
 def _finish(out: Path, state: TrainState, config: TrainConfig) -> dict[str, Any]:
-    log = [json.loads(line) for line in (out / METRICS_LOG).read_text().splitlines() if line.strip()]
+    log = [row for row in (json.loads(line) for line in (out / METRICS_LOG).read_text().splitlines() if line.strip())
+           if "dev" in row]  # evaluations (gradient-diagnostic rows carry "kind": "gradients")
     best = next(r for r in log if r["step"] == state.best_step)
     results = {"step": state.step, "best_step": state.best_step, "best": best["dev"], "last": log[-1]["dev"],
                "seconds": round(state.seconds, 2), "steps_per_second": round(state.step / max(state.seconds, 1e-9), 4)}
