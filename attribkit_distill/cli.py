@@ -16,6 +16,8 @@ OBJECTIVES = ("kd", "adkd", "iit", "adkd+iit")
 DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
 TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
+SUBSET_SEED = typer.Option(None, "--subset-seed", help="Seed of the --train-limit subset (default: --seed); fix it to "
+                           "train every seed on the same examples.")
 MAX_LENGTH = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens.")
 EVAL_EVERY = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch).")
 SAVE_EVERY = typer.Option(200, "--save-every", help="Checkpoint every N steps.")
@@ -42,6 +44,7 @@ def finetune(
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
     max_steps: Optional[int] = MAX_STEPS,
     train_limit: Optional[int] = TRAIN_LIMIT,
+    subset_seed: Optional[int] = SUBSET_SEED,
     max_length: int = MAX_LENGTH,
     eval_every: Optional[int] = EVAL_EVERY,
     save_every: int = SAVE_EVERY,
@@ -58,9 +61,10 @@ def finetune(
     clf = _load_for_task(model, spec, device)
     config = _config(FINETUNE_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
                      max_steps=max_steps, eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
-    train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, seed)
+    train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
     created = _prepare_out(out, clf.tokenizer, {"command": "finetune", "model": model, "task": spec.directory,
                                                 "data_dir": _s(data_dir), "train_examples": len(train_data),
+                                                **({"subset_seed": subset_seed} if subset_seed is not None else {}),
                                                 "max_length": max_length, "config": config.__dict__}, resume)
     from attribkit_distill.train import train
 
@@ -105,6 +109,7 @@ def distill(
     epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default: preset)."),
     max_steps: Optional[int] = MAX_STEPS,
     train_limit: Optional[int] = TRAIN_LIMIT,
+    subset_seed: Optional[int] = SUBSET_SEED,
     max_length: int = MAX_LENGTH,
     eval_every: Optional[int] = EVAL_EVERY,
     save_every: int = SAVE_EVERY,
@@ -176,13 +181,14 @@ def distill(
         alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
         kd=kd, attribution=attribution, extra=extra,
     )
-    train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, seed)
+    train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
     created = _prepare_out(out, teacher_clf.tokenizer, {
         "command": "distill", "teacher": teacher, "student_init": student_init, "student_from": student_from,
         "student_layers": student_layers,
         "student_hidden": student_hidden,
         "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
-        "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__}, resume)
+        "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__,
+        **({"subset_seed": subset_seed} if subset_seed is not None else {})}, resume)
     try:
         teacher_cache = None
         if cache:

@@ -303,3 +303,21 @@ def test_term_gradient_norms_match_a_hand_computed_case():
     y = model(x).sum()  # 11; d/dw = x = (3, 4): norm 5
     norms = term_gradient_norms(model, {"a": 2 * y, "b": y * y})  # grads (6, 8) -> 10; 2*11*(3, 4) -> 110
     assert norms == pytest.approx({"a": 10.0, "b": 110.0})
+
+
+def test_a_fixed_subset_seed_trains_every_seed_on_the_same_examples(checkpoint_dir, glue, tmp_path):
+    from attribkit_distill.cli import _data
+    from attribkit_distill.tasks import get_task
+
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    spec = get_task("SST-2")
+    a, _ = _data(spec, tokenizer, glue, 64, 20, 0)
+    b, _ = _data(spec, tokenizer, glue, 64, 20, 0)
+    c, _ = _data(spec, tokenizer, glue, 64, 20, 1)
+    rows = lambda d: [tuple(x) for x in d.batch(list(range(len(d))))["input_ids"].tolist()]  # noqa: E731
+    assert rows(a) == rows(b) and rows(a) != rows(c)
+    out = tmp_path / "fixed"
+    invoke(*_train_args(checkpoint_dir, glue, out)[:-1], "--train-limit", "20", "--subset-seed", "0", "--seed", "3",
+           "--no-progress")
+    run = json.loads((out / "run.json").read_text())
+    assert run["subset_seed"] == 0 and run["train_examples"] == 20 and run["config"]["seed"] == 3
