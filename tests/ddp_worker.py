@@ -38,6 +38,10 @@ def main() -> None:
     logs = [entry for entry in trainer.state.log_history if "attr" in entry]
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"world": world, "params": params, "logs": logs}, f)
+    # an orderly teardown: leaving the gloo group to interpreter exit sometimes aborts one rank
+    # ("terminate called without an active exception") after all the work is done
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
