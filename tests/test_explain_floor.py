@@ -91,6 +91,9 @@ def test_many_step_methods_pay_one_extra_forward_for_the_prediction(tiny):
     clf = tiny("bert", 2)
     rows, _ = encoder_rows(clf, lambda: ak.explain(clf, TEXTS, method="fast_ig", steps=4, completeness=False))
     assert rows == len(TEXTS) * (4 + 1)
+    # with completeness, that same forward gives F(x): only the distinct baselines are added
+    rows, _ = encoder_rows(clf, lambda: ak.explain(clf, TEXTS, method="fast_ig", steps=4, batch_size=8))
+    assert rows == len(TEXTS) * (4 + 1) + len({clf.tokenize(t).token_type_ids for t in TEXTS})
 
 
 def test_completeness_must_be_a_bool(tiny):

@@ -42,9 +42,10 @@ class AttributionMethod(ABC):
 
     Subclasses set ``name`` (the registry key), ``granularity`` and ``differentiable``, take
     their options as keyword-only ``__init__`` arguments (validated there) and implement
-    :meth:`_scores`. A method whose own forward pass runs on the input itself (gradient x input,
-    single-step IG, occlusion) sets :attr:`predicts_inline` and accepts ``targets="pred"`` in
-    :meth:`_scores`, resolving the prediction from those logits: no separate forward pass.
+    :meth:`_scores`. A method that runs the model on the input itself anyway (gradient x input,
+    single-step IG, occlusion, or a no-grad forward it also needs for completeness) sets
+    :attr:`predicts_inline` and accepts ``targets="pred"`` in :meth:`_scores`, resolving the
+    prediction from those logits: no separate forward pass.
 
     Args:
         classifier: The model to explain.

@@ -15,7 +15,8 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_ids, baseline_logits, check_baseline
-from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
+from attribkit.methods.chunking import (DEFAULT_MEMORY_MB, check_chunking, chunking_options, length_sorted_chunks,
+                                        rows_for_budget, trim_rows)
 from attribkit.methods.integration import RULES
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -72,8 +73,8 @@ class CaptumIntegratedGradients(AttributionMethod):
         self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        chunking = {"internal_batch_size": self.internal_batch_size} if self.internal_batch_size else {"memory_mb": self.memory_mb}
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline, **chunking}
+        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline,
+                **chunking_options(self.internal_batch_size, self.memory_mb)}
 
     def rows_per_pass(self, seq_len: int) -> int:
         """Rows (text x step) of ``seq_len`` tokens per forward pass."""

@@ -31,6 +31,11 @@ def check_chunking(internal_batch_size: int | None, memory_mb: float) -> None:
         raise OptionError(f"memory_mb must be positive; got {memory_mb!r}")
 
 
+def chunking_options(internal_batch_size: int | None, memory_mb: float) -> dict[str, float]:
+    """How passes were sized, for a record's options: the row count when given, else the budget."""
+    return {"internal_batch_size": internal_batch_size} if internal_batch_size is not None else {"memory_mb": memory_mb}
+
+
 def length_sorted_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) -> Iterator[tuple[Tensor, int]]:
     """Cut rows, longest first, into chunks that fit a pass; each chunk is as wide as its longest row.
 

@@ -15,7 +15,8 @@ from torch import Tensor
 
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_logits, baseline_output, check_baseline
-from attribkit.methods.chunking import DEFAULT_MEMORY_MB, check_chunking, length_sorted_chunks, rows_for_budget, trim_rows
+from attribkit.methods.chunking import (DEFAULT_MEMORY_MB, check_chunking, chunking_options, length_sorted_chunks,
+                                        rows_for_budget, trim_rows)
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -80,8 +81,8 @@ class FastIntegratedGradients(AttributionMethod):
         self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        chunking = {"internal_batch_size": self.internal_batch_size} if self.internal_batch_size else {"memory_mb": self.memory_mb}
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline, **chunking}
+        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline,
+                **chunking_options(self.internal_batch_size, self.memory_mb)}
 
     def rows_per_chunk(self, seq_len: int, create_graph: bool) -> int:
         """How many (example, step) rows one forward pass takes under the memory budget."""
@@ -91,21 +92,29 @@ class FastIntegratedGradients(AttributionMethod):
 
     @property
     def predicts_inline(self) -> bool:
-        """One integration point, at the input itself (m = 1, right Riemann): its forward is the prediction."""
-        return self.alphas == [1.0]
+        """The prediction and F(x) come from the method's own passes: the integration pass itself when its
+        only point is the input (m = 1, right Riemann), else one no-grad forward that serves both."""
+        return True
 
     def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
         clf = self.classifier
+        logits = None
+        if self.alphas != [1.0] and (isinstance(targets, str) or return_delta):
+            with torch.no_grad():
+                logits = clf.logits(batch).detach()
+            if isinstance(targets, str):
+                targets = predicted_targets(logits, clf.is_regression)
         ctx = clf.double_backward() if create_graph else contextlib.nullcontext()
         with ctx, torch.enable_grad():
             x = clf.layer_output(batch, self.layer)
             base = baseline_output(clf, batch, self.layer, self.baseline, x)
             if not create_graph:
                 x, base = x.detach(), base.detach()
-            grad_sum, resolved, logits = self._weighted_gradients(batch, targets, x, base, create_graph)
+            grad_sum, resolved, at_input = self._weighted_gradients(batch, targets, x, base, create_graph)
+            logits = at_input if at_input is not None else logits
             mask = batch["attention_mask"].to(x.dtype)[:, None, :, None]
             attributions = (x - base).unsqueeze(1) * grad_sum * mask
-        delta = self._delta(batch, resolved, x, base, attributions, logits) if return_delta else None
+        delta = self._delta(batch, resolved, attributions, logits) if return_delta and logits is not None else None
         return MethodResult(attributions, delta, logits=logits, targets=resolved)
 
     def _weighted_gradients(
@@ -120,7 +129,7 @@ class FastIntegratedGradients(AttributionMethod):
         """
         clf = self.classifier
         n_examples = x.shape[0]
-        at_input = self.predicts_inline
+        at_input = self.alphas == [1.0]  # every row is the input itself: its logits are the prediction
         if isinstance(targets, str):
             targets = torch.full((n_examples, 1), -1, dtype=torch.long, device=x.device)  # filled chunk by chunk
             resolve = True
@@ -159,22 +168,14 @@ class FastIntegratedGradients(AttributionMethod):
         return torch.stack(totals, dim=1), targets, logits_at_input
 
     @torch.no_grad()
-    def _delta(self, batch: dict[str, Tensor], targets: Tensor, x: Tensor, base: Tensor, attributions: Tensor,
-               logits: Tensor | None) -> Tensor:
+    def _delta(self, batch: dict[str, Tensor], targets: Tensor, attributions: Tensor, logits: Tensor) -> Tensor:
         """``sum(A) - (F(x) - F(x'))`` per example and view.
 
-        F(x) comes from ``logits`` when the attribution pass already ran on the input, so only the
-        baselines need a forward pass, and only the distinct ones (see ``baseline_logits``);
-        otherwise one forward on ``[x; x']``.
+        F(x) comes from ``logits`` (the pass that gave the prediction), so only the baselines need a
+        forward pass, and only the distinct ones (see ``baseline_logits``).
         """
         clf = self.classifier
-        if logits is None:
-            both = {k: torch.cat([v, v]) for k, v in batch.items()}
-            points = torch.cat([x.detach(), base.detach()])
-            out = clf.forward_with_layer(both, self.layer, lambda _out: points)
-            logits, base_logits = out[: x.shape[0]], out[x.shape[0] :]
-        else:
-            base_logits = baseline_logits(clf, batch, self.layer, self.baseline)
+        base_logits = baseline_logits(clf, batch, self.layer, self.baseline)
         f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         f_base = apply_target_fn(base_logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         return attributions.detach().sum(dim=(2, 3)) - (f_x - f_base)
