@@ -5,6 +5,7 @@ Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR [iit]  (iit: add the interc
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from attribkit_distill import (AttributionDistillationTrainer, AttributionLoss, 
 
 
 def main() -> None:
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang prints every thread's stack and fails fast
     teacher_dir, student_dir, out = sys.argv[1:4]
     rank = int(os.environ["RANK"])
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
@@ -38,10 +40,13 @@ def main() -> None:
     logs = [entry for entry in trainer.state.log_history if "attr" in entry]
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"world": world, "params": params, "logs": logs}, f)
-    # an orderly teardown: leaving the gloo group to interpreter exit sometimes aborts one rank
-    # ("terminate called without an active exception") after all the work is done
     torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    # Leave without running destructors: with gloo, tearing down the DDP reducer at interpreter exit (or after
+    # destroy_process_group) sometimes aborts one rank or hangs it forever after all the work is done. The
+    # results are on disk; nothing else is left to clean up in this throwaway process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
