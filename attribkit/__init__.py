@@ -58,7 +58,7 @@ _EXPORTS = {
     "TruncationWarning": "attribkit.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__", "metrics"]
+__all__ = [*sorted(_EXPORTS), "__version__", "metrics"]
 
 
 _SUBMODULES = ("metrics",)  # public modules reachable as attributes (ak.metrics.spearman)
@@ -86,19 +86,28 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.assets import default_model_path
     from attribkit.comparison import Comparison, compare, compare_records
     from attribkit.erasure import FaithfulnessScores, faithfulness
+    from attribkit.errors import (
+        AttribkitError,
+        CompletenessWarning,
+        DuplicateNameError,
+        InvalidInputError,
+        ModelLoadError,
+        OptionError,
+        TargetError,
+        TruncationWarning,
+        UnknownNameError,
+    )
+    from attribkit.facade import attribute, explain, get_method, list_methods
     from attribkit.inputs import InputRow, read_inputs
+    from attribkit.io import load, save
+    from attribkit.loading import load_classifier
+    from attribkit.methods.base import AttributionMethod, MethodResult, register_method
+    from attribkit.methods.integration import integration_points
+    from attribkit.model import Classifier
+    from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
     from attribkit.render.comparison import render_comparison
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
     from attribkit.render.terminal import render_terminal
-    from attribkit.errors import (AttribkitError, CompletenessWarning, DuplicateNameError, InvalidInputError, ModelLoadError,
-                                  OptionError, TargetError, TruncationWarning, UnknownNameError)
-    from attribkit.facade import attribute, explain, get_method, list_methods
-    from attribkit.io import load, save
-    from attribkit.methods.base import AttributionMethod, MethodResult, register_method
-    from attribkit.methods.integration import integration_points
-    from attribkit.loading import load_classifier
-    from attribkit.model import Classifier
-    from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution

@@ -16,8 +16,8 @@ head it is the raw output. Units are ranked by signed score (most supporting fir
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 

@@ -9,7 +9,7 @@ import contextlib
 import functools
 import os
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 

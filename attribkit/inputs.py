@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from attribkit.errors import InvalidInputError
 
@@ -183,7 +184,7 @@ def rows_from_table(
             label = int(label)  # JSON true/false: class 1/0
         if label_names is not None and isinstance(label, int) and 0 <= label < len(label_names):
             label = label_names[label]
-        elif label is not None and not isinstance(label, (str, int)) or label == "" or (isinstance(label, int) and label < 0):
+        elif (label is not None and not isinstance(label, (str, int))) or label == "" or (isinstance(label, int) and label < 0):
             label = None
         rows.append(InputRow(text, pair, label))
     return rows

@@ -13,7 +13,7 @@ Undefined values (a constant map has no rank correlation, a zero map no directio
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

@@ -6,7 +6,7 @@ differentiable, so AD-KD losses use them too.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

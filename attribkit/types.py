@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class Attribution:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Attribution":
+    def from_dict(cls, data: Mapping[str, Any]) -> Attribution:
         """Rebuild a record from :meth:`to_dict` output (validates it)."""
         fields = dict(data)
         schema = fields.pop("schema", SCHEMA_VERSION)

@@ -47,12 +47,11 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from attribkit_distill.cache import TeacherCache
     from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
-    from attribkit_distill.students import narrow_student, student_from_pretrained
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
-    from attribkit_distill.cache import TeacherCache
     from attribkit_distill.objective import DistillationObjective, KDLoss, ObjectiveOutput, TeacherOutputs
-    from attribkit_distill.students import student_from_layers
+    from attribkit_distill.students import narrow_student, student_from_layers, student_from_pretrained
     from attribkit_distill.tasks import get_task
     from attribkit_distill.trainer import AttributionDistillationTrainer

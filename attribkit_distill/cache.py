@@ -72,7 +72,7 @@ class TeacherCache:
         *,
         batch_size: int = 64,
         progress: bool = False,
-    ) -> "TeacherCache":
+    ) -> TeacherCache:
         """Reuse the cache at ``path`` if it was made from this teacher, data and options; else compute it.
 
         Args:
@@ -94,7 +94,7 @@ class TeacherCache:
         return cache
 
     @classmethod
-    def load(cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None) -> "TeacherCache":
+    def load(cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None) -> TeacherCache:
         """Open a cache, refusing it unless it matches ``teacher``, ``data`` and ``loss_fn``'s options.
 
         Raises:
@@ -136,7 +136,7 @@ class TeacherCache:
     @classmethod
     @torch.no_grad()
     def _compute(cls, key: dict[str, Any], teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None,
-                 batch_size: int, progress: bool) -> "TeacherCache":
+                 batch_size: int, progress: bool) -> TeacherCache:
         from rich.progress import Progress
 
         teacher.eval()
@@ -170,7 +170,7 @@ class TeacherCache:
         return cls(key, torch.stack(logits), lengths, flat, offsets, views)
 
     @classmethod
-    def _read(cls, path: Path) -> "TeacherCache":
+    def _read(cls, path: Path) -> TeacherCache:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             return cls(json.loads(blob["key"]), blob["logits"], blob["lengths"], blob.get("maps"), blob.get("offsets"), int(blob["views"]))

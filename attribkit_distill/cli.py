@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -38,18 +38,18 @@ def finetune(
     model: str = typer.Option(..., "--model", help="Base checkpoint (dir or hub name), e.g. the packaged MiniLM."),
     task: str = typer.Option(..., "--task", help="GLUE task: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE."),
     out: Path = typer.Option(..., "--out", help="Output folder: best model, tokenizer, metrics.jsonl, results.json."),
-    data_dir: Optional[Path] = DATA_DIR,
-    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 2e-5)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default 32)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
-    max_steps: Optional[int] = MAX_STEPS,
-    train_limit: Optional[int] = TRAIN_LIMIT,
-    subset_seed: Optional[int] = SUBSET_SEED,
+    data_dir: Path | None = DATA_DIR,
+    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate (default 2e-5)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Examples per step (default 32)."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the data (default 3)."),
+    max_steps: int | None = MAX_STEPS,
+    train_limit: int | None = TRAIN_LIMIT,
+    subset_seed: int | None = SUBSET_SEED,
     max_length: int = MAX_LENGTH,
-    eval_every: Optional[int] = EVAL_EVERY,
+    eval_every: int | None = EVAL_EVERY,
     save_every: int = SAVE_EVERY,
     seed: int = SEED,
-    device: Optional[str] = DEVICE,
+    device: str | None = DEVICE,
     resume: bool = RESUME,
     progress: bool = PROGRESS,
 ) -> None:
@@ -80,21 +80,21 @@ def distill(
     teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher checkpoint."),
     task: str = typer.Option(..., "--task", help="GLUE task."),
     out: Path = typer.Option(..., "--out", help="Output folder for the student."),
-    student_init: Optional[str] = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
-    student_layers: Optional[str] = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
-    student_from: Optional[str] = typer.Option(None, "--student-from", help="With --student-layers: take the layers (and "
+    student_init: str | None = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
+    student_layers: str | None = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
+    student_from: str | None = typer.Option(None, "--student-from", help="With --student-layers: take the layers (and "
                                                "embeddings) from this pre-trained model instead, with a fresh head."),
-    student_hidden: Optional[int] = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
+    student_hidden: int | None = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
     objective: str = typer.Option("adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="Attribution-loss weight (default: preset)."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."),
+    alpha: float | None = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
+    beta: float | None = typer.Option(None, "--beta", help="Attribution-loss weight (default: preset)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."),
     ig_steps: int = typer.Option(1, "--ig-steps", help="IG steps for the maps (1 = the paper's single step)."),
     iit_weight: float = typer.Option(1.0, "--iit-weight", help="Weight gamma of the interchange intervention term."),
     iit_span: float = typer.Option(0.3, "--iit-span", help="Share of the real tokens intervened on (IIT)."),
     iit_temperature: float = typer.Option(2.0, "--iit-temperature", help="Temperature of the IIT KL term (times T^2)."),
-    anneal: Optional[bool] = typer.Option(None, "--anneal/--no-anneal", help="Anneal T to 1 over training (default: preset)."),
+    anneal: bool | None = typer.Option(None, "--anneal/--no-anneal", help="Anneal T to 1 over training (default: preset)."),
     anneal_every: str = typer.Option("step", "--anneal-every", help="step: T falls linearly with every step; epoch: once "
                                      "per epoch, reaching 1 in the last (the reference code)."),
     regression_kd: str = typer.Option("scaled", "--regression-kd", help="Regression KD: scaled = MSE(s/T, t/T) (the "
@@ -103,18 +103,18 @@ def distill(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
     diagnose_every: int = typer.Option(50, "--diagnose-every", help="Log each loss term's gradient norm and the attribution "
                                        "term's share every N steps (0 = never)."),
-    data_dir: Optional[Path] = DATA_DIR,
-    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (default: preset)."),
-    max_steps: Optional[int] = MAX_STEPS,
-    train_limit: Optional[int] = TRAIN_LIMIT,
-    subset_seed: Optional[int] = SUBSET_SEED,
+    data_dir: Path | None = DATA_DIR,
+    learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the data (default: preset)."),
+    max_steps: int | None = MAX_STEPS,
+    train_limit: int | None = TRAIN_LIMIT,
+    subset_seed: int | None = SUBSET_SEED,
     max_length: int = MAX_LENGTH,
-    eval_every: Optional[int] = EVAL_EVERY,
+    eval_every: int | None = EVAL_EVERY,
     save_every: int = SAVE_EVERY,
     seed: int = SEED,
-    device: Optional[str] = DEVICE,
+    device: str | None = DEVICE,
     resume: bool = RESUME,
     progress: bool = PROGRESS,
 ) -> None:
@@ -206,11 +206,11 @@ def evaluate_command(
     model: str = typer.Option(..., "--model", help="Checkpoint to score."),
     task: str = typer.Option(..., "--task", help="GLUE task."),
     split: str = typer.Option("dev", "--split", help="dev (both MNLI dev sets), dev_matched, dev_mismatched, train."),
-    data_dir: Optional[Path] = DATA_DIR,
+    data_dir: Path | None = DATA_DIR,
     max_length: int = MAX_LENGTH,
     batch_size: int = typer.Option(64, "--batch-size"),
-    device: Optional[str] = DEVICE,
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    device: str | None = DEVICE,
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
 ) -> None:
     """Score a checkpoint on a GLUE split with the task's metrics."""
     import attribkit as ak

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from attribkit import InvalidInputError
-
 from attribkit_distill.data import EncodedData
 from attribkit_distill.glue_metrics import task_metrics
 from attribkit_distill.maps import model_inputs

@@ -18,7 +18,8 @@ are never patched model code and are removed in ``finally`` blocks (also when th
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,7 @@ def span_mask(real: Tensor, source: Tensor, fraction: float, generator: torch.Ge
         if positions.numel() == 0:
             continue
         # contiguous runs only: spans are cut from the common real positions in order
-        width = max(1, int(round(fraction * positions.numel())))
+        width = max(1, round(fraction * positions.numel()))
         start = int(torch.randint(0, positions.numel() - width + 1, (1,), generator=generator))
         mask[row, positions[start : start + width]] = True
     return mask

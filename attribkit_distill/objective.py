@@ -16,7 +16,6 @@ from attribkit import InvalidInputError, OptionError
 from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
 from attribkit_distill.maps import is_regression, model_inputs
 
-
 ANNEAL_SCHEDULES = ("step", "epoch")
 REGRESSION_FORMS = ("scaled", "plain")
 

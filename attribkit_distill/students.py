@@ -84,7 +84,7 @@ def student_from_pretrained(
     finally:
         hf_logging.set_verbosity(level)
     config.num_labels = num_labels
-    config.id2label = {i: name for i, name in enumerate(labels or [f"LABEL_{i}" for i in range(num_labels)])}
+    config.id2label = dict(enumerate(labels or [f"LABEL_{i}" for i in range(num_labels)]))
     config.label2id = {name: i for i, name in config.id2label.items()}
     config.problem_type = "regression" if regression else "single_label_classification"
     config.architectures = None

@@ -26,8 +26,8 @@ from attribkit_distill.cache import TeacherCache
 from attribkit_distill.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, save_model_atomically
 from attribkit_distill.data import EncodedData, epoch_batches
 from attribkit_distill.evaluation import evaluate
-from attribkit_distill.objective import DistillationObjective, task_loss
 from attribkit_distill.maps import model_inputs
+from attribkit_distill.objective import DistillationObjective, task_loss
 from attribkit_distill.tasks import GlueTask
 
 METRICS_LOG = "metrics.jsonl"

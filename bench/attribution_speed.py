@@ -36,8 +36,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -104,10 +105,10 @@ class PeakMemory:
 def run_rows(rows: dict[str, Callable[[], object]], warmups: dict[str, Callable[[], object]], repeats: int,
              memory: PeakMemory) -> tuple[dict[str, float], dict[str, int]]:
     """Median seconds and max peak-memory rise per row; rows take turns within each repeat."""
-    for name, warm in warmups.items():
+    for warm in warmups.values():
         warm()
     times: dict[str, list[float]] = {name: [] for name in rows}
-    peaks: dict[str, int] = {name: 0 for name in rows}
+    peaks: dict[str, int] = dict.fromkeys(rows, 0)
     for _ in range(repeats):
         for name, fn in rows.items():
             seconds, peak = memory.measure(fn)

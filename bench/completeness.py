@@ -25,14 +25,14 @@ import torch
 import attribkit as ak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attribution_speed import read_sentences  # noqa: E402  (one reader for both benches)
+from attribution_speed import read_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = {
-    "fast_ig, 1 step ([PAD] baseline)": dict(method="fast_ig", steps=1),
-    "fast_ig, 20 steps, right Riemann": dict(method="fast_ig", steps=20, rule="riemann_right"),
-    "fast_ig, 50 steps, Gauss-Legendre (default)": dict(method="fast_ig"),
-    "integrated_gradients (Captum), 50 Gauss-Legendre (default)": dict(method="integrated_gradients"),
+    "fast_ig, 1 step ([PAD] baseline)": {"method": "fast_ig", "steps": 1},
+    "fast_ig, 20 steps, right Riemann": {"method": "fast_ig", "steps": 20, "rule": "riemann_right"},
+    "fast_ig, 50 steps, Gauss-Legendre (default)": {"method": "fast_ig"},
+    "integrated_gradients (Captum), 50 Gauss-Legendre (default)": {"method": "integrated_gradients"},
 }
 
 

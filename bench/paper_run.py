@@ -45,8 +45,13 @@ def objective_for(row: str, preset: Any, hidden: int):
 
 
 def main() -> None:
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from attribkit_distill import AttributionDistillationTrainer
     from attribkit_distill.glue_metrics import task_metrics
@@ -108,8 +113,8 @@ def main() -> None:
         metric_for_best_model=f"eval_{dev_splits[0]}_score", seed=args.seed, report_to=[], logging_steps=50,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), disable_tqdm=True,
     )
-    common = dict(model=model, args=training, train_dataset=train, eval_dataset=dev, compute_metrics=metrics,
-                  data_collator=DataCollatorWithPadding(tokenizer))
+    common = {"model": model, "args": training, "train_dataset": train, "eval_dataset": dev, "compute_metrics": metrics,
+                  "data_collator": DataCollatorWithPadding(tokenizer)}
     objective = objective_for(args.row, preset, int(model.config.hidden_size))
     trainer = (Trainer(**common) if objective is None
                else AttributionDistillationTrainer(**common, teacher=teacher, objective=objective))

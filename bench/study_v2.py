@@ -125,11 +125,9 @@ def command(run: Run, data_dir: Path) -> list[str]:
             "--save-every", "50", "--no-progress"]
     if run.row == "teacher":  # v1's recipe, so that the v1 result names the teacher
         limit = ["--train-limit", str(task.teacher_limit)] if task.teacher_limit else []
-        return base + ["--model", minilm(), "--lr", "5e-05", "--epochs", str(task.teacher_epochs), "--batch-size", "32",
-                       *limit]
+        return [*base, "--model", minilm(), "--lr", "5e-05", "--epochs", str(task.teacher_epochs), "--batch-size", "32", *limit]
     teacher = Run(run.task, "teacher", teacher_seed(run.task)).out
-    return base + ["--teacher", str(teacher), "--student-from", minilm(), *STUDENT, *(SUBSET if task.subset else ()),
-                   *ROWS[run.row]]
+    return [*base, "--teacher", str(teacher), "--student-from", minilm(), *STUDENT, *(SUBSET if task.subset else ()), *ROWS[run.row]]
 
 
 def weights_digest(out: Path) -> str:
@@ -252,7 +250,7 @@ def main() -> None:
     deadline = time.time() + args.hours * 3600 if args.hours else None
     with (RUNS / "log.txt").open("a") as log:
         for run in runs:
-            if run.row == "teacher" and teacher_ready(run.task) or run.row != "teacher" and run.result.is_file():
+            if (run.row == "teacher" and teacher_ready(run.task)) or (run.row != "teacher" and run.result.is_file()):
                 continue
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import build_checkpoint
 
 import attribkit as ak

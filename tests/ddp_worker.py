@@ -13,8 +13,13 @@ import sys
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, TrainingArguments
 
-from attribkit_distill import (AttributionDistillationTrainer, AttributionLoss, DistillationObjective,
-                               InterchangeInterventionLoss, KDLoss)
+from attribkit_distill import (
+    AttributionDistillationTrainer,
+    AttributionLoss,
+    DistillationObjective,
+    InterchangeInterventionLoss,
+    KDLoss,
+)
 
 
 def main() -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import attribkit as ak
 from browser import open_page
 from test_render import NASTY
+
+import attribkit as ak
 
 
 def test_explain_page_in_chromium(tiny, tmp_path):

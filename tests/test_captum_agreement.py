@@ -81,7 +81,7 @@ def test_zero_baseline_captum_path_equals_fast_ig(tiny):
     clf = tiny("bert", 2)
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[0], [1], [0]])
-    kwargs = dict(targets=targets, steps=6, rule="riemann_middle", layer="embeddings", baseline="zero")
+    kwargs = {"targets": targets, "steps": 6, "rule": "riemann_middle", "layer": "embeddings", "baseline": "zero"}
     ours = ak.attribute(clf, batch, method="fast_ig", **kwargs)
     captum = ak.attribute(clf, batch, method="integrated_gradients", **kwargs)
     assert relative_error(ours, captum) <= 1e-6  # Captum builds its alphas in float32

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import write_tokenizer
 from torch.testing import assert_close
+from toy_model import ToyClassifier
 
 import attribkit as ak
-from tiny_models import write_tokenizer
-from toy_model import ToyClassifier
 
 
 @pytest.fixture()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_models import SPECIALS, build_checkpoint
 
 import attribkit as ak
-from tiny_models import SPECIALS, build_checkpoint
 
 
 def _rec(tokens, offsets, segments, scores, text="unbelievable film", view="positive"):

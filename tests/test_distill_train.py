@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_glue import write_tiny_glue
 from typer.testing import CliRunner
 
 import attribkit as ak
@@ -19,7 +20,6 @@ from attribkit_distill import AttributionLoss, DistillationObjective, KDLoss
 from attribkit_distill.cache import TeacherCache
 from attribkit_distill.data import encode_examples
 from attribkit_distill.tasks import get_task, load_examples
-from tiny_glue import write_tiny_glue
 
 _load_plugins()
 runner = CliRunner()
@@ -142,7 +142,7 @@ def test_teacher_cache_gives_the_same_loss_and_refuses_other_teachers(student_te
     path = tmp_path / "cache.pt"
     cache = TeacherCache.build(path, teacher, data, loss_fn, batch_size=5)
     objective = DistillationObjective(alpha=0.6, beta=2.0, kd=KDLoss(2.0), attribution=loss_fn)
-    batch = {k: v for k, v in data.batch([3, 10, 0, 7]).items()}
+    batch = dict(data.batch([3, 10, 0, 7]).items())
     on_the_fly = objective(student, teacher, batch)
     from_cache = objective(student, None, batch, teacher_outputs=cache.outputs(batch))
     for name in ("kd", "ce", "attr"):

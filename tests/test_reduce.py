@@ -56,11 +56,11 @@ def test_merge_words_and_top_tokens():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(sign="signed", aggregate="l2"), "sign='absolute'"),
-    (dict(sign="both"), "unknown sign"),
-    (dict(aggregate="mean"), "unknown aggregate"),
-    (dict(top_k=4), "larger than the layer's hidden size 3"),
-    (dict(top_k=0), "positive integer"),
+    ({"sign": "signed", "aggregate": "l2"}, "sign='absolute'"),
+    ({"sign": "both"}, "unknown sign"),
+    ({"aggregate": "mean"}, "unknown aggregate"),
+    ({"top_k": 4}, "larger than the layer's hidden size 3"),
+    ({"top_k": 0}, "positive integer"),
 ])
 def test_reduction_option_errors(kwargs, match):
     with pytest.raises(ak.OptionError, match=match):

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import torch
+from tiny_glue import write_tiny_glue
 from typer.testing import CliRunner
 
 import attribkit as ak
 from attribkit.cli import _load_plugins, app
 from attribkit_distill.students import narrow_student
-from tiny_glue import write_tiny_glue
 
 _load_plugins()
 runner = CliRunner()

@@ -31,7 +31,7 @@ def test_top_k_moves_the_normalized_teacher_map_little_under_l2(minilm_path):
     student = student_from_layers(teacher.model, [0, 2, 4]).eval()
     batch = teacher.encode(SENTENCES)
     targets = torch.zeros(len(SENTENCES), 1, dtype=torch.long)
-    options = dict(targets=targets, method="fast_ig", steps=1, layer="embeddings", target_fn="log_prob")
+    options = {"targets": targets, "method": "fast_ig", "steps": 1, "layer": "embeddings", "target_fn": "log_prob"}
     a_teacher = ak.attribute(teacher.model, batch, **options).detach()
     a_student = ak.attribute(student, batch, **options).detach()
     mask = batch["attention_mask"]

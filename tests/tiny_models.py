@@ -43,7 +43,7 @@ def tiny_config(arch: str = "bert", *, num_labels: int = 2, hidden: int = 16, la
     """A small random config of ``arch`` over the shared vocabulary."""
     from transformers import AutoConfig
 
-    common = dict(vocab_size=len(VOCAB), num_labels=num_labels, pad_token_id=0)
+    common = {"vocab_size": len(VOCAB), "num_labels": num_labels, "pad_token_id": 0}
     if arch == "distilbert":
         cfg = AutoConfig.for_model("distilbert", dim=hidden, n_layers=layers, n_heads=2, hidden_dim=2 * hidden,
                                    max_position_embeddings=max_positions, **common)
@@ -58,7 +58,7 @@ def tiny_config(arch: str = "bert", *, num_labels: int = 2, hidden: int = 16, la
                                    intermediate_size=2 * hidden, max_position_embeddings=max_positions, **common, **extra)
     if num_labels == 1:
         cfg.problem_type = "regression"
-    cfg.id2label = {i: name for i, name in enumerate(label_names(num_labels))}
+    cfg.id2label = dict(enumerate(label_names(num_labels)))
     cfg.label2id = {name: i for i, name in cfg.id2label.items()}
     return cfg
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import torch
-from torch import nn
-
 from tiny_models import VOCAB
+from torch import nn
 
 
 class ToyConfig(SimpleNamespace):
@@ -44,7 +43,7 @@ class ToyClassifier(nn.Module):
         self.double()
 
     @property
-    def base_model(self) -> "ToyClassifier":
+    def base_model(self) -> ToyClassifier:
         return self
 
     def get_input_embeddings(self) -> nn.Embedding:

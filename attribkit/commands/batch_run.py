@@ -8,8 +8,9 @@ resumable like the single file, and the main process merges the shards in input 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
@@ -21,7 +22,7 @@ from attribkit.errors import InvalidInputError, OptionError
 CHUNK = 64  # inputs explained and flushed to disk at a time
 
 
-def run_batch(clf: Any, rows: list, labels: Optional[list], kwargs: dict, out: Path, html_out: Optional[Path],
+def run_batch(clf: Any, rows: list, labels: list | None, kwargs: dict, out: Path, html_out: Path | None,
               resume: bool, progress: bool, fingerprint: dict[str, Any], group: ProcessGroup | None) -> None:
     """Explain ``rows`` into ``out`` (one process), or this process's shard of them (several)."""
     if group is None:
@@ -151,7 +152,7 @@ def _refuse_shards(out: Path, world: int | None) -> None:
         raise InvalidInputError(f"{single} holds an interrupted one-process run: resume it without torchrun, or delete it")
 
 
-def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: Optional[list], kwargs: dict, progress: bool,
+def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: list | None, kwargs: dict, progress: bool,
                   description: str) -> None:
     """Explain the rows not yet in ``writer`` chunk by chunk, flushing each chunk to disk."""
     import attribkit as ak
@@ -166,7 +167,7 @@ def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: Optional[l
                 chunk = rows[begin : begin + CHUNK]
                 gold = labels[begin : begin + CHUNK] if labels is not None else None
                 done_before = writer.done
-                report: Callable[[int], None] = lambda n: update(done_before + n)  # noqa: E731
+                report: Callable[[int], None] = lambda n, base=done_before: update(base + n)  # noqa: E731
                 records = ak.explain(clf, [r.model_input for r in chunk], labels=gold, progress=report, **kwargs)
                 writer.write(records)
                 update(writer.done)
@@ -176,7 +177,7 @@ def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: Optional[l
         raise
 
 
-def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: Optional[list], batches: list[list[int]],
+def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: list | None, batches: list[list[int]],
                      kwargs: dict, progress: bool, description: str) -> None:
     """Explain this process's batches (skipping records already on disk), one flush per batch."""
     import attribkit as ak
@@ -188,7 +189,7 @@ def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: Optiona
         update(writer.done)
         position = 0
         for batch in batches:
-            todo = [i for i in batch[max(0, writer.done - position):]]
+            todo = list(batch[max(0, writer.done - position):])
             position += len(batch)
             if not todo:
                 continue
@@ -198,7 +199,7 @@ def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: Optiona
             update(writer.done)
 
 
-def _html(path: Path, html_out: Optional[Path]) -> None:
+def _html(path: Path, html_out: Path | None) -> None:
     if html_out is None:
         return
     import attribkit as ak

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,38 +13,38 @@ from attribkit.commands import options as opt
 def compare(
     teacher: str = typer.Option(..., "--teacher", help="Reference checkpoint (e.g. the fine-tuned teacher)."),
     student: str = typer.Option(..., "--student", help="Checkpoint compared with it (any tokenizer)."),
-    text: Optional[str] = typer.Option(None, "--text", help="One text to compare on."),
-    pair: Optional[str] = opt.PAIR,
-    input_file: Optional[Path] = opt.INPUT,
-    dataset: Optional[str] = opt.DATASET,
+    text: str | None = typer.Option(None, "--text", help="One text to compare on."),
+    pair: str | None = opt.PAIR,
+    input_file: Path | None = opt.INPUT,
+    dataset: str | None = opt.DATASET,
     split: str = opt.SPLIT,
-    text_column: Optional[str] = opt.TEXT_COLUMN,
-    pair_column: Optional[str] = opt.PAIR_COLUMN,
-    label_column: Optional[str] = opt.LABEL_COLUMN,
+    text_column: str | None = opt.TEXT_COLUMN,
+    pair_column: str | None = opt.PAIR_COLUMN,
+    label_column: str | None = opt.LABEL_COLUMN,
     method: str = typer.Option("fast_ig", "--method", help="Attribution method for both models."),
-    steps: Optional[int] = opt.STEPS,
+    steps: int | None = opt.STEPS,
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
-    normalize: Optional[str] = opt.NORMALIZE,
+    normalize: str | None = opt.NORMALIZE,
     k: int = typer.Option(5, "--k", help="k of the top-k overlap score."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write the case-study report here."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example scores and the summary as JSON."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write the case-study report here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write per-example scores and the summary as JSON."),
     figure: bool = typer.Option(True, "--figure/--no-figure", help="Embed the agreement histogram."),
     shared_scale: bool = typer.Option(False, "--shared-scale", help="Colour teacher and student on one scale (default: "
                                       "each row on its own)."),
     plotly_js: str = typer.Option("inline", "--plotly-js", help="The figure's plotly.js: inline (offline, ~4.8 MB), cdn, or "
                                   "the path of a .js file relative to the page (several reports sharing one copy)."),
-    device: Optional[str] = opt.DEVICE,
+    device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
-    max_length: Optional[int] = opt.MAX_LENGTH,
-    limit: Optional[int] = opt.LIMIT,
+    max_length: int | None = opt.MAX_LENGTH,
+    limit: int | None = opt.LIMIT,
     progress: bool = opt.PROGRESS,
 ) -> None:
     """Compare a teacher's and a student's explanations, example by example (both explain the same class)."""
-    import attribkit as ak
     from rich.console import Console
     from rich.table import Table
 
+    import attribkit as ak
     from attribkit.metrics import summarize
     from attribkit.render.comparison import plotly_js_mode
 

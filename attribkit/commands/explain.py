@@ -3,46 +3,47 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from attribkit.commands import options as opt
 from attribkit.errors import OptionError
 
+
 def explain(
-    text: Optional[str] = typer.Option(None, "--text", help="Text to explain."),
-    model: Optional[str] = opt.MODEL,
-    pair: Optional[str] = opt.PAIR,
-    input_file: Optional[Path] = opt.INPUT,
-    dataset: Optional[str] = opt.DATASET,
+    text: str | None = typer.Option(None, "--text", help="Text to explain."),
+    model: str | None = opt.MODEL,
+    pair: str | None = opt.PAIR,
+    input_file: Path | None = opt.INPUT,
+    dataset: str | None = opt.DATASET,
     split: str = opt.SPLIT,
-    text_column: Optional[str] = opt.TEXT_COLUMN,
-    pair_column: Optional[str] = opt.PAIR_COLUMN,
-    label_column: Optional[str] = opt.LABEL_COLUMN,
+    text_column: str | None = opt.TEXT_COLUMN,
+    pair_column: str | None = opt.PAIR_COLUMN,
+    label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
-    steps: Optional[int] = opt.STEPS,
+    steps: int | None = opt.STEPS,
     target: str = typer.Option("pred", "--target", help="pred, all, gold (labelled inputs), or a class index or name."),
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     sign: str = opt.SIGN,
-    top_k: Optional[int] = opt.TOP_K,
+    top_k: int | None = opt.TOP_K,
     aggregate: str = opt.AGGREGATE,
-    normalize: Optional[str] = opt.NORMALIZE,
+    normalize: str | None = opt.NORMALIZE,
     word_level: bool = opt.WORD_LEVEL,
-    num_labels: Optional[int] = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
-    device: Optional[str] = opt.DEVICE,
+    num_labels: int | None = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
+    device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
-    max_length: Optional[int] = opt.MAX_LENGTH,
+    max_length: int | None = opt.MAX_LENGTH,
     completeness: bool = typer.Option(True, "--completeness/--no-completeness",
                                       help="Report the IG completeness error (one extra forward on the baselines)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="bfloat16 or float16: run occlusion in reduced precision "
+    dtype: str | None = typer.Option(None, "--dtype", help="bfloat16 or float16: run occlusion in reduced precision "
                                         "(autocast; for CUDA)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
-    html_out: Optional[Path] = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
-    plot_out: Optional[Path] = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Batch mode: write records to this .jsonl or .parquet file."),
-    limit: Optional[int] = opt.LIMIT,
+    json_out: Path | None = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
+    html_out: Path | None = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
+    plot_out: Path | None = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
+    out: Path | None = typer.Option(None, "--out", help="Batch mode: write records to this .jsonl or .parquet file."),
+    limit: int | None = opt.LIMIT,
     resume: bool = typer.Option(False, "--resume", help="Batch mode: continue an interrupted --out run."),
     progress: bool = opt.PROGRESS,
 ) -> None:
@@ -95,10 +96,11 @@ def explain(
             _single(clf, rows[0], labels, kwargs, json_out, html_out, plot_out)
 
 
-def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Optional[Path], html_out: Optional[Path],
-            plot_out: Optional[Path]) -> None:
-    import attribkit as ak
+def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Path | None, html_out: Path | None,
+            plot_out: Path | None) -> None:
     from rich.console import Console
+
+    import attribkit as ak
 
     records = ak.explain(clf, [row.model_input], labels=labels, **kwargs)
     console = Console()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ def export(
     model: str = typer.Option(..., "--model", help="Classifier checkpoint to export."),
     out: Path = typer.Option(..., "--out", help="New folder for the exported checkpoint."),
     dtype: str = typer.Option("float16", "--dtype", help="Weight dtype on disk: float32, float16 or bfloat16."),
-    card: Optional[Path] = typer.Option(None, "--card", help="A model card (markdown) to copy in as README.md."),
+    card: Path | None = typer.Option(None, "--card", help="A model card (markdown) to copy in as README.md."),
 ) -> None:
     """Write a checkpoint in a smaller dtype with only the tokenizer files it needs (loads back in float32 on CPU)."""
     import torch

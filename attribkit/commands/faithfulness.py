@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -11,26 +10,26 @@ from attribkit.commands import options as opt
 
 
 def faithfulness(
-    model: Optional[str] = opt.MODEL,
-    text: Optional[str] = typer.Option(None, "--text", help="One text to evaluate on."),
-    pair: Optional[str] = opt.PAIR,
-    input_file: Optional[Path] = opt.INPUT,
-    dataset: Optional[str] = opt.DATASET,
+    model: str | None = opt.MODEL,
+    text: str | None = typer.Option(None, "--text", help="One text to evaluate on."),
+    pair: str | None = opt.PAIR,
+    input_file: Path | None = opt.INPUT,
+    dataset: str | None = opt.DATASET,
     split: str = opt.SPLIT,
-    text_column: Optional[str] = opt.TEXT_COLUMN,
-    pair_column: Optional[str] = opt.PAIR_COLUMN,
-    label_column: Optional[str] = opt.LABEL_COLUMN,
+    text_column: str | None = opt.TEXT_COLUMN,
+    pair_column: str | None = opt.PAIR_COLUMN,
+    label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
-    steps: Optional[int] = opt.STEPS,
+    steps: int | None = opt.STEPS,
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     word_level: bool = opt.WORD_LEVEL,
     fractions: str = typer.Option("0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
-    device: Optional[str] = opt.DEVICE,
+    json_out: Path | None = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
+    device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
-    max_length: Optional[int] = opt.MAX_LENGTH,
-    limit: Optional[int] = opt.LIMIT,
+    max_length: int | None = opt.MAX_LENGTH,
+    limit: int | None = opt.LIMIT,
     progress: bool = opt.PROGRESS,
 ) -> None:
     """Delete each explanation's top tokens and measure how the prediction changes (ERASER / ferret).
@@ -38,10 +37,10 @@ def faithfulness(
     Runs in several processes under `torchrun --nproc_per_node N -m attribkit faithfulness ...`: each scores
     a share of the inputs, the first reports them all.
     """
-    import attribkit as ak
     from rich.console import Console
     from rich.table import Table
 
+    import attribkit as ak
     from attribkit.distributed import agree, gather_to_main, process_device, process_group
     from attribkit.metrics import summarize
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 
@@ -35,7 +36,7 @@ MAX_LENGTH = typer.Option(None, "--max-length", help="Truncate inputs to N token
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (on stderr).")
 
 
-def model_path(model: Optional[str]) -> str:
+def model_path(model: str | None) -> str:
     """The given checkpoint, or the packaged default model."""
     if model is not None:
         return model
@@ -44,7 +45,7 @@ def model_path(model: Optional[str]) -> str:
     return str(default_model_path())
 
 
-def method_options(method: str, steps: Optional[int], target_fn: str, layer: str) -> dict[str, Any]:
+def method_options(method: str, steps: int | None, target_fn: str, layer: str) -> dict[str, Any]:
     """The method's own options from the flags (checks the method name first)."""
     from attribkit.facade import get_method
 
@@ -57,7 +58,7 @@ def method_options(method: str, steps: Optional[int], target_fn: str, layer: str
     return options
 
 
-def check_explain_options(sign: str, aggregate: str, top_k: Optional[int], normalize: Optional[str]) -> None:
+def check_explain_options(sign: str, aggregate: str, top_k: int | None, normalize: str | None) -> None:
     """Reduction options, checked before any model is loaded."""
     from attribkit.reduce import check_reduction
 
@@ -75,9 +76,9 @@ def target_spec(target: str) -> str | int:
     return int(target) if target.lstrip("-").isdigit() else target
 
 
-def read_rows(text: Optional[str], pair: Optional[str], input_file: Optional[Path], dataset: Optional[str], split: str,
-              text_column: Optional[str], pair_column: Optional[str], label_column: Optional[str],
-              limit: Optional[int]) -> list:
+def read_rows(text: str | None, pair: str | None, input_file: Path | None, dataset: str | None, split: str,
+              text_column: str | None, pair_column: str | None, label_column: str | None,
+              limit: int | None) -> list:
     """Inputs from exactly one of --text, --input or --dataset, cut to --limit."""
     from attribkit.inputs import InputRow, read_dataset, read_inputs
 
@@ -144,7 +145,7 @@ def gold_labels(rows: list, target: str | int, clf: Any = None) -> list | None:
     return labels
 
 
-def check_suffix(path: Optional[Path], suffixes: tuple[str, ...], flag: str) -> None:
+def check_suffix(path: Path | None, suffixes: tuple[str, ...], flag: str) -> None:
     """Refuse an output path with the wrong extension or in a missing folder, before any work."""
     if path is None:
         return
@@ -190,8 +191,15 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
         yield lambda completed: None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class RateColumn(ProgressColumn):

@@ -14,7 +14,7 @@ from attribkit.model import LAYERS, Classifier
 from attribkit.registry import Registry
 from attribkit.targets import TARGET_FNS
 
-METHODS: Registry[type["AttributionMethod"]] = Registry("method", entry_point_group="attribkit.methods")
+METHODS: Registry[type[AttributionMethod]] = Registry("method", entry_point_group="attribkit.methods")
 register_method = METHODS.register
 
 

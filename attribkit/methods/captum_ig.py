@@ -15,11 +15,18 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_ids, baseline_logits, check_baseline
-from attribkit.methods.chunking import (DEFAULT_MEMORY_MB, check_chunking, chunking_options, length_sorted_chunks,
-                                        rows_for_budget, trim_rows)
+from attribkit.methods.chunking import (
+    DEFAULT_MEMORY_MB,
+    check_chunking,
+    chunking_options,
+    length_sorted_chunks,
+    rows_for_budget,
+    trim_rows,
+)
 from attribkit.methods.integration import RULES
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
+
 
 @register_method("integrated_gradients")
 class CaptumIntegratedGradients(AttributionMethod):

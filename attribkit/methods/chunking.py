@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -87,7 +88,7 @@ def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, T
     return sub
 
 
-def rows_for_budget(classifier: "Classifier", seq_len: int, memory_mb: float, *, create_graph: bool = False) -> int:
+def rows_for_budget(classifier: Classifier, seq_len: int, memory_mb: float, *, create_graph: bool = False) -> int:
     """How many rows of ``seq_len`` tokens one forward + backward pass may take within ``memory_mb``.
 
     An estimate of the activations autograd keeps per row: about 16 hidden-sized tensors and 3

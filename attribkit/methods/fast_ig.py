@@ -15,8 +15,14 @@ from torch import Tensor
 
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_logits, baseline_output, check_baseline
-from attribkit.methods.chunking import (DEFAULT_MEMORY_MB, check_chunking, chunking_options, length_sorted_chunks,
-                                        rows_for_budget, trim_rows)
+from attribkit.methods.chunking import (
+    DEFAULT_MEMORY_MB,
+    check_chunking,
+    chunking_options,
+    length_sorted_chunks,
+    rows_for_budget,
+    trim_rows,
+)
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -151,7 +157,7 @@ class FastIntegratedGradients(AttributionMethod):
             path = start + a * (end - start)
             if not create_graph:
                 path = path.detach().requires_grad_(True)
-            logits = clf.forward_with_layer(sub, self.layer, lambda _out: path)
+            logits = clf.forward_with_layer(sub, self.layer, lambda _out, p=path: p)
             if at_input:
                 if logits_at_input is None:
                     logits_at_input = logits.new_zeros((n_examples, logits.shape[1]))

@@ -7,7 +7,8 @@ white = 0); unsigned maps a sequential one (white -> orange -> dark red). Colour
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # end colours (RGB) of the scales; white is the zero point
 _POSITIVE = (214, 39, 40)
@@ -16,7 +17,7 @@ _SEQUENTIAL = ((255, 255, 255), (253, 174, 97), (165, 0, 38))
 
 
 def _mix(low: tuple[int, int, int], high: tuple[int, int, int], t: float) -> tuple[int, int, int]:
-    return tuple(int(round(a + (b - a) * t)) for a, b in zip(low, high))  # type: ignore[return-value]
+    return tuple(round(a + (b - a) * t) for a, b in zip(low, high))  # type: ignore[return-value]
 
 
 def is_signed(scores: Sequence[float], options: Mapping[str, Any] | None = None) -> bool:

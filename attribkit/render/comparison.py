@@ -10,7 +10,8 @@ the examples (by disagreement, by each score, or back to input order) without an
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def _grid(units: Sequence[str], teacher: np.ndarray, student: np.ndarray, signed
     return f'<div class="ak-grid"><div class="ak-rowlabels"><span>teacher</span><span>student</span></div>{columns}</div>'
 
 
-def example_html(comparison: "Comparison", index: int, *, shared_scale: bool = False) -> str:
+def example_html(comparison: Comparison, index: int, *, shared_scale: bool = False) -> str:
     """One example: predictions, aligned heatmaps, scores and the most different units.
 
     Each row is coloured on its own scale (its max |score|) unless ``shared_scale``; when one
@@ -113,7 +114,7 @@ def example_html(comparison: "Comparison", index: int, *, shared_scale: bool = F
     )
 
 
-def summary_html(comparisons: Sequence["Comparison"]) -> str:
+def summary_html(comparisons: Sequence[Comparison]) -> str:
     """Summary table: number of examples, prediction agreement, each score's mean, std and count."""
     n = len(comparisons)
     same = sum(c.same_prediction for c in comparisons)
@@ -126,7 +127,7 @@ def summary_html(comparisons: Sequence["Comparison"]) -> str:
     return f'<table class="ak-table ak-summary">{"".join(rows)}</table>'
 
 
-def models_html(models: tuple[str, str] | None, records: Sequence["Attribution"]) -> str:
+def models_html(models: tuple[str, str] | None, records: Sequence[Attribution]) -> str:
     """Which checkpoints were compared, and with which method and settings."""
     rows = []
     if models is not None:
@@ -151,7 +152,7 @@ def plotly_js_mode(plotly_js: str) -> bool | str:
     raise OptionError(f"--plotly-js must be inline, cdn or the path of a .js file; got {plotly_js!r}")
 
 
-def render_comparison(comparisons: Sequence["Comparison"], *, title: str = "teacher vs student", full_page: bool = True,
+def render_comparison(comparisons: Sequence[Comparison], *, title: str = "teacher vs student", full_page: bool = True,
                       figure: bool = True, plotly_js: str = "inline", shared_scale: bool = False,
                       models: tuple[str, str] | None = None) -> str:
     """The case-study report for a list of comparisons (see :func:`attribkit.compare`).

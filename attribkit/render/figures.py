@@ -5,12 +5,13 @@ plotly is imported inside each function (it is only needed when a figure is aske
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from attribkit.render.colors import color, is_signed, scale_of
 from attribkit.reduce import scaled_to_max
+from attribkit.render.colors import color, is_signed, scale_of
 from attribkit.render.html import token_labels
 
 #: Distinct, colour-blind-safe series colours (Okabe & Ito).
@@ -19,9 +20,8 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
-    from attribkit.types import Attribution
-
     from attribkit.comparison import Comparison
+    from attribkit.types import Attribution
 
 
 def _colorscale(signed: bool) -> list[list]:
@@ -30,7 +30,7 @@ def _colorscale(signed: bool) -> list[list]:
     return [[t, color(t, 1, signed=False)] for t in (0.0, 0.5, 1.0)]
 
 
-def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str, signed: bool) -> "go.Figure":
+def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: str, signed: bool) -> go.Figure:
     import plotly.graph_objects as go
 
     scale = scale_of(z.ravel()) or 1.0
@@ -49,7 +49,7 @@ def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: 
     return figure
 
 
-def plot(record: "Attribution", *, title: str | None = None) -> "go.Figure":
+def plot(record: Attribution, *, title: str | None = None) -> go.Figure:
     """Heatmap of every view (rows) over the tokens (columns), exact values on hover.
 
     Shapes:
@@ -60,7 +60,7 @@ def plot(record: "Attribution", *, title: str | None = None) -> "go.Figure":
     return _heatmap(z, record.views, token_labels(record), heading, is_signed(z.ravel(), record.options))
 
 
-def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "go.Figure":
+def plot_comparison(comparison: Comparison, *, title: str | None = None) -> go.Figure:
     """Teacher and student maps on the aligned units, one row each (each row scaled to max |score| = 1)."""
     z = np.stack([scaled_to_max(comparison.teacher_scores), scaled_to_max(comparison.student_scores)])
     heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
@@ -68,7 +68,7 @@ def plot_comparison(comparison: "Comparison", *, title: str | None = None) -> "g
     return _heatmap(z, ["teacher", "student"], comparison.units, heading, signed)
 
 
-def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> "go.Figure":
+def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> go.Figure:
     """Overlaid histograms of agreement metrics (one trace per metric, nan values left out)."""
     import plotly.graph_objects as go
 
@@ -83,7 +83,7 @@ def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "
     return figure
 
 
-def save_figure(figure: "go.Figure", path: str) -> None:
+def save_figure(figure: go.Figure, path: str) -> None:
     """Write a figure as standalone HTML with plotly.js inline (opens offline), atomically."""
     from pathlib import Path
 

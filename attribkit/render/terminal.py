@@ -12,7 +12,7 @@ from attribkit.types import Attribution
 
 def _style(score: float, scale: float, signed: bool) -> str:
     strength = 0.0 if scale == 0 else min(abs(score) / scale, 1.0)
-    level = int(round(255 - 175 * strength))
+    level = round(255 - 175 * strength)
     if signed and score < 0:
         return f"black on rgb({level},{level},255)"
     return f"black on rgb(255,{level},{level})"
