@@ -70,7 +70,9 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'attribkit' has no attribute {name!r}")
-    if module in ("attribkit.facade", "attribkit.comparison", "attribkit.erasure") or module.startswith("attribkit.methods"):
+    if module in ("attribkit.facade", "attribkit.comparison", "attribkit.erasure") or module.startswith(
+        "attribkit.methods"
+    ):
         import_module("attribkit.methods")  # registers the built-in methods
     value = getattr(import_module(module), name)
     globals()[name] = value

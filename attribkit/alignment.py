@@ -48,8 +48,12 @@ def align(first: Attribution, second: Attribution) -> Alignment:
         return Alignment(tuple(token_labels(first)), a, b, "tokens")
     units: list[tuple[int, int, int]] = []  # (segment, start, end)
     for segment in sorted({s for s in first.segments + second.segments if s >= 0}):
-        spans = sorted((start, end) for record in (first, second)
-                       for (start, end), s in zip(record.offsets, record.segments) if s == segment and end > start)
+        spans = sorted(
+            (start, end)
+            for record in (first, second)
+            for (start, end), s in zip(record.offsets, record.segments)
+            if s == segment and end > start
+        )
         for start, end in spans:
             if units and units[-1][0] == segment and start < units[-1][2]:
                 units[-1] = (segment, units[-1][1], max(units[-1][2], end))
@@ -57,7 +61,9 @@ def align(first: Attribution, second: Attribution) -> Alignment:
                 units.append((segment, start, end))
     return Alignment(
         tuple((first.text if s == 0 else first.pair or "")[start:end] for s, start, end in units),
-        _pool(first, a, units), _pool(second, b, units), "offsets",
+        _pool(first, a, units),
+        _pool(second, b, units),
+        "offsets",
     )
 
 

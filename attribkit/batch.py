@@ -53,7 +53,9 @@ class RecordWriter:
         if self.path.exists():
             raise InvalidInputError(f"{self.path} already exists (a finished run); delete it or choose another --out")
         if self.partial.exists() and not resume:
-            raise InvalidInputError(f"{self.partial} holds an interrupted run; pass --resume to continue it or delete it")
+            raise InvalidInputError(
+                f"{self.partial} holds an interrupted run; pass --resume to continue it or delete it"
+            )
         self.meta = self.partial.with_name(self.partial.name + ".run.json")
         continuing = resume and self.partial.exists()
         if continuing and fingerprint is not None:
@@ -108,19 +110,23 @@ def check_same_run(partial: Path, meta: Path, fingerprint: dict[str, Any]) -> No
         InvalidInputError: no stored fingerprint, or the first setting that differs.
     """
     if not meta.is_file():
-        raise InvalidInputError(f"cannot --resume {partial}: nothing records the settings it was made with "
-                                "(an older attribkit, or a lost file); delete it and start over")
+        raise InvalidInputError(
+            f"cannot --resume {partial}: nothing records the settings it was made with "
+            "(an older attribkit, or a lost file); delete it and start over"
+        )
     try:
         stored = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"cannot --resume {partial}: its settings file {meta} is unreadable ({exc}); "
-                                "delete both and start over") from None
+        raise InvalidInputError(
+            f"cannot --resume {partial}: its settings file {meta} is unreadable ({exc}); delete both and start over"
+        ) from None
     current = _flat(fingerprint)
     for key in sorted(set(stored) | set(current)):
         if stored.get(key) != current.get(key):
             raise InvalidInputError(
                 f"cannot --resume {partial}: it was made with {key}={_show(stored.get(key))}, this run has "
-                f"{key}={_show(current.get(key))}; rerun with the same settings, or delete it to start over")
+                f"{key}={_show(current.get(key))}; rerun with the same settings, or delete it to start over"
+            )
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -24,7 +24,9 @@ def methods() -> None:
 
     for name in ak.list_methods():
         cls = ak.get_method(name)
-        params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name not in ("self", "classifier")]
+        params = [
+            p for p in inspect.signature(cls.__init__).parameters.values() if p.name not in ("self", "classifier")
+        ]
         opts = ", ".join(f"{p.name}={p.default!r}" for p in params)
         summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         typer.echo(f"{name}: {summary}\n    options: {opts}")
@@ -66,8 +68,9 @@ def _load_plugins() -> None:
         register(app)
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      line: str | None = None) -> str:
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     """Warnings as the user reads them: ``warning: <message>``, without a source path."""
     return f"warning: {message}\n"
 
@@ -106,6 +109,7 @@ def main() -> None:
             typer.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code or 2)
         raise
+
 
 if __name__ == "__main__":
     main()

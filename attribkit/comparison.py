@@ -98,14 +98,24 @@ def compare(
         One :class:`Comparison` per text, in order.
     """
     if student.labels != teacher.labels:
-        raise InvalidInputError(f"teacher and student have different classes ({', '.join(teacher.labels)} vs "
-                                f"{', '.join(student.labels)}); compare models of the same task")
+        raise InvalidInputError(
+            f"teacher and student have different classes ({', '.join(teacher.labels)} vs "
+            f"{', '.join(student.labels)}); compare models of the same task"
+        )
     step = (lambda n: progress(n // 2)) if progress is not None else None
-    teacher_records = explain(teacher, texts, method=method, targets="gold" if labels is not None else "pred",
-                              labels=labels, progress=step, **options)
+    teacher_records = explain(
+        teacher,
+        texts,
+        method=method,
+        targets="gold" if labels is not None else "pred",
+        labels=labels,
+        progress=step,
+        **options,
+    )
     explained = [r.views[0] for r in teacher_records]
     offset = len(texts)
     student_step = (lambda n: progress((offset + n) // 2)) if progress is not None else None
-    student_records = explain(student, texts, method=method, targets=explained, labels=labels,
-                              progress=student_step, **options)
+    student_records = explain(
+        student, texts, method=method, targets=explained, labels=labels, progress=student_step, **options
+    )
     return [compare_records(t, s, k=k) for t, s in zip(teacher_records, student_records)]

@@ -81,8 +81,10 @@ def process_device(device: str | None, group: ProcessGroup | None) -> str | None
     if group is None:
         return device
     if device is not None and device.startswith("cuda:"):
-        raise OptionError(f"--device {device} names one GPU, but {group.world} processes each need their own; "
-                          "give --device cuda (process k uses cuda:k) or leave it out")
+        raise OptionError(
+            f"--device {device} names one GPU, but {group.world} processes each need their own; "
+            "give --device cuda (process k uses cuda:k) or leave it out"
+        )
     if device == "cuda" or (device is None and torch.cuda.is_available()):
         return f"cuda:{group.local_rank % max(1, torch.cuda.device_count())}"
     return device

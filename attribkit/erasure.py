@@ -57,8 +57,11 @@ class FaithfulnessScores:
 
     def to_dict(self) -> dict:
         """JSON-ready dict, AOPC values included."""
-        return {**dataclasses.asdict(self), "aopc_comprehensiveness": self.aopc_comprehensiveness,
-                "aopc_sufficiency": self.aopc_sufficiency}
+        return {
+            **dataclasses.asdict(self),
+            "aopc_comprehensiveness": self.aopc_comprehensiveness,
+            "aopc_sufficiency": self.aopc_sufficiency,
+        }
 
 
 def unit_positions(record: Attribution, item: TokenizedText) -> list[list[int]]:
@@ -82,13 +85,19 @@ def unit_positions(record: Attribution, item: TokenizedText) -> list[list[int]]:
 def _subset(item: TokenizedText, keep: Sequence[int]) -> TokenizedText:
     pick = lambda values: tuple(values[p] for p in keep)  # noqa: E731
     return dataclasses.replace(
-        item, input_ids=pick(item.input_ids), tokens=pick(item.tokens), offsets=pick(item.offsets),
-        segments=pick(item.segments), word_ids=pick(item.word_ids),
+        item,
+        input_ids=pick(item.input_ids),
+        tokens=pick(item.tokens),
+        offsets=pick(item.offsets),
+        segments=pick(item.segments),
+        word_ids=pick(item.word_ids),
         token_type_ids=None if item.token_type_ids is None else pick(item.token_type_ids),
     )
 
 
-def _probabilities(clf: Classifier, items: Sequence[TokenizedText], targets: Sequence[int], batch_size: int) -> list[float]:
+def _probabilities(
+    clf: Classifier, items: Sequence[TokenizedText], targets: Sequence[int], batch_size: int
+) -> list[float]:
     """p(target | item) for each item (the raw output for regression), in batches of similar length."""
     values = [0.0] * len(items)
     order = sorted(range(len(items)), key=lambda i: len(items[i].input_ids))
@@ -116,13 +125,21 @@ def _check_same_length(record: Attribution, item: TokenizedText, units: list[lis
     if unscored or missing:
         raise InvalidInputError(
             f"record {number} was explained on an input truncated differently ({len(record.tokens)} units) from the "
-            f"{len(item.input_ids)} tokens faithfulness would perturb; pass the max_length it was explained with")
+            f"{len(item.input_ids)} tokens faithfulness would perturb; pass the max_length it was explained with"
+        )
 
 
-def _variants(classifier: Classifier, record: Attribution, fractions: tuple[float, ...], number: int,
-              max_length: int | None = None) -> list[TokenizedText]:
+def _variants(
+    classifier: Classifier,
+    record: Attribution,
+    fractions: tuple[float, ...],
+    number: int,
+    max_length: int | None = None,
+) -> list[TokenizedText]:
     """The full input, then per fraction: without the top units, and with only them (specials kept)."""
-    item = classifier.tokenize(record.text if record.pair is None else (record.text, record.pair), max_length=max_length)
+    item = classifier.tokenize(
+        record.text if record.pair is None else (record.text, record.pair), max_length=max_length
+    )
     units = unit_positions(record, item)
     _check_same_length(record, item, units, number)
     scores = record.scores[0]
@@ -180,11 +197,15 @@ def faithfulness(
         for k, record in enumerate(chunk):
             mine = probs[k * per_record : (k + 1) * per_record]
             full = mine[0]
-            results.append(FaithfulnessScores(
-                view=record.views[0], probability=full, fractions=fractions,
-                comprehensiveness=tuple(comprehensiveness(full, p) for p in mine[1::2]),
-                sufficiency=tuple(sufficiency(full, p) for p in mine[2::2]),
-            ))
+            results.append(
+                FaithfulnessScores(
+                    view=record.views[0],
+                    probability=full,
+                    fractions=fractions,
+                    comprehensiveness=tuple(comprehensiveness(full, p) for p in mine[1::2]),
+                    sufficiency=tuple(sufficiency(full, p) for p in mine[2::2]),
+                )
+            )
         if progress is not None:
             progress(len(results))
     return results

@@ -121,7 +121,12 @@ def explain(
     Returns:
         One :class:`Attribution` per text, in input order.
     """
-    texts = [texts] if isinstance(texts, str) or (isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts)) else list(texts)
+    texts = (
+        [texts]
+        if isinstance(texts, str)
+        or (isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts))
+        else list(texts)
+    )
     if not texts:
         raise InvalidInputError("no texts to explain")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -142,11 +147,20 @@ def explain(
     else:
         check_reduction(sign=sign, aggregate=aggregate, top_k=None, normalize=normalize)
     items = [classifier.tokenize(t, max_length=max_length) for t in texts]
-    reduction = {"targets": targets if isinstance(targets, (str, int)) else "per-example", "sign": sign,
-                 "top_k": top_k, "aggregate": aggregate, "normalize": normalize, "word_level": word_level}
+    reduction = {
+        "targets": targets if isinstance(targets, (str, int)) else "per-example",
+        "sign": sign,
+        "top_k": top_k,
+        "aggregate": aggregate,
+        "normalize": normalize,
+        "word_level": word_level,
+    }
     recorded = {**runner.options(), **reduction, **({"dtype": dtype} if precision is not None else {})}
-    autocast = (torch.autocast(device_type=classifier.device.type, dtype=precision) if precision is not None
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type=classifier.device.type, dtype=precision)
+        if precision is not None
+        else contextlib.nullcontext()
+    )
     records: list[Attribution | None] = [None] * len(texts)
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
@@ -156,8 +170,12 @@ def explain(
         fixed = fixed_targets(classifier, spec, len(order), labels=gold)
         # "pred" is resolved from the method's own forward pass where it runs on the input itself
         with autocast:
-            result = runner.compute(batch, "pred" if fixed is None else fixed.to(classifier.device),
-                                    return_delta=runner.computes_delta and completeness, with_logits=True)
+            result = runner.compute(
+                batch,
+                "pred" if fixed is None else fixed.to(classifier.device),
+                return_delta=runner.computes_delta and completeness,
+                with_logits=True,
+            )
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
         if result.delta is not None:
@@ -169,10 +187,19 @@ def explain(
             scores = scores.abs()
         for row, i in enumerate(order):
             records[i] = _record(
-                classifier, texts[i], items[i], scores[row], logits[row], names[row],
+                classifier,
+                texts[i],
+                items[i],
+                scores[row],
+                logits[row],
+                names[row],
                 None if result.delta is None else result.delta[row],
-                gold=None if gold is None else gold[row], method=method, options=recorded,
-                normalize=normalize, word_level=word_level, word_aggregate=aggregate,
+                gold=None if gold is None else gold[row],
+                method=method,
+                options=recorded,
+                normalize=normalize,
+                word_level=word_level,
+                word_aggregate=aggregate,
             )
         done += len(order)
         if progress is not None:
@@ -199,7 +226,9 @@ def _warn_if_incomplete(attributions: Tensor, delta: Tensor, runner: Attribution
             f"completeness error above {COMPLETENESS_TOLERANCE:.0%} of F(x) - F(x') on some inputs ({runner.name}"
             + (f", {steps} step{'s' if steps != 1 else ''}" if steps is not None else "")
             + "): those maps do not add up to the output change; use more steps (e.g. 50)",
-            CompletenessWarning, stacklevel=3)
+            CompletenessWarning,
+            stacklevel=3,
+        )
 
 
 def autocast_dtype(dtype: str | None, runner: AttributionMethod) -> torch.dtype | None:
@@ -215,8 +244,10 @@ def autocast_dtype(dtype: str | None, runner: AttributionMethod) -> torch.dtype 
         raise OptionError(f"unknown dtype {dtype!r}; choose one of: float32, bfloat16, float16")
     if not runner.inference_only:
         inference = [m for m in METHODS.names() if METHODS.get(m).inference_only]
-        raise OptionError(f"dtype={dtype!r} is for inference-only methods ({', '.join(inference)}); "
-                          f"{runner.name!r} takes gradients, which need the model's full precision")
+        raise OptionError(
+            f"dtype={dtype!r} is for inference-only methods ({', '.join(inference)}); "
+            f"{runner.name!r} takes gradients, which need the model's full precision"
+        )
     return choices[dtype]
 
 
@@ -227,9 +258,20 @@ def length_buckets(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 def _record(
-    clf: Classifier, text: Text, item: TokenizedText, scores: Tensor, logits: Tensor, views: list[str],
-    delta: Tensor | None, *, gold: int | str | None, method: str, options: dict[str, Any],
-    normalize: str | None, word_level: bool, word_aggregate: str,
+    clf: Classifier,
+    text: Text,
+    item: TokenizedText,
+    scores: Tensor,
+    logits: Tensor,
+    views: list[str],
+    delta: Tensor | None,
+    *,
+    gold: int | str | None,
+    method: str,
+    options: dict[str, Any],
+    normalize: str | None,
+    word_level: bool,
+    word_aggregate: str,
 ) -> Attribution:
     """Trim one example's scores to its tokens, merge words, normalize, and build the record."""
     n = len(item.input_ids)
@@ -247,15 +289,27 @@ def _record(
         probs = torch.softmax(logits.detach().float(), dim=-1).cpu().numpy()
         prediction = clf.labels[int(np.argmax(probs))]
     return Attribution(
-        text=first, pair=second, tokens=tokens, offsets=offsets, segments=segments,
-        scores=token_scores.cpu().numpy(), views=views, labels=clf.labels if not clf.is_regression else ("output",),
-        probs=probs, prediction=prediction, method=method, options=options,
+        text=first,
+        pair=second,
+        tokens=tokens,
+        offsets=offsets,
+        segments=segments,
+        scores=token_scores.cpu().numpy(),
+        views=views,
+        labels=clf.labels if not clf.is_regression else ("output",),
+        probs=probs,
+        prediction=prediction,
+        method=method,
+        options=options,
         delta=None if delta is None else delta.detach().float().cpu().numpy(),
-        truncated=item.truncated, gold=None if gold is None else clf.labels[clf.label_index(gold)],
+        truncated=item.truncated,
+        gold=None if gold is None else clf.labels[clf.label_index(gold)],
     )
 
 
-def _word_groups(item: TokenizedText, first: str, second: str | None) -> tuple[list[int], list[str], list[tuple[int, int]], list[int]]:
+def _word_groups(
+    item: TokenizedText, first: str, second: str | None
+) -> tuple[list[int], list[str], list[tuple[int, int]], list[int]]:
     """Group tokens into words: specials alone, sub-words by (segment, word id)."""
     groups: list[int] = []
     tokens: list[str] = []

@@ -20,7 +20,9 @@ def hub_host() -> str:
 
 def offline_requested() -> bool:
     """True when the user asked for offline mode (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE``)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,8 +40,11 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def offline_datasets() -> Iterator[None]:
     """``datasets`` in offline mode for the block: cached datasets load, others fail at once."""
     patched = []
-    for module_name, attribute in (("datasets.config", "HF_HUB_OFFLINE"), ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
-                                   ("datasets.config", "HF_DATASETS_OFFLINE")):
+    for module_name, attribute in (
+        ("datasets.config", "HF_HUB_OFFLINE"),
+        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+        ("datasets.config", "HF_DATASETS_OFFLINE"),
+    ):
         try:
             module = __import__(module_name, fromlist=[attribute])
         except ImportError:

@@ -73,15 +73,20 @@ def read_inputs(
         with source.open(encoding="utf-8-sig", newline="") as fh:
             if suffix == ".txt":
                 if text_column or pair_column:
-                    raise InvalidInputError(f"{source} is plain text (one input per line); --text-column/--pair-column need tsv, csv or jsonl")
+                    raise InvalidInputError(
+                        f"{source} is plain text (one input per line); --text-column/--pair-column need tsv, csv or jsonl"
+                    )
                 rows = [InputRow(line.rstrip("\r\n")) for line in fh if line.strip()]
                 return _nonempty(rows, source)
             if suffix == ".jsonl":
                 table = [_json_line(line, source, n) for n, line in enumerate(fh, start=1) if line.strip()]
                 columns = list(dict.fromkeys(k for row in table for k in row))
             else:
-                reader = csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ",",
-                                        quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL)
+                reader = csv.DictReader(
+                    fh,
+                    delimiter="\t" if suffix == ".tsv" else ",",
+                    quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL,
+                )
                 table = list(reader)
                 columns = list(reader.fieldnames or [])
     except UnicodeDecodeError:
@@ -111,7 +116,9 @@ def read_dataset(
     local = Path(name)
     try:
         if local.is_file():
-            builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(local.suffix.lower())
+            builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
+                local.suffix.lower()
+            )
             if builder is None:
                 raise InvalidInputError(f"cannot read {local} as a dataset: use csv, tsv, json, jsonl or parquet")
             extra = {"delimiter": "\t"} if local.suffix.lower() == ".tsv" else {}
@@ -126,9 +133,11 @@ def read_dataset(
                     with offline_datasets():
                         data = load_dataset(name, config or None, split=split)
                 except Exception:
-                    raise InvalidInputError(f"cannot load dataset {spec!r} split {split!r}: it is not a local file or folder, "
-                                            f"not in the local cache, and the Hugging Face Hub ({hub_host()}) cannot be "
-                                            "reached") from None
+                    raise InvalidInputError(
+                        f"cannot load dataset {spec!r} split {split!r}: it is not a local file or folder, "
+                        f"not in the local cache, and the Hugging Face Hub ({hub_host()}) cannot be "
+                        "reached"
+                    ) from None
     except InvalidInputError:
         raise
     except Exception as exc:  # datasets raises many types (FileNotFoundError, ValueError, DatasetNotFoundError ...)
@@ -139,7 +148,9 @@ def read_dataset(
     feature = data.features.get(label_column or next((c for c in LABEL_COLUMNS if c in columns), ""), None)
     if feature is not None and hasattr(feature, "names"):
         label_names = list(feature.names)
-    rows = rows_from_table(data, columns, text_column, pair_column, label_column, where=f"dataset {spec!r}", label_names=label_names)
+    rows = rows_from_table(
+        data, columns, text_column, pair_column, label_column, where=f"dataset {spec!r}", label_names=label_names
+    )
     if not rows:
         raise InvalidInputError(f"dataset {spec!r} split {split!r} has no usable rows")
     return rows
@@ -156,9 +167,12 @@ def rows_from_table(
     label_names: Sequence[str] | None = None,
 ) -> list[InputRow]:
     """Pick the text, pair and label columns of a table (list of dicts) and build rows; skip empty texts."""
+
     def need(column: str, flag: str) -> str:
         if column not in columns:
-            raise InvalidInputError(f"{where} has no column {column!r} ({flag}); its columns are: {', '.join(columns) or 'none'}")
+            raise InvalidInputError(
+                f"{where} has no column {column!r} ({flag}); its columns are: {', '.join(columns) or 'none'}"
+            )
         return column
 
     if text_column is not None:
@@ -166,11 +180,20 @@ def rows_from_table(
     else:
         found = next((c for c in TEXT_COLUMNS if c in columns), None)
         if found is None:
-            raise InvalidInputError(f"{where} has no text column; pass --text-column (columns: {', '.join(columns) or 'none'})")
+            raise InvalidInputError(
+                f"{where} has no text column; pass --text-column (columns: {', '.join(columns) or 'none'})"
+            )
         text_key = found
-    pair_key = need(pair_column, "--pair-column") if pair_column is not None else (
-        PAIR_COLUMNS[text_key] if text_column is None and PAIR_COLUMNS.get(text_key) in columns else None)
-    label_key = need(label_column, "--label-column") if label_column is not None else next((c for c in LABEL_COLUMNS if c in columns), None)
+    pair_key = (
+        need(pair_column, "--pair-column")
+        if pair_column is not None
+        else (PAIR_COLUMNS[text_key] if text_column is None and PAIR_COLUMNS.get(text_key) in columns else None)
+    )
+    label_key = (
+        need(label_column, "--label-column")
+        if label_column is not None
+        else next((c for c in LABEL_COLUMNS if c in columns), None)
+    )
     rows = []
     for record in table:
         text = record.get(text_key)
@@ -184,7 +207,11 @@ def rows_from_table(
             label = int(label)  # JSON true/false: class 1/0
         if label_names is not None and isinstance(label, int) and 0 <= label < len(label_names):
             label = label_names[label]
-        elif (label is not None and not isinstance(label, (str, int))) or label == "" or (isinstance(label, int) and label < 0):
+        elif (
+            (label is not None and not isinstance(label, (str, int)))
+            or label == ""
+            or (isinstance(label, int) and label < 0)
+        ):
             label = None
         rows.append(InputRow(text, pair, label))
     return rows

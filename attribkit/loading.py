@@ -10,7 +10,14 @@ import torch
 from attribkit.errors import ModelLoadError, OptionError
 from attribkit.model import Classifier, quiet_transformers
 
-_TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "tokenizer.model", "sentencepiece.bpe.model")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spm.model",
+    "tokenizer.model",
+    "sentencepiece.bpe.model",
+)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -90,7 +97,9 @@ def load_classifier(
     except Exception as exc:
         raise ModelLoadError(f"cannot load {name!r} as a sequence classifier: {_first_line(exc)}") from exc
     if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in _TOKENIZER_FILES):
-        raise ModelLoadError(f"{name} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the model")
+        raise ModelLoadError(
+            f"{name} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the model"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as exc:
@@ -102,8 +111,10 @@ def load_classifier(
         raise ModelLoadError(f"{name!r} needs a fast tokenizer (tokenizer.json) for character offsets")
     rows = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > rows:
-        raise ModelLoadError(f"{name!r}: the tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}; "
-                             "ids past that would fail mid-run. Save the model's own tokenizer next to it")
+        raise ModelLoadError(
+            f"{name!r}: the tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}; "
+            "ids past that would fail mid-run. Save the model's own tokenizer next to it"
+        )
     if dtype is None and target.type == "cpu" and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
         model = model.float()
     model.eval().to(target)
@@ -132,8 +143,10 @@ def _check_hub_reachable(name: str) -> None:
 
     if offline_requested() or _in_hub_cache(name) or hub_reachable():
         return
-    raise ModelLoadError(f"{name!r} is not a local directory, and the Hugging Face Hub ({hub_host()}) cannot be "
-                         "reached to download it; check the path, or the network")
+    raise ModelLoadError(
+        f"{name!r} is not a local directory, and the Hugging Face Hub ({hub_host()}) cannot be "
+        "reached to download it; check the path, or the network"
+    )
 
 
 def _in_hub_cache(name: str) -> bool:

@@ -111,8 +111,12 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 def agreement(a: Sequence[float], b: Sequence[float], *, k: int = 5) -> dict[str, float]:
     """Every agreement score of two maps: ``spearman``, ``kendall``, ``top{k}_overlap``, ``cosine``."""
-    return {"spearman": spearman(a, b), "kendall": kendall_tau(a, b), f"top{k}_overlap": top_k_overlap(a, b, k),
-            "cosine": cosine(a, b)}
+    return {
+        "spearman": spearman(a, b),
+        "kendall": kendall_tau(a, b),
+        f"top{k}_overlap": top_k_overlap(a, b, k),
+        "cosine": cosine(a, b),
+    }
 
 
 def deletion_count(n_tokens: int, fraction: float) -> int:

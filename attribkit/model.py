@@ -94,7 +94,11 @@ class Classifier:
         """Longest input, in tokens, that the model accepts."""
         limit = getattr(self.tokenizer, "model_max_length", None)
         positions = getattr(self.model.config, "max_position_embeddings", None)
-        if positions is not None and getattr(self.model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        if positions is not None and getattr(self.model.config, "model_type", "") in (
+            "roberta",
+            "xlm-roberta",
+            "camembert",
+        ):
             positions -= int(self.model.config.pad_token_id or 0) + 1
         candidates = [v for v in (limit, positions) if isinstance(v, int) and 0 < v < 1_000_000]
         return min(candidates) if candidates else 512
@@ -143,16 +147,24 @@ class Classifier:
         if self.tokenizer is None:
             raise InvalidInputError("this classifier has no tokenizer; load it with load_classifier(path)")
         first, second = _split_text(text)
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+        ):
             raise OptionError(f"max_length must be a positive number of tokens; got {max_length!r}")
         limit = min(max_length or self.max_length, self.max_length)
         needed = self.tokenizer.num_special_tokens_to_add(pair=second is not None) + (1 if second is None else 2)
         if limit < needed:
-            raise OptionError(f"max_length {limit} leaves no room for the text: this input needs at least {needed} "
-                              "tokens (special tokens plus one per text)")
+            raise OptionError(
+                f"max_length {limit} leaves no room for the text: this input needs at least {needed} "
+                "tokens (special tokens plus one per text)"
+            )
         enc = self.tokenizer(
-            first, second, truncation=True, max_length=limit,
-            return_offsets_mapping=True, return_special_tokens_mask=True,
+            first,
+            second,
+            truncation=True,
+            max_length=limit,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
         )
         ids = enc["input_ids"]
         full_length = self._untruncated_length(first, second) if len(ids) >= limit else len(ids)
@@ -161,7 +173,8 @@ class Classifier:
             source = " (the model's limit)" if limit == self.max_length else ""
             warnings.warn(
                 f"input of {full_length} tokens truncated to {limit}{source}: {first[:40]!r}...",
-                TruncationWarning, stacklevel=3,
+                TruncationWarning,
+                stacklevel=3,
             )
         special = enc["special_tokens_mask"]
         seq_ids = enc.sequence_ids() if hasattr(enc, "sequence_ids") else [None if s else 0 for s in special]
@@ -172,7 +185,9 @@ class Classifier:
             input_ids=tuple(ids),
             token_type_ids=tuple(types) if types is not None else None,
             tokens=tuple(self.tokenizer.convert_ids_to_tokens(ids)),
-            offsets=tuple((int(a), int(b)) if seg >= 0 else (0, 0) for (a, b), seg in zip(enc["offset_mapping"], segments)),
+            offsets=tuple(
+                (int(a), int(b)) if seg >= 0 else (0, 0) for (a, b), seg in zip(enc["offset_mapping"], segments)
+            ),
             segments=segments,
             word_ids=tuple(w if seg >= 0 else None for w, seg in zip(words, segments)),
             truncated=truncated,

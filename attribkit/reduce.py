@@ -19,7 +19,9 @@ AGGREGATES = ("sum", "l2")
 NORMALIZATIONS = ("l2", "l1", "max")
 
 
-def check_reduction(*, sign: str, aggregate: str, top_k: int | None, normalize: str | None, hidden: int | None = None) -> None:
+def check_reduction(
+    *, sign: str, aggregate: str, top_k: int | None, normalize: str | None, hidden: int | None = None
+) -> None:
     """Validate reduction options before any work is done.
 
     Raises:
@@ -41,7 +43,9 @@ def check_reduction(*, sign: str, aggregate: str, top_k: int | None, normalize: 
             raise OptionError(f"top_k={top_k} is larger than the layer's hidden size {hidden}; use at most {hidden}")
 
 
-def reduce_dims(attributions: Tensor, *, sign: str = "signed", top_k: int | None = None, aggregate: str = "sum") -> Tensor:
+def reduce_dims(
+    attributions: Tensor, *, sign: str = "signed", top_k: int | None = None, aggregate: str = "sum"
+) -> Tensor:
     """Token scores from dimension-level attributions.
 
     ``top_k`` keeps, per token, the K dimensions of largest ``|A|`` (the teacher side of AD-KD);
@@ -113,8 +117,9 @@ def merge_words(scores: Tensor, groups: Sequence[int], *, aggregate: str = "sum"
     return out.index_add(1, index, scores)
 
 
-def top_tokens(scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by: str = "abs",
-               skip: Sequence[bool] | None = None) -> list[tuple[int, str, float]]:
+def top_tokens(
+    scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by: str = "abs", skip: Sequence[bool] | None = None
+) -> list[tuple[int, str, float]]:
     """The ``k`` highest-scoring tokens as ``(position, token, score)``, best first.
 
     Args:

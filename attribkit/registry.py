@@ -48,9 +48,7 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T) -> None:
         """Register ``obj`` under ``name``; raises :class:`DuplicateNameError` if taken."""
         if name in self._entries and self._entries[name] is not obj:
-            raise DuplicateNameError(
-                f"a {self._kind} named {name!r} is already registered; choose another name"
-            )
+            raise DuplicateNameError(f"a {self._kind} named {name!r} is already registered; choose another name")
         self._entries[name] = obj
 
     def get(self, name: str) -> T:
@@ -63,9 +61,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self._kind} {name!r}; choose one of: {', '.join(self.names())}"
-            ) from None
+            raise UnknownNameError(f"unknown {self._kind} {name!r}; choose one of: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         """The registered names, sorted."""

@@ -30,7 +30,9 @@ def apply_target_fn(logits: Tensor, target_fn: str, *, is_regression: bool = Fal
     if target_fn not in TARGET_FNS:
         raise OptionError(f"unknown target_fn {target_fn!r}; choose one of: {', '.join(TARGET_FNS)}")
     if is_regression:
-        raise OptionError(f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'")
+        raise OptionError(
+            f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'"
+        )
     return torch.softmax(logits, dim=-1) if target_fn == "prob" else torch.log_softmax(logits, dim=-1)
 
 

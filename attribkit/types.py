@@ -78,13 +78,19 @@ class Attribution:
             set_(self, "delta", _frozen_array(self.delta, name="delta", ndim=1))
         n = len(self.tokens)
         if len(self.offsets) != n or len(self.segments) != n:
-            raise InvalidInputError(f"tokens, offsets and segments must have the same length; got {n}, {len(self.offsets)}, {len(self.segments)}")
+            raise InvalidInputError(
+                f"tokens, offsets and segments must have the same length; got {n}, {len(self.offsets)}, {len(self.segments)}"
+            )
         if self.scores.shape != (len(self.views), n):
-            raise InvalidInputError(f"scores must be [n_views={len(self.views)}, n_tokens={n}]; got {self.scores.shape}")
+            raise InvalidInputError(
+                f"scores must be [n_views={len(self.views)}, n_tokens={n}]; got {self.scores.shape}"
+            )
         if self.delta is not None and self.delta.shape != (len(self.views),):
             raise InvalidInputError(f"delta must have one value per view; got shape {self.delta.shape}")
         if len(self.probs) != len(self.labels):
-            raise InvalidInputError(f"probs must have one value per label; got {len(self.probs)} for {len(self.labels)}")
+            raise InvalidInputError(
+                f"probs must have one value per label; got {len(self.probs)} for {len(self.labels)}"
+            )
         if not np.all(np.isfinite(self.scores)):
             raise InvalidInputError("scores contain NaN or infinity")
 
@@ -104,9 +110,16 @@ class Attribution:
         o = self.options
         parts = []
         if "steps" in o:
-            parts.append(f"{o['steps']} step{'s' if o['steps'] != 1 else ''}" + (f" ({o['rule']})" if o.get("rule") else ""))
-        for key, label in (("baseline", "baseline"), ("replacement", "replacement"), ("layer", "layer"),
-                           ("target_fn", "target"), ("dtype", "dtype")):
+            parts.append(
+                f"{o['steps']} step{'s' if o['steps'] != 1 else ''}" + (f" ({o['rule']})" if o.get("rule") else "")
+            )
+        for key, label in (
+            ("baseline", "baseline"),
+            ("replacement", "replacement"),
+            ("layer", "layer"),
+            ("target_fn", "target"),
+            ("dtype", "dtype"),
+        ):
             if o.get(key) is not None:
                 parts.append(f"{label} {o[key]}")
         return f"{self.method}: {', '.join(parts)}" if parts else self.method

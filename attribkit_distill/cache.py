@@ -94,7 +94,9 @@ class TeacherCache:
         return cache
 
     @classmethod
-    def load(cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None) -> TeacherCache:
+    def load(
+        cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None
+    ) -> TeacherCache:
         """Open a cache, refusing it unless it matches ``teacher``, ``data`` and ``loss_fn``'s options.
 
         Raises:
@@ -120,7 +122,9 @@ class TeacherCache:
         device = batch["attention_mask"].device
         lengths = batch["attention_mask"].sum(dim=1).cpu()
         if not torch.equal(lengths, self.lengths[index]):
-            raise InvalidInputError("the batch's token counts differ from the cached examples'; was the cache built for this data?")
+            raise InvalidInputError(
+                "the batch's token counts differ from the cached examples'; was the cache built for this data?"
+            )
         logits = self.logits[index].to(device)
         if self.maps is None or self.offsets is None:
             return TeacherOutputs(logits)
@@ -135,8 +139,15 @@ class TeacherCache:
     # ------------------------------------------------------------------ compute / disk
     @classmethod
     @torch.no_grad()
-    def _compute(cls, key: dict[str, Any], teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None,
-                 batch_size: int, progress: bool) -> TeacherCache:
+    def _compute(
+        cls,
+        key: dict[str, Any],
+        teacher: nn.Module,
+        data: EncodedData,
+        loss_fn: AttributionLoss | None,
+        batch_size: int,
+        progress: bool,
+    ) -> TeacherCache:
         from rich.progress import Progress
 
         teacher.eval()
@@ -173,13 +184,27 @@ class TeacherCache:
     def _read(cls, path: Path) -> TeacherCache:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
-            return cls(json.loads(blob["key"]), blob["logits"], blob["lengths"], blob.get("maps"), blob.get("offsets"), int(blob["views"]))
+            return cls(
+                json.loads(blob["key"]),
+                blob["logits"],
+                blob["lengths"],
+                blob.get("maps"),
+                blob.get("offsets"),
+                int(blob["views"]),
+            )
         except Exception as exc:
-            raise InvalidInputError(f"{path} is not a readable teacher cache ({type(exc).__name__}); delete it and rebuild") from None
+            raise InvalidInputError(
+                f"{path} is not a readable teacher cache ({type(exc).__name__}); delete it and rebuild"
+            ) from None
 
     def _write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob: dict[str, Any] = {"key": json.dumps(self.key), "logits": self.logits, "lengths": self.lengths, "views": self.views}
+        blob: dict[str, Any] = {
+            "key": json.dumps(self.key),
+            "logits": self.logits,
+            "lengths": self.lengths,
+            "views": self.views,
+        }
         if self.maps is not None:
             blob.update(maps=self.maps, offsets=self.offsets)
         partial = path.with_name(path.name + ".partial")

@@ -34,7 +34,9 @@ def _no_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def save_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]) -> None:
+def save_checkpoint(
+    out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]
+) -> None:
     """Write ``out_dir/checkpoint`` atomically (a kill at any moment leaves the previous one usable)."""
     final = out_dir / CHECKPOINT
     partial = out_dir / (CHECKPOINT + ".partial")
@@ -46,7 +48,9 @@ def save_checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}, partial / "training.pt")
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}, partial / "training.pt"
+    )
     (partial / "state.json").write_text(json.dumps(state, indent=1))
     _fsync_dir(partial)
     if final.exists():

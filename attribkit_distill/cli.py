@@ -16,8 +16,11 @@ OBJECTIVES = ("kd", "adkd", "iit", "adkd+iit")
 DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
 TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
-SUBSET_SEED = typer.Option(None, "--subset-seed", help="Seed of the --train-limit subset (default: --seed); fix it to "
-                           "train every seed on the same examples.")
+SUBSET_SEED = typer.Option(
+    None,
+    "--subset-seed",
+    help="Seed of the --train-limit subset (default: --seed); fix it to train every seed on the same examples.",
+)
 MAX_LENGTH = typer.Option(128, "--max-length", help="Truncate inputs to this many tokens.")
 EVAL_EVERY = typer.Option(None, "--eval-every", help="Evaluate every N steps (default: each epoch).")
 SAVE_EVERY = typer.Option(200, "--save-every", help="Checkpoint every N steps.")
@@ -59,13 +62,33 @@ def finetune(
     spec = _task(task)
     _check_writable(out, "--out")
     clf = _load_for_task(model, spec, device)
-    config = _config(FINETUNE_DEFAULTS, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs,
-                     max_steps=max_steps, eval_every=eval_every, save_every=save_every, seed=seed, progress=progress)
+    config = _config(
+        FINETUNE_DEFAULTS,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        save_every=save_every,
+        seed=seed,
+        progress=progress,
+    )
     train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
-    created = _prepare_out(out, clf.tokenizer, {"command": "finetune", "model": model, "task": spec.directory,
-                                                "data_dir": _s(data_dir), "train_examples": len(train_data),
-                                                **({"subset_seed": subset_seed} if subset_seed is not None else {}),
-                                                "max_length": max_length, "config": config.__dict__}, resume)
+    created = _prepare_out(
+        out,
+        clf.tokenizer,
+        {
+            "command": "finetune",
+            "model": model,
+            "task": spec.directory,
+            "data_dir": _s(data_dir),
+            "train_examples": len(train_data),
+            **({"subset_seed": subset_seed} if subset_seed is not None else {}),
+            "max_length": max_length,
+            "config": config.__dict__,
+        },
+        resume,
+    )
     from attribkit_distill.train import train
 
     try:
@@ -80,29 +103,55 @@ def distill(
     teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher checkpoint."),
     task: str = typer.Option(..., "--task", help="GLUE task."),
     out: Path = typer.Option(..., "--out", help="Output folder for the student."),
-    student_init: str | None = typer.Option(None, "--student-init", help="Initialise the student from this checkpoint."),
-    student_layers: str | None = typer.Option(None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."),
-    student_from: str | None = typer.Option(None, "--student-from", help="With --student-layers: take the layers (and "
-                                               "embeddings) from this pre-trained model instead, with a fresh head."),
-    student_hidden: int | None = typer.Option(None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."),
-    objective: str = typer.Option("adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."),
+    student_init: str | None = typer.Option(
+        None, "--student-init", help="Initialise the student from this checkpoint."
+    ),
+    student_layers: str | None = typer.Option(
+        None, "--student-layers", help="Or keep these teacher layers, e.g. 0,2,4."
+    ),
+    student_from: str | None = typer.Option(
+        None,
+        "--student-from",
+        help="With --student-layers: take the layers (and "
+        "embeddings) from this pre-trained model instead, with a fresh head.",
+    ),
+    student_hidden: int | None = typer.Option(
+        None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."
+    ),
+    objective: str = typer.Option(
+        "adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."
+    ),
     alpha: float | None = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
     temperature: float | None = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
     beta: float | None = typer.Option(None, "--beta", help="Attribution-loss weight (default: preset)."),
-    top_k: int | None = typer.Option(None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."),
+    top_k: int | None = typer.Option(
+        None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."
+    ),
     ig_steps: int = typer.Option(1, "--ig-steps", help="IG steps for the maps (1 = the paper's single step)."),
     iit_weight: float = typer.Option(1.0, "--iit-weight", help="Weight gamma of the interchange intervention term."),
     iit_span: float = typer.Option(0.3, "--iit-span", help="Share of the real tokens intervened on (IIT)."),
     iit_temperature: float = typer.Option(2.0, "--iit-temperature", help="Temperature of the IIT KL term (times T^2)."),
-    anneal: bool | None = typer.Option(None, "--anneal/--no-anneal", help="Anneal T to 1 over training (default: preset)."),
-    anneal_every: str = typer.Option("step", "--anneal-every", help="step: T falls linearly with every step; epoch: once "
-                                     "per epoch, reaching 1 in the last (the reference code)."),
-    regression_kd: str = typer.Option("scaled", "--regression-kd", help="Regression KD: scaled = MSE(s/T, t/T) (the "
-                                      "reference code), plain = MSE(s, t)."),
+    anneal: bool | None = typer.Option(
+        None, "--anneal/--no-anneal", help="Anneal T to 1 over training (default: preset)."
+    ),
+    anneal_every: str = typer.Option(
+        "step",
+        "--anneal-every",
+        help="step: T falls linearly with every step; epoch: once "
+        "per epoch, reaching 1 in the last (the reference code).",
+    ),
+    regression_kd: str = typer.Option(
+        "scaled",
+        "--regression-kd",
+        help="Regression KD: scaled = MSE(s/T, t/T) (the reference code), plain = MSE(s, t).",
+    ),
     t_squared: bool = typer.Option(False, "--t-squared", help="Multiply KD by T^2 (the reference code does not)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Precompute the teacher's logits and maps once."),
-    diagnose_every: int = typer.Option(50, "--diagnose-every", help="Log each loss term's gradient norm and the attribution "
-                                       "term's share every N steps (0 = never)."),
+    diagnose_every: int = typer.Option(
+        50,
+        "--diagnose-every",
+        help="Log each loss term's gradient norm and the attribution term's share every N steps (0 = never).",
+    ),
     data_dir: Path | None = DATA_DIR,
     learning_rate: float | None = typer.Option(None, "--lr", help="Peak learning rate (default: preset)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Examples per step (default: preset)."),
@@ -140,7 +189,9 @@ def distill(
     preset = DISTILL_PRESETS[spec.name]
     teacher_clf = ak.load_classifier(teacher, device=device)
     if teacher_clf.num_labels != spec.num_labels:
-        raise ak.OptionError(f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
+        raise ak.OptionError(
+            f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}"
+        )
     if student_hidden is not None and student_layers is None:
         raise ak.OptionError("--student-hidden narrows a student made with --student-layers; give both")
     if student_from is not None:
@@ -149,8 +200,14 @@ def distill(
         from attribkit_distill.students import student_from_pretrained
 
         torch.manual_seed(seed)  # the fresh head
-        student = student_from_pretrained(student_from, _layers(student_layers), num_labels=spec.num_labels,
-                                          hidden=student_hidden, labels=spec.labels, regression=spec.is_regression)
+        student = student_from_pretrained(
+            student_from,
+            _layers(student_layers),
+            num_labels=spec.num_labels,
+            hidden=student_hidden,
+            labels=spec.labels,
+            regression=spec.is_regression,
+        )
         student = student.to(teacher_clf.device)
     elif student_hidden is not None:
         student = narrow_student(teacher_clf.model, _layers(student_layers), student_hidden)
@@ -169,33 +226,82 @@ def distill(
         extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
     if diagnose_every < 0:
         raise ak.OptionError(f"--diagnose-every must be >= 0 (0 = never); got {diagnose_every}")
-    config = _config({"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
-                     learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, max_steps=max_steps,
-                     eval_every=eval_every, save_every=save_every, seed=seed, progress=progress,
-                     diagnose_every=diagnose_every)
+    config = _config(
+        {"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        save_every=save_every,
+        seed=seed,
+        progress=progress,
+        diagnose_every=diagnose_every,
+    )
     import math
 
-    kd = KDLoss(_pick(temperature, preset.temperature), t_squared=t_squared, anneal=_pick(anneal, preset.anneal),
-                anneal_every=anneal_every, epochs=max(1, math.ceil(config.epochs)), regression=regression_kd)
-    loss = DistillationObjective(
-        alpha=_pick(alpha, preset.alpha), beta=_pick(beta, preset.beta) if attribution else 0.0,
-        kd=kd, attribution=attribution, extra=extra,
+    kd = KDLoss(
+        _pick(temperature, preset.temperature),
+        t_squared=t_squared,
+        anneal=_pick(anneal, preset.anneal),
+        anneal_every=anneal_every,
+        epochs=max(1, math.ceil(config.epochs)),
+        regression=regression_kd,
     )
-    train_data, dev_sets = _data(spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
-    created = _prepare_out(out, teacher_clf.tokenizer, {
-        "command": "distill", "teacher": teacher, "student_init": student_init, "student_from": student_from,
-        "student_layers": student_layers,
-        "student_hidden": student_hidden,
-        "task": spec.directory, "objective": objective, "loss": describe(loss), "data_dir": _s(data_dir),
-        "train_examples": len(train_data), "max_length": max_length, "config": config.__dict__,
-        **({"subset_seed": subset_seed} if subset_seed is not None else {})}, resume)
+    loss = DistillationObjective(
+        alpha=_pick(alpha, preset.alpha),
+        beta=_pick(beta, preset.beta) if attribution else 0.0,
+        kd=kd,
+        attribution=attribution,
+        extra=extra,
+    )
+    train_data, dev_sets = _data(
+        spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed)
+    )
+    created = _prepare_out(
+        out,
+        teacher_clf.tokenizer,
+        {
+            "command": "distill",
+            "teacher": teacher,
+            "student_init": student_init,
+            "student_from": student_from,
+            "student_layers": student_layers,
+            "student_hidden": student_hidden,
+            "task": spec.directory,
+            "objective": objective,
+            "loss": describe(loss),
+            "data_dir": _s(data_dir),
+            "train_examples": len(train_data),
+            "max_length": max_length,
+            "config": config.__dict__,
+            **({"subset_seed": subset_seed} if subset_seed is not None else {}),
+        },
+        resume,
+    )
     try:
         teacher_cache = None
         if cache:
-            teacher_cache = TeacherCache.build(out / "teacher_cache.pt", teacher_clf.model, train_data, attribution,
-                                               batch_size=config.eval_batch_size, progress=progress)
-        results = train(student, spec, train_data, dev_sets, out, config, objective=loss, teacher=teacher_clf.model,
-                        cache=teacher_cache, resume=resume)
+            teacher_cache = TeacherCache.build(
+                out / "teacher_cache.pt",
+                teacher_clf.model,
+                train_data,
+                attribution,
+                batch_size=config.eval_batch_size,
+                progress=progress,
+            )
+        results = train(
+            student,
+            spec,
+            train_data,
+            dev_sets,
+            out,
+            config,
+            objective=loss,
+            teacher=teacher_clf.model,
+            cache=teacher_cache,
+            resume=resume,
+        )
     except BaseException:
         _clean_failed_start(out, created)
         raise
@@ -224,15 +330,19 @@ def evaluate_command(
     clf = ak.load_classifier(model, device=device)
     if clf.num_labels != spec.num_labels:
         raise ak.OptionError(f"{model} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
-    sets = {name: encode_examples(clf.tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
-            for name in split_names(spec, split)}
+    sets = {
+        name: encode_examples(clf.tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
+        for name in split_names(spec, split)
+    }
     metrics = evaluate(clf.model, spec, sets, batch_size=batch_size)
     for name, value in metrics.items():
         typer.echo(f"{name}\t{value:.2f}")
     share = attribution_share(Path(model))
     if share is not None:
-        typer.echo(f"attribution term's share of the gradient norm in training: median {share['median']:.3f} over "
-                   f"{share['steps']} diagnosed steps (first {share['first']:.3f}, last {share['last']:.3f})")
+        typer.echo(
+            f"attribution term's share of the gradient norm in training: median {share['median']:.3f} over "
+            f"{share['steps']} diagnosed steps (first {share['first']:.3f}, last {share['last']:.3f})"
+        )
     if json_out is not None:
         json_out.write_text(json.dumps({"model": model, "task": spec.directory, "split": split, **metrics}, indent=1))
 
@@ -244,8 +354,11 @@ def attribution_share(run: Path) -> dict[str, float] | None:
     log = run / "metrics.jsonl"
     if not log.is_file():
         return None
-    shares = [row["gradients"]["attr_share"] for row in map(json.loads, filter(str.strip, log.read_text().splitlines()))
-              if row.get("kind") == "gradients" and "attr" in row.get("gradients", {})]
+    shares = [
+        row["gradients"]["attr_share"]
+        for row in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+        if row.get("kind") == "gradients" and "attr" in row.get("gradients", {})
+    ]
     if not shares:
         return None
     return {"median": statistics.median(shares), "first": shares[0], "last": shares[-1], "steps": len(shares)}
@@ -272,14 +385,18 @@ def _load_for_task(path: str, spec: Any, device: str | None) -> Any:
     return ak.Classifier(clf.model, clf.tokenizer)  # re-read the label names
 
 
-def _data(spec: Any, tokenizer: Any, data_dir: Path | None, max_length: int, limit: int | None, seed: int) -> tuple[Any, dict]:
+def _data(
+    spec: Any, tokenizer: Any, data_dir: Path | None, max_length: int, limit: int | None, seed: int
+) -> tuple[Any, dict]:
     from attribkit_distill.data import encode_examples, subsample
     from attribkit_distill.tasks import load_examples, split_names
 
     train_examples = subsample(load_examples(spec, "train", data_dir=data_dir), limit, seed=seed)
     train_data = encode_examples(tokenizer, train_examples, max_length=max_length)
-    dev_sets = {name: encode_examples(tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
-                for name in split_names(spec, "dev")}
+    dev_sets = {
+        name: encode_examples(tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
+        for name in split_names(spec, "dev")
+    }
     return train_data, dev_sets
 
 
@@ -311,12 +428,17 @@ def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> bool:
     current = _comparable(run)
     if resume and run_file.is_file():
         before = _comparable(json.loads(run_file.read_text()))
-        changed = [k for k in sorted(set(before) | set(current)) if before.get(k) != current.get(k) and k not in DISPLAY_ONLY]
+        changed = [
+            k for k in sorted(set(before) | set(current)) if before.get(k) != current.get(k) and k not in DISPLAY_ONLY
+        ]
         if changed:
             key = changed[0]
-            raise ak.OptionError(f"--resume with different settings than the run in {out}: {key} was {before.get(key)!r}, "
-                                 f"now {current.get(key)!r}" + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
-                                 + "; use the same command")
+            raise ak.OptionError(
+                f"--resume with different settings than the run in {out}: {key} was {before.get(key)!r}, "
+                f"now {current.get(key)!r}"
+                + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+                + "; use the same command"
+            )
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
@@ -382,7 +504,9 @@ def _layers(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ak.OptionError(f"--student-layers takes comma-separated layer indices such as 0,2,4; got {text!r}") from None
+        raise ak.OptionError(
+            f"--student-layers takes comma-separated layer indices such as 0,2,4; got {text!r}"
+        ) from None
 
 
 def _pick(value: Any, default: Any) -> Any:

@@ -33,7 +33,9 @@ def predict(model: nn.Module, data: EncodedData, *, batch_size: int = 64) -> tor
     return out
 
 
-def evaluate(model: nn.Module, task: GlueTask, splits: dict[str, EncodedData], *, batch_size: int = 64) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, task: GlueTask, splits: dict[str, EncodedData], *, batch_size: int = 64
+) -> dict[str, float]:
     """Metrics per split (``dev/accuracy``, ``dev_matched/accuracy`` ...) and ``score``: the mean main metric."""
     results: dict[str, float] = {}
     mains = []

@@ -118,11 +118,19 @@ class InterchangeInterventionLoss(nn.Module):
     student (the teacher runs under ``no_grad``). Regression heads use the MSE of the outputs.
     """
 
-    def __init__(self, *, layer_map: str | Mapping[int, int] = "uniform", span_fraction: float = 0.3,
-                 temperature: float = 2.0, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        layer_map: str | Mapping[int, int] = "uniform",
+        span_fraction: float = 0.3,
+        temperature: float = 2.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(layer_map, Mapping) and layer_map != "uniform":
-            raise OptionError(f"layer_map must be 'uniform' or a dict {{student_layer: teacher_layer}}; got {layer_map!r}")
+            raise OptionError(
+                f"layer_map must be 'uniform' or a dict {{student_layer: teacher_layer}}; got {layer_map!r}"
+            )
         if not 0 < span_fraction <= 1:
             raise OptionError(f"span_fraction must be in (0, 1]; got {span_fraction!r}")
         if temperature <= 0:
@@ -140,19 +148,25 @@ class InterchangeInterventionLoss(nn.Module):
         n_student, n_teacher = len(layer_list(student)[0]), len(layer_list(teacher)[0])
         if self.layer_map == "uniform":
             if n_student < 2:
-                raise OptionError("a 1-layer student has no layer whose intervention reaches its classifier head; "
-                                  "give layer_map={0: j} to intervene on its only layer anyway")
+                raise OptionError(
+                    "a 1-layer student has no layer whose intervention reaches its classifier head; "
+                    "give layer_map={0: j} to intervene on its only layer anyway"
+                )
             pairs = {i: j for i, j in uniform_layer_map(n_student, n_teacher).items() if i < n_student - 1}
         else:
             pairs = self.layer_map
         bad = [(i, j) for i, j in pairs.items() if not (0 <= i < n_student and 0 <= j < n_teacher)]
         if bad or not pairs:
-            raise OptionError(f"layer_map pairs {bad or 'none'} are out of range: the student has {n_student} layers, "
-                              f"the teacher {n_teacher}")
+            raise OptionError(
+                f"layer_map pairs {bad or 'none'} are out of range: the student has {n_student} layers, "
+                f"the teacher {n_teacher}"
+            )
         return dict(pairs)
 
     @staticmethod
-    def counterfactual(model: nn.Module, batch: Mapping[str, Tensor], layer: int, source: Tensor, mask: Tensor) -> Tensor:
+    def counterfactual(
+        model: nn.Module, batch: Mapping[str, Tensor], layer: int, source: Tensor, mask: Tensor
+    ) -> Tensor:
         """Logits of ``model`` on the base batch with layer ``layer`` at ``mask`` taken from the source rows.
 
         Shapes:
@@ -168,14 +182,20 @@ class InterchangeInterventionLoss(nn.Module):
 
     def forward(self, student: nn.Module, teacher: nn.Module | None, batch: Mapping[str, Tensor]) -> Tensor:
         if teacher is None:
-            raise InvalidInputError("the interchange intervention loss needs the teacher model (not only cached outputs)")
+            raise InvalidInputError(
+                "the interchange intervention loss needs the teacher model (not only cached outputs)"
+            )
         pairs = self.pairs(unwrap(student), unwrap(teacher))
         device = batch["input_ids"].device
         n = batch["input_ids"].shape[0]
         source = derangement(n, self.generator).to(device)
         keys = sorted(pairs)
         student_layer = keys[int(torch.randint(0, len(keys), (1,), generator=self.generator))]
-        real = batch["attention_mask"].bool() if "attention_mask" in batch else torch.ones_like(batch["input_ids"], dtype=torch.bool)
+        real = (
+            batch["attention_mask"].bool()
+            if "attention_mask" in batch
+            else torch.ones_like(batch["input_ids"], dtype=torch.bool)
+        )
         if "special_tokens_mask" in batch:
             real = real & ~batch["special_tokens_mask"].bool()
         else:  # [CLS] ... [SEP]: first and last real positions are special
@@ -190,5 +210,13 @@ class InterchangeInterventionLoss(nn.Module):
         if is_regression(student):
             return F.mse_loss(student_logits.view(-1), teacher_logits.to(student_logits.dtype).view(-1))
         t = self.temperature
-        return F.kl_div(F.log_softmax(student_logits / t, dim=-1), F.log_softmax(teacher_logits.to(student_logits.dtype) / t, dim=-1),
-                        reduction="batchmean", log_target=True) * t * t
+        return (
+            F.kl_div(
+                F.log_softmax(student_logits / t, dim=-1),
+                F.log_softmax(teacher_logits.to(student_logits.dtype) / t, dim=-1),
+                reduction="batchmean",
+                log_target=True,
+            )
+            * t
+            * t
+        )

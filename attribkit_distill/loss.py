@@ -85,7 +85,11 @@ class AttributionLoss(nn.Module):
             raise OptionError(f"top_k must be a positive integer or None; got {top_k!r}")
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
             raise OptionError(f"steps must be a positive integer; got {steps!r}")
-        for name, value, choices in (("views", views, VIEWS), ("distance", distance, DISTANCES), ("baseline", baseline, BASELINES)):
+        for name, value, choices in (
+            ("views", views, VIEWS),
+            ("distance", distance, DISTANCES),
+            ("baseline", baseline, BASELINES),
+        ):
             if value not in choices:
                 raise OptionError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
         if baseline != "zero" and layer != "word_embeddings":
@@ -97,8 +101,13 @@ class AttributionLoss(nn.Module):
     def options(self) -> dict[str, Any]:
         """The options that define the maps (part of a teacher cache's key)."""
         return {
-            "top_k": self.top_k, "steps": self.steps, "layer": self.layer, "views": self.views,
-            "target_fn": self.target_fn, "normalize": self.normalize, "baseline": self.baseline,
+            "top_k": self.top_k,
+            "steps": self.steps,
+            "layer": self.layer,
+            "views": self.views,
+            "target_fn": self.target_fn,
+            "normalize": self.normalize,
+            "baseline": self.baseline,
         }
 
     # ------------------------------------------------------------------ views and maps
@@ -124,14 +133,28 @@ class AttributionLoss(nn.Module):
         targets = self.view_targets(model, batch)
         if self.baseline == "zero":
             out = forward_with_maps(
-                model, batch, targets, steps=self.steps, layer=self.layer, target_fn=self.target_fn, create_graph=create_graph
+                model,
+                batch,
+                targets,
+                steps=self.steps,
+                layer=self.layer,
+                target_fn=self.target_fn,
+                create_graph=create_graph,
             )
             attributions, logits = out.attributions, out.logits
         else:
             target_fn = "logit" if is_regression(model) else self.target_fn
             attributions = attribute(
-                unwrap(model), {**model_inputs(batch), **_special(batch)}, targets=targets, method="fast_ig", create_graph=create_graph,
-                steps=self.steps, rule="riemann_right", layer=self.layer, target_fn=target_fn, baseline=self.baseline,
+                unwrap(model),
+                {**model_inputs(batch), **_special(batch)},
+                targets=targets,
+                method="fast_ig",
+                create_graph=create_graph,
+                steps=self.steps,
+                rule="riemann_right",
+                layer=self.layer,
+                target_fn=target_fn,
+                baseline=self.baseline,
             )
             logits = None
         scores = reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")
@@ -150,7 +173,9 @@ class AttributionLoss(nn.Module):
         return total / attention_mask.sum().clamp_min(1).to(total.dtype)
 
     # ------------------------------------------------------------------ the loss
-    def compute(self, student: nn.Module, teacher: nn.Module | Tensor, batch: dict[str, Tensor]) -> AttributionLossOutput:
+    def compute(
+        self, student: nn.Module, teacher: nn.Module | Tensor, batch: dict[str, Tensor]
+    ) -> AttributionLossOutput:
         """Loss with the maps and logits it produced (see :class:`AttributionLossOutput`)."""
         teacher_logits = None
         if isinstance(teacher, Tensor):
@@ -159,7 +184,9 @@ class AttributionLoss(nn.Module):
             check_shared_vocabulary(student, teacher)
             teacher_maps, teacher_logits = self.teacher_maps(teacher, batch)
         else:
-            raise InvalidInputError(f"teacher must be a model or a tensor of teacher maps; got {type(teacher).__name__}")
+            raise InvalidInputError(
+                f"teacher must be a model or a tensor of teacher maps; got {type(teacher).__name__}"
+            )
         student_maps, student_logits = self.token_maps(student, batch, top_k=None, create_graph=True)
         if teacher_maps.shape != student_maps.shape:
             raise InvalidInputError(

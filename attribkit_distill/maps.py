@@ -111,7 +111,9 @@ def forward_with_maps(
     try:
         with clf.double_backward(), torch.enable_grad():
             logits = model(**inputs).logits
-            attributions = _path_gradients(logits, captured["path"], targets, m, target_fn, clf.is_regression, create_graph)
+            attributions = _path_gradients(
+                logits, captured["path"], targets, m, target_fn, clf.is_regression, create_graph
+            )
     finally:
         handle.remove()
     x = captured["x"].view(n, m, *captured["x"].shape[1:])[:, -1]

@@ -34,8 +34,16 @@ class KDLoss(nn.Module):
             error divided by T^2); ``plain``: ``MSE(s, t)``, ignoring T (this project's form before).
     """
 
-    def __init__(self, temperature: float = 1.0, *, t_squared: bool = False, anneal: bool = False,
-                 anneal_every: str = "step", epochs: int | None = None, regression: str = "scaled") -> None:
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        *,
+        t_squared: bool = False,
+        anneal: bool = False,
+        anneal_every: str = "step",
+        epochs: int | None = None,
+        regression: str = "scaled",
+    ) -> None:
         super().__init__()
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise OptionError(f"temperature must be positive; got {temperature!r}")
@@ -44,7 +52,9 @@ class KDLoss(nn.Module):
         if anneal and anneal_every == "epoch" and (not isinstance(epochs, int) or epochs < 1):
             raise OptionError(f"anneal_every='epoch' needs the number of epochs (a positive integer); got {epochs!r}")
         if regression not in REGRESSION_FORMS:
-            raise OptionError(f"unknown regression KD form {regression!r}; choose one of: {', '.join(REGRESSION_FORMS)}")
+            raise OptionError(
+                f"unknown regression KD form {regression!r}; choose one of: {', '.join(REGRESSION_FORMS)}"
+            )
         self.temperature, self.t_squared, self.anneal = float(temperature), t_squared, anneal
         self.anneal_every, self.epochs, self.regression = anneal_every, epochs, regression
 
@@ -68,7 +78,9 @@ class KDLoss(nn.Module):
         """Mean over the batch. Shapes: ``[batch, labels]`` twice -> scalar."""
         teacher_logits = teacher_logits.detach().to(student_logits.dtype)
         if student_logits.shape != teacher_logits.shape:
-            raise InvalidInputError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ")
+            raise InvalidInputError(
+                f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ"
+            )
         t = self.temperature_at(progress)
         if student_logits.shape[-1] == 1:
             if self.regression == "plain":
@@ -79,8 +91,14 @@ class KDLoss(nn.Module):
 
     def options(self) -> dict[str, Any]:
         """The settings, for run records."""
-        return {"temperature": self.temperature, "t_squared": self.t_squared, "anneal": self.anneal,
-                "anneal_every": self.anneal_every, "epochs": self.epochs, "regression": self.regression}
+        return {
+            "temperature": self.temperature,
+            "t_squared": self.t_squared,
+            "anneal": self.anneal,
+            "anneal_every": self.anneal_every,
+            "epochs": self.epochs,
+            "regression": self.regression,
+        }
 
 
 @dataclass(frozen=True)
@@ -173,7 +191,9 @@ class DistillationObjective(nn.Module):
         terms: dict[str, Tensor] = {}
         student_logits = teacher_logits = None
         if self.attribution is not None and self.beta > 0:
-            source = teacher_outputs.maps if teacher_outputs is not None and teacher_outputs.maps is not None else teacher
+            source = (
+                teacher_outputs.maps if teacher_outputs is not None and teacher_outputs.maps is not None else teacher
+            )
             out = self.attribution.compute(student, source, batch)
             terms["attr"] = out.loss
             student_logits, teacher_logits = out.student_logits, out.teacher_logits

@@ -21,7 +21,9 @@ def layer_list(model: nn.Module) -> tuple[nn.ModuleList, str]:
         layers = getattr(getattr(base, parent, None), child, None)
         if isinstance(layers, nn.ModuleList):
             return layers, field
-    raise OptionError(f"cannot find the transformer layers of {type(base).__name__}; use --student-init with a ready model")
+    raise OptionError(
+        f"cannot find the transformer layers of {type(base).__name__}; use --student-init with a ready model"
+    )
 
 
 def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
@@ -35,7 +37,9 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
     available, field = layer_list(inner)
     n = len(available)
     if not layers or any(not 0 <= i < n for i in layers) or len(set(layers)) != len(layers):
-        raise OptionError(f"--student-layers must be distinct indices in 0..{n - 1}; got {','.join(map(str, layers)) or 'none'}")
+        raise OptionError(
+            f"--student-layers must be distinct indices in 0..{n - 1}; got {','.join(map(str, layers)) or 'none'}"
+        )
     student = copy.deepcopy(inner)
     kept, _ = layer_list(student)
     chosen = nn.ModuleList([kept[i] for i in layers])
@@ -50,8 +54,13 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
 
 
 def student_from_pretrained(
-    path_or_name: str, layers: Sequence[int], *, num_labels: int, hidden: int | None = None,
-    labels: Sequence[str] | None = None, regression: bool = False,
+    path_or_name: str,
+    layers: Sequence[int],
+    *,
+    num_labels: int,
+    hidden: int | None = None,
+    labels: Sequence[str] | None = None,
+    regression: bool = False,
 ) -> nn.Module:
     """A student built from a *pre-trained* model: its embeddings and chosen layers, and a fresh head.
 
@@ -80,7 +89,9 @@ def student_from_pretrained(
         config = AutoConfig.from_pretrained(path_or_name)
         encoder = AutoModel.from_pretrained(path_or_name)
     except Exception as exc:  # transformers raises OSError / ValueError variants
-        raise OptionError(f"cannot load a pre-trained model from {path_or_name!r}: {str(exc).splitlines()[0]}") from None
+        raise OptionError(
+            f"cannot load a pre-trained model from {path_or_name!r}: {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         hf_logging.set_verbosity(level)
     config.num_labels = num_labels
@@ -91,15 +102,23 @@ def student_from_pretrained(
     model = AutoModelForSequenceClassification.from_config(config)  # fresh head, HF's own initialisation
     missing, unexpected = model.base_model.load_state_dict(encoder.state_dict(), strict=False)
     if unexpected or any(not name.startswith("pooler.") for name in missing):
-        raise OptionError(f"{path_or_name!r}: its encoder does not fit {type(model).__name__} "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise OptionError(
+            f"{path_or_name!r}: its encoder does not fit {type(model).__name__} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     model.eval()
     return narrow_student(model, layers, hidden) if hidden is not None else student_from_layers(model, layers)
 
 
 # parameter-name fragments whose rows (outputs) are attention heads, and whose columns (inputs) are
-_HEAD_OUTPUTS = ("attention.self.query.", "attention.self.key.", "attention.self.value.",
-                 "attention.q_lin.", "attention.k_lin.", "attention.v_lin.")
+_HEAD_OUTPUTS = (
+    "attention.self.query.",
+    "attention.self.key.",
+    "attention.self.value.",
+    "attention.q_lin.",
+    "attention.k_lin.",
+    "attention.v_lin.",
+)
 _HEAD_INPUTS = ("attention.output.dense.", "attention.out_lin.")
 
 
@@ -122,10 +141,16 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
     deep = student_from_layers(teacher, layers)
     config = copy.deepcopy(deep.config)
     names = _width_fields(config)
-    width, heads, inner = (int(getattr(config, names[0])), int(getattr(config, names[1])), int(getattr(config, names[2])))
+    width, heads, inner = (
+        int(getattr(config, names[0])),
+        int(getattr(config, names[1])),
+        int(getattr(config, names[2])),
+    )
     head_size = width // heads
     if not head_size <= hidden <= width or hidden % head_size:
-        raise OptionError(f"--student-hidden must be a multiple of the teacher's head size {head_size} between {head_size} and {width}; got {hidden}")
+        raise OptionError(
+            f"--student-hidden must be a multiple of the teacher's head size {head_size} between {head_size} and {width}; got {hidden}"
+        )
     kept_heads = hidden // head_size
     ffn = max(1, inner * hidden // width)
     setattr(config, names[0], hidden)
@@ -135,7 +160,9 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
         config.embedding_size = hidden
     student = type(deep)(config).to(next(deep.parameters()).dtype)
     dims = _evenly(width, hidden)
-    head_dims = torch.cat([torch.arange(h * head_size, (h + 1) * head_size) for h in _evenly(heads, kept_heads).tolist()])
+    head_dims = torch.cat(
+        [torch.arange(h * head_size, (h + 1) * head_size) for h in _evenly(heads, kept_heads).tolist()]
+    )
     neurons = _evenly(inner, ffn)
     source = deep.state_dict()
     with torch.no_grad():
@@ -146,7 +173,9 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
                     continue
                 if value.shape[axis] == inner:
                     index = neurons
-                elif (axis == 0 and any(f in name for f in _HEAD_OUTPUTS)) or (axis == 1 and any(f in name for f in _HEAD_INPUTS)):
+                elif (axis == 0 and any(f in name for f in _HEAD_OUTPUTS)) or (
+                    axis == 1 and any(f in name for f in _HEAD_INPUTS)
+                ):
                     index = head_dims
                 else:
                     index = dims

@@ -66,41 +66,113 @@ _NLI2 = ("entailment", "not_entailment")
 TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
-        GlueTask("cola", "CoLA", ("3", "1"), ("sentence", "label"), ("unacceptable", "acceptable"), ("mcc", "accuracy"), "mcc", header=False),
-        GlueTask("sst2", "SST-2", ("sentence", "label"), ("sentence", "label"), ("negative", "positive"), ("accuracy",), "accuracy"),
-        GlueTask("mrpc", "MRPC", ("#1 String", "#2 String", "Quality"), ("sentence1", "sentence2", "label"),
-                 ("not_equivalent", "equivalent"), ("f1", "accuracy"), "f1"),
-        GlueTask("qqp", "QQP", ("question1", "question2", "is_duplicate"), ("question1", "question2", "label"),
-                 ("not_duplicate", "duplicate"), ("accuracy", "f1"), "accuracy"),
-        GlueTask("stsb", "STS-B", ("sentence1", "sentence2", "score"), ("sentence1", "sentence2", "label"), ("score",),
-                 ("spearman", "pearson"), "spearman"),
-        GlueTask("mnli", "MNLI", ("sentence1", "sentence2", "gold_label"), ("premise", "hypothesis", "label"),
-                 ("entailment", "neutral", "contradiction"), ("accuracy",), "accuracy",
-                 dev_splits=("dev_matched", "dev_mismatched")),
-        GlueTask("qnli", "QNLI", ("question", "sentence", "label"), ("question", "sentence", "label"), _NLI2, ("accuracy",), "accuracy"),
-        GlueTask("rte", "RTE", ("sentence1", "sentence2", "label"), ("sentence1", "sentence2", "label"), _NLI2, ("accuracy",), "accuracy"),
+        GlueTask(
+            "cola",
+            "CoLA",
+            ("3", "1"),
+            ("sentence", "label"),
+            ("unacceptable", "acceptable"),
+            ("mcc", "accuracy"),
+            "mcc",
+            header=False,
+        ),
+        GlueTask(
+            "sst2",
+            "SST-2",
+            ("sentence", "label"),
+            ("sentence", "label"),
+            ("negative", "positive"),
+            ("accuracy",),
+            "accuracy",
+        ),
+        GlueTask(
+            "mrpc",
+            "MRPC",
+            ("#1 String", "#2 String", "Quality"),
+            ("sentence1", "sentence2", "label"),
+            ("not_equivalent", "equivalent"),
+            ("f1", "accuracy"),
+            "f1",
+        ),
+        GlueTask(
+            "qqp",
+            "QQP",
+            ("question1", "question2", "is_duplicate"),
+            ("question1", "question2", "label"),
+            ("not_duplicate", "duplicate"),
+            ("accuracy", "f1"),
+            "accuracy",
+        ),
+        GlueTask(
+            "stsb",
+            "STS-B",
+            ("sentence1", "sentence2", "score"),
+            ("sentence1", "sentence2", "label"),
+            ("score",),
+            ("spearman", "pearson"),
+            "spearman",
+        ),
+        GlueTask(
+            "mnli",
+            "MNLI",
+            ("sentence1", "sentence2", "gold_label"),
+            ("premise", "hypothesis", "label"),
+            ("entailment", "neutral", "contradiction"),
+            ("accuracy",),
+            "accuracy",
+            dev_splits=("dev_matched", "dev_mismatched"),
+        ),
+        GlueTask(
+            "qnli",
+            "QNLI",
+            ("question", "sentence", "label"),
+            ("question", "sentence", "label"),
+            _NLI2,
+            ("accuracy",),
+            "accuracy",
+        ),
+        GlueTask(
+            "rte",
+            "RTE",
+            ("sentence1", "sentence2", "label"),
+            ("sentence1", "sentence2", "label"),
+            _NLI2,
+            ("accuracy",),
+            "accuracy",
+        ),
     )
 }
-_HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test", "dev_matched": "validation_matched",
-               "dev_mismatched": "validation_mismatched"}
+_HUB_SPLITS = {
+    "train": "train",
+    "dev": "validation",
+    "test": "test",
+    "dev_matched": "validation_matched",
+    "dev_mismatched": "validation_mismatched",
+}
 
 
 def get_task(name: str) -> GlueTask:
     """A task by any usual spelling (``SST-2``, ``sst2``, ``sst-2``, ``STS-B`` ...)."""
     key = name.lower().replace("-", "").replace("_", "")
     if key not in TASKS:
-        raise UnknownNameError(f"unknown task {name!r}; choose one of: {', '.join(t.directory for t in TASKS.values())}")
+        raise UnknownNameError(
+            f"unknown task {name!r}; choose one of: {', '.join(t.directory for t in TASKS.values())}"
+        )
     return TASKS[key]
 
 
 def split_names(task: GlueTask, split: str) -> list[str]:
     """The file stems behind a split name: ``dev`` is both MNLI dev sets; ``validation`` = ``dev``."""
-    split = {"validation": "dev", "validation_matched": "dev_matched", "validation_mismatched": "dev_mismatched"}.get(split, split)
+    split = {"validation": "dev", "validation_matched": "dev_matched", "validation_mismatched": "dev_mismatched"}.get(
+        split, split
+    )
     if split == "dev":
         return list(task.dev_splits)
     if split in ("train", "test") or split in task.dev_splits:
         return [split]
-    raise InvalidInputError(f"unknown split {split!r} for {task.directory}; use train, dev{''.join(', ' + s for s in task.dev_splits if s != 'dev')}")
+    raise InvalidInputError(
+        f"unknown split {split!r} for {task.directory}; use train, dev{''.join(', ' + s for s in task.dev_splits if s != 'dev')}"
+    )
 
 
 def load_examples(task: GlueTask, split: str, *, data_dir: str | Path | None = None) -> list[Example]:
@@ -118,7 +190,9 @@ def load_examples(task: GlueTask, split: str, *, data_dir: str | Path | None = N
 
 def _read_tsv(task: GlueTask, path: Path) -> list[Example]:
     if not path.is_file():
-        raise InvalidInputError(f"{path} does not exist; --data-dir must hold {task.directory}/<split>.tsv as GLUE lays it out")
+        raise InvalidInputError(
+            f"{path} does not exist; --data-dir must hold {task.directory}/<split>.tsv as GLUE lays it out"
+        )
     with path.open(encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quotechar=None))
     if task.header:
@@ -127,11 +201,15 @@ def _read_tsv(task: GlueTask, path: Path) -> list[Example]:
         header, rows = rows[0], rows[1:]
         missing = [c for c in task.columns if c not in header]
         if missing:
-            raise InvalidInputError(f"{path} has no column {missing[0]!r} (columns: {', '.join(header)}); is it a labelled {task.directory} file?")
+            raise InvalidInputError(
+                f"{path} has no column {missing[0]!r} (columns: {', '.join(header)}); is it a labelled {task.directory} file?"
+            )
         index = [header.index(c) for c in task.columns]
     else:
         index = [int(c) for c in task.columns]
-    examples = [_example(task, [row[i] for i in index], path, n) for n, row in enumerate(rows, 2 if task.header else 1) if row]
+    examples = [
+        _example(task, [row[i] for i in index], path, n) for n, row in enumerate(rows, 2 if task.header else 1) if row
+    ]
     if not examples:
         raise InvalidInputError(f"{path} has no rows")
     return examples

@@ -135,9 +135,14 @@ def train(
     eval_every = config.eval_every or per_epoch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
     started = time.perf_counter() - state.seconds
     with Progress(*columns, disable=not config.progress) as bar:
         progress_task = bar.add_task(task.directory, total=total, completed=state.step, rate="", info="")
@@ -147,10 +152,24 @@ def train(
                 if state.step >= total:
                     break
                 number = state.step + 1  # the step being taken, as evaluations count them
-                diagnose = bool(config.diagnose_every) and objective is not None and (
-                    number == 1 or number % config.diagnose_every == 0)
-                terms = _step(student, task, train_data.batch(indices, device), optimizer, scheduler, config,
-                              objective, teacher, cache, progress=state.step / total, diagnose=diagnose)
+                diagnose = (
+                    bool(config.diagnose_every)
+                    and objective is not None
+                    and (number == 1 or number % config.diagnose_every == 0)
+                )
+                terms = _step(
+                    student,
+                    task,
+                    train_data.batch(indices, device),
+                    optimizer,
+                    scheduler,
+                    config,
+                    objective,
+                    teacher,
+                    cache,
+                    progress=state.step / total,
+                    diagnose=diagnose,
+                )
                 if "gradients" in terms:
                     _log_gradients(out, number, terms.pop("gradients"))
                 state.step += 1
@@ -158,8 +177,12 @@ def train(
                     state.sums[name] = state.sums.get(name, 0.0) + value
                 state.count += 1
                 state.seconds = time.perf_counter() - started
-                bar.update(progress_task, completed=state.step, rate=f"{state.step / max(state.seconds, 1e-9):.2f} step/s",
-                           info=f"loss {terms['total']:.4f}")
+                bar.update(
+                    progress_task,
+                    completed=state.step,
+                    rate=f"{state.step / max(state.seconds, 1e-9):.2f} step/s",
+                    info=f"loss {terms['total']:.4f}",
+                )
                 if state.step % eval_every == 0 or state.step == total:
                     _evaluate_and_log(student, task, dev_sets, out, state, config, epoch, scheduler)
                 if state.step % config.save_every == 0 or state.step == total:
@@ -167,9 +190,20 @@ def train(
     return _finish(out, state, config)
 
 
-def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-          scheduler: Any, config: TrainConfig, objective: DistillationObjective | None, teacher: nn.Module | None,
-          cache: TeacherCache | None, *, progress: float, diagnose: bool = False) -> dict[str, Any]:
+def _step(
+    student: nn.Module,
+    task: GlueTask,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    config: TrainConfig,
+    objective: DistillationObjective | None,
+    teacher: nn.Module | None,
+    cache: TeacherCache | None,
+    *,
+    progress: float,
+    diagnose: bool = False,
+) -> dict[str, Any]:
     student.train()
     if objective is None:
         loss = task_loss(student, student(**model_inputs(batch)).logits, batch)
@@ -179,7 +213,9 @@ def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], op
         result = objective(student, teacher, batch, teacher_outputs=outputs, progress=progress)  # cached outputs win
         loss, terms = result.total, result.terms
     if not torch.isfinite(loss):
-        raise InvalidInputError(f"the loss became {loss.item()} at step {scheduler.last_epoch + 1}; lower the learning rate")
+        raise InvalidInputError(
+            f"the loss became {loss.item()} at step {scheduler.last_epoch + 1}; lower the learning rate"
+        )
     gradients = term_gradient_norms(student, result.weighted) if diagnose and objective is not None else None
     loss.backward()
     total_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), config.grad_clip or float("inf"))
@@ -188,8 +224,11 @@ def _step(student: nn.Module, task: GlueTask, batch: dict[str, torch.Tensor], op
     optimizer.zero_grad(set_to_none=True)
     out: dict[str, Any] = {"total": float(loss.detach()), **{k: float(v) for k, v in terms.items()}}
     if gradients is not None:
-        out["gradients"] = {**gradients, "total": float(total_norm),
-                            "attr_share": gradients.get("attr", 0.0) / max(sum(gradients.values()), 1e-30)}
+        out["gradients"] = {
+            **gradients,
+            "total": float(total_norm),
+            "attr_share": gradients.get("attr", 0.0) / max(sum(gradients.values()), 1e-30),
+        }
     return out
 
 
@@ -204,13 +243,18 @@ def term_gradient_norms(student: nn.Module, weighted: dict[str, torch.Tensor]) -
     norms = {}
     for name, value in weighted.items():
         grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
-        norms[name] = float(torch.sqrt(sum((g.detach().float() ** 2).sum() for g in grads if g is not None) or torch.tensor(0.0)))
+        norms[name] = float(
+            torch.sqrt(sum((g.detach().float() ** 2).sum() for g in grads if g is not None) or torch.tensor(0.0))
+        )
     return norms
 
 
 def _log_gradients(out: Path, step: int, gradients: dict[str, float]) -> None:
     with (out / METRICS_LOG).open("a") as f:
-        f.write(json.dumps({"step": step, "kind": "gradients", "gradients": {k: round(v, 8) for k, v in gradients.items()}}) + "\n")
+        f.write(
+            json.dumps({"step": step, "kind": "gradients", "gradients": {k: round(v, 8) for k, v in gradients.items()}})
+            + "\n"
+        )
 
 
 def _start(out: Path, student: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, resume: bool) -> TrainState:
@@ -237,27 +281,51 @@ def _truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in lines))
 
 
-def _evaluate_and_log(student: nn.Module, task: GlueTask, dev_sets: dict[str, EncodedData], out: Path, state: TrainState,
-                      config: TrainConfig, epoch: int, scheduler: Any) -> None:
+def _evaluate_and_log(
+    student: nn.Module,
+    task: GlueTask,
+    dev_sets: dict[str, EncodedData],
+    out: Path,
+    state: TrainState,
+    config: TrainConfig,
+    epoch: int,
+    scheduler: Any,
+) -> None:
     metrics = evaluate(student, task, dev_sets, batch_size=config.eval_batch_size)
     train_terms = {k: round(v / max(state.count, 1), 6) for k, v in state.sums.items()}
     improved = state.best_score is None or metrics["score"] > state.best_score
     if improved:
         state.best_score, state.best_step = metrics["score"], state.step
         save_model_atomically(student, out)
-    record = {"step": state.step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], "train": train_terms,
-              "dev": metrics, "best": improved, "seconds": round(state.seconds, 2)}
+    record = {
+        "step": state.step,
+        "epoch": epoch,
+        "lr": scheduler.get_last_lr()[0],
+        "train": train_terms,
+        "dev": metrics,
+        "best": improved,
+        "seconds": round(state.seconds, 2),
+    }
     with (out / METRICS_LOG).open("a") as f:
         f.write(json.dumps(record) + "\n")
     state.sums, state.count = {}, 0
 
 
 def _finish(out: Path, state: TrainState, config: TrainConfig) -> dict[str, Any]:
-    log = [row for row in (json.loads(line) for line in (out / METRICS_LOG).read_text().splitlines() if line.strip())
-           if "dev" in row]  # evaluations (gradient-diagnostic rows carry "kind": "gradients")
+    log = [
+        row
+        for row in (json.loads(line) for line in (out / METRICS_LOG).read_text().splitlines() if line.strip())
+        if "dev" in row
+    ]  # evaluations (gradient-diagnostic rows carry "kind": "gradients")
     best = next(r for r in log if r["step"] == state.best_step)
-    results = {"step": state.step, "best_step": state.best_step, "best": best["dev"], "last": log[-1]["dev"],
-               "seconds": round(state.seconds, 2), "steps_per_second": round(state.step / max(state.seconds, 1e-9), 4)}
+    results = {
+        "step": state.step,
+        "best_step": state.best_step,
+        "best": best["dev"],
+        "last": log[-1]["dev"],
+        "seconds": round(state.seconds, 2),
+        "steps_per_second": round(state.step / max(state.seconds, 1e-9), 4),
+    }
     (out / RESULTS).write_text(json.dumps(results, indent=1))
     if not config.keep_checkpoint:
         shutil.rmtree(out / "checkpoint", ignore_errors=True)

@@ -39,7 +39,11 @@ class AttributionDistillationTrainer(Trainer):
         self._term_count = 0
 
     def compute_loss(
-        self, model: nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, SequenceClassifierOutput]:
         max_steps = max(int(getattr(self.state, "max_steps", 0) or 0), 1)
         out = self.objective(model, self.teacher, inputs, progress=self.state.global_step / max_steps)

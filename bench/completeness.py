@@ -73,11 +73,18 @@ def main() -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the warning is what this bench measures
                 errors = relative_errors(ak.explain(clf, texts, **options))
-            row = {"median": float(np.median(errors)), "p90": float(np.percentile(errors, 90)),
-                   "share_above_10pct": float((errors > 0.1).mean()), "maps": int(errors.size)}
+            row = {
+                "median": float(np.median(errors)),
+                "p90": float(np.percentile(errors, 90)),
+                "share_above_10pct": float((errors > 0.1).mean()),
+                "maps": int(errors.size),
+            }
             results[model_name][name] = row
-            print(f"{model_name} | {name} | median {row['median']:.3f} | p90 {row['p90']:.3f} | "
-                  f"above 10% {100 * row['share_above_10pct']:.1f}%", flush=True)
+            print(
+                f"{model_name} | {name} | median {row['median']:.3f} | p90 {row['p90']:.3f} | "
+                f"above 10% {100 * row['share_above_10pct']:.1f}%",
+                flush=True,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"sentences": len(texts), "results": results}, indent=2) + "\n")
 

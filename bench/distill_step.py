@@ -38,8 +38,9 @@ from attribkit_distill.tasks import get_task, load_examples
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_step(student: torch.nn.Module, teacher: torch.nn.Module, objective: DistillationObjective,
-              cache: TeacherCache | None) -> Callable[[dict], None]:
+def make_step(
+    student: torch.nn.Module, teacher: torch.nn.Module, objective: DistillationObjective, cache: TeacherCache | None
+) -> Callable[[dict], None]:
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
 
     def step(batch: dict) -> None:
@@ -87,10 +88,15 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
         "kd": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), None),
         "kd_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), kd_cache),
         "adkd": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution), None),
-        "adkd_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution), adkd_cache),
+        "adkd_cached": (
+            DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution),
+            adkd_cache,
+        ),
         "kd_iit_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0), extra=iit), kd_cache),
-        "adkd_iit_cached": (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution, extra=iit),
-                            adkd_cache),
+        "adkd_iit_cached": (
+            DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=attribution, extra=iit),
+            adkd_cache,
+        ),
     }
     steps = {}
     for name, (objective, cache) in configs.items():
@@ -104,15 +110,21 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="GLUE folder with SST-2/train.tsv (default: the hub's glue dataset through datasets)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="GLUE folder with SST-2/train.tsv (default: the hub's glue dataset through datasets)",
+    )
     parser.add_argument("--tmp", type=Path, default=ROOT / "bench/results/.cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/distill_step.json")
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     args.tmp.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": {"platform": platform.platform(), "torch": torch.__version__,
-                                           "threads": torch.get_num_threads()}, "args": {k: str(v) for k, v in vars(args).items()}}
+    results: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
     for labels in (2, 3):
         rows = bench_case(labels, args)
         results[f"{labels}_class_seconds_per_step"] = rows

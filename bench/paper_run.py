@@ -40,8 +40,13 @@ def objective_for(row: str, preset: Any, hidden: int):
         return DistillationObjective(alpha=0.0)
     attribution = AttributionLoss(top_k=scaled_top_k(preset.top_k, hidden)) if row.startswith("adkd") else None
     extra = {"iit": (1.0, InterchangeInterventionLoss())} if row.endswith("iit") else None
-    return DistillationObjective(alpha=preset.alpha, beta=preset.beta if attribution else 0.0, attribution=attribution,
-                                 kd=KDLoss(preset.temperature, anneal=preset.anneal), extra=extra)
+    return DistillationObjective(
+        alpha=preset.alpha,
+        beta=preset.beta if attribution else 0.0,
+        attribution=attribution,
+        kd=KDLoss(preset.temperature, anneal=preset.anneal),
+        extra=extra,
+    )
 
 
 def main() -> None:
@@ -84,7 +89,9 @@ def main() -> None:
     else:
         teacher = AutoModelForSequenceClassification.from_pretrained(args.teacher)
         if teacher.config.num_labels != spec.num_labels:
-            parser.error(f"the teacher has {teacher.config.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
+            parser.error(
+                f"the teacher has {teacher.config.num_labels} output(s) but {spec.directory} needs {spec.num_labels}"
+            )
         model = student_from_layers(teacher, [i for i in PAPER_LAYERS if i < teacher.config.num_hidden_layers])
         settings = {"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs}
 
@@ -106,33 +113,72 @@ def main() -> None:
         return {**values, "score": values[spec.main]}
 
     training = TrainingArguments(
-        output_dir=str(args.out / "trainer"), per_device_train_batch_size=settings["batch_size"],
-        per_device_eval_batch_size=128, learning_rate=settings["learning_rate"], num_train_epochs=settings["epochs"],
-        max_steps=args.max_steps, lr_scheduler_type="linear", warmup_steps=0, max_grad_norm=1.0, weight_decay=0.0,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model=f"eval_{dev_splits[0]}_score", seed=args.seed, report_to=[], logging_steps=50,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(), disable_tqdm=True,
+        output_dir=str(args.out / "trainer"),
+        per_device_train_batch_size=settings["batch_size"],
+        per_device_eval_batch_size=128,
+        learning_rate=settings["learning_rate"],
+        num_train_epochs=settings["epochs"],
+        max_steps=args.max_steps,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        weight_decay=0.0,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_{dev_splits[0]}_score",
+        seed=args.seed,
+        report_to=[],
+        logging_steps=50,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        disable_tqdm=True,
     )
-    common = {"model": model, "args": training, "train_dataset": train, "eval_dataset": dev, "compute_metrics": metrics,
-                  "data_collator": DataCollatorWithPadding(tokenizer)}
+    common = {
+        "model": model,
+        "args": training,
+        "train_dataset": train,
+        "eval_dataset": dev,
+        "compute_metrics": metrics,
+        "data_collator": DataCollatorWithPadding(tokenizer),
+    }
     objective = objective_for(args.row, preset, int(model.config.hidden_size))
-    trainer = (Trainer(**common) if objective is None
-               else AttributionDistillationTrainer(**common, teacher=teacher, objective=objective))
+    trainer = (
+        Trainer(**common)
+        if objective is None
+        else AttributionDistillationTrainer(**common, teacher=teacher, objective=objective)
+    )
     start = time.time()
     resume = any((args.out / "trainer").glob("checkpoint-*"))
     output = trainer.train(resume_from_checkpoint=True if resume else None)
     final = trainer.evaluate()
     if trainer.is_world_process_zero():
-        best = {f"{split}/{name}": float(final[f"eval_{split}_{name}"]) for split in dev_splits for name in spec.metrics}
+        best = {
+            f"{split}/{name}": float(final[f"eval_{split}_{name}"]) for split in dev_splits for name in spec.metrics
+        }
         best["score"] = float(np.mean([best[f"{split}/{spec.main}"] for split in dev_splits]))
         trainer.save_model(str(args.out))
         tokenizer.save_pretrained(args.out)
         seconds = time.time() - start
-        (args.out / "run.json").write_text(json.dumps({"command": "paper_run", **vars(args), "out": str(args.out),
-                                                       "settings": settings}, indent=1, default=str))
-        (args.out / "results.json").write_text(json.dumps({
-            "step": output.global_step, "best_step": trainer.state.best_global_step, "best": best,
-            "seconds": seconds, "steps_per_second": output.global_step / max(seconds, 1e-9)}, indent=1))
+        (args.out / "run.json").write_text(
+            json.dumps(
+                {"command": "paper_run", **vars(args), "out": str(args.out), "settings": settings},
+                indent=1,
+                default=str,
+            )
+        )
+        (args.out / "results.json").write_text(
+            json.dumps(
+                {
+                    "step": output.global_step,
+                    "best_step": trainer.state.best_global_step,
+                    "best": best,
+                    "seconds": seconds,
+                    "steps_per_second": output.global_step / max(seconds, 1e-9),
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -82,38 +82,91 @@ class Row:
 
 TOP_K_SWEEP = (48, 96, 192, 288)
 ABLATION_TASKS = ("rte", "mrpc", "stsb")  # the ablations run on the three smallest tasks (CPU time)
-IG4_TASKS = ("mrpc",)  # 4 IG steps cost about 4.5x a 1-step AD-KD step here (an MRPC run: 66 min): one task, three seeds
+IG4_TASKS = (
+    "mrpc",
+)  # 4 IG steps cost about 4.5x a 1-step AD-KD step here (an MRPC run: 66 min): one task, three seeds
 EXTRA = (1,)  # rows beyond the issue's table (IIT, the MRPC investigation): seed 1 unless asked for more
 ROWS = [
     Row("teacher", "Teacher (MiniLM 6x384)", "finetune", keep_model=True),
-    Row("student_ft", "Student fine-tuned (no teacher)", "distill", ("--objective", "kd", "--alpha", "0", "--no-cache")),
+    Row(
+        "student_ft", "Student fine-tuned (no teacher)", "distill", ("--objective", "kd", "--alpha", "0", "--no-cache")
+    ),
     Row("kd", "Vanilla KD", "distill", ("--objective", "kd"), keep_model=True, cache="logits"),
     Row("adkd", "AD-KD", "distill", ("--objective", "adkd"), keep_model=True, cache="maps"),
-    Row("adkd_no_ce", "AD-KD w/o CE (alpha = 1)", "distill", ("--objective", "adkd", "--alpha", "1"), ABLATION_TASKS, cache="maps"),
-    Row("adkd_no_kd", "AD-KD w/o KD (alpha = 0)", "distill", ("--objective", "adkd", "--alpha", "0"), ABLATION_TASKS, cache="maps"),
-    Row("adkd_ig4", "AD-KD, 4 IG steps", "distill", ("--objective", "adkd", "--ig-steps", "4"), IG4_TASKS,
-        cache="maps-m4"),
+    Row(
+        "adkd_no_ce",
+        "AD-KD w/o CE (alpha = 1)",
+        "distill",
+        ("--objective", "adkd", "--alpha", "1"),
+        ABLATION_TASKS,
+        cache="maps",
+    ),
+    Row(
+        "adkd_no_kd",
+        "AD-KD w/o KD (alpha = 0)",
+        "distill",
+        ("--objective", "adkd", "--alpha", "0"),
+        ABLATION_TASKS,
+        cache="maps",
+    ),
+    Row(
+        "adkd_ig4",
+        "AD-KD, 4 IG steps",
+        "distill",
+        ("--objective", "adkd", "--ig-steps", "4"),
+        IG4_TASKS,
+        cache="maps-m4",
+    ),
     Row("kd_iit", "KD + IIT", "distill", ("--objective", "iit"), cache="logits", seeds=EXTRA),
     Row("adkd_iit", "AD-KD + IIT", "distill", ("--objective", "adkd+iit"), cache="maps", seeds=EXTRA),
-    *[Row(f"adkd_k{k}", f"AD-KD, K = {k}", "distill", ("--objective", "adkd", "--top-k", str(k)), ("stsb",),
-          cache=f"maps-k{k}") for k in TOP_K_SWEEP],
+    *[
+        Row(
+            f"adkd_k{k}",
+            f"AD-KD, K = {k}",
+            "distill",
+            ("--objective", "adkd", "--top-k", str(k)),
+            ("stsb",),
+            cache=f"maps-k{k}",
+        )
+        for k in TOP_K_SWEEP
+    ],
 ]
 # Does AD-KD beat KD only at the presets? One setting changed at a time on MRPC (preset: beta 10, all 384 dims,
 # T 4 annealed to 1; the study's learning rate 1e-4, the paper's 3e-5). KD rows pair with the AD-KD rows that
 # change a setting KD also has. Seed 1 only (EXTRA): a setting that moved AD-KD clear of KD would earn more seeds.
 INVESTIGATION = [
     Row("adkd_beta1", "AD-KD, beta = 1", "distill", ("--objective", "adkd", "--beta", "1"), ("mrpc",), cache="maps"),
-    Row("adkd_beta100", "AD-KD, beta = 100", "distill", ("--objective", "adkd", "--beta", "100"), ("mrpc",), cache="maps"),
+    Row(
+        "adkd_beta100",
+        "AD-KD, beta = 100",
+        "distill",
+        ("--objective", "adkd", "--beta", "100"),
+        ("mrpc",),
+        cache="maps",
+    ),
     Row("kd_t1", "KD, T = 1", "distill", ("--objective", "kd", "--temperature", "1"), ("mrpc",), cache="logits"),
     Row("adkd_t1", "AD-KD, T = 1", "distill", ("--objective", "adkd", "--temperature", "1"), ("mrpc",), cache="maps"),
     Row("kd_lr3e-5", "KD, lr 3e-5", "distill", ("--objective", "kd", "--lr", "3e-05"), ("mrpc",), cache="logits"),
     Row("adkd_lr3e-5", "AD-KD, lr 3e-5", "distill", ("--objective", "adkd", "--lr", "3e-05"), ("mrpc",), cache="maps"),
-    Row("adkd_topk96", "AD-KD, K = 96", "distill", ("--objective", "adkd", "--top-k", "96"), ("mrpc",), cache="maps-k96"),
+    Row(
+        "adkd_topk96", "AD-KD, K = 96", "distill", ("--objective", "adkd", "--top-k", "96"), ("mrpc",), cache="maps-k96"
+    ),
 ]
 INVESTIGATION = [replace(row, seeds=EXTRA) for row in INVESTIGATION]
 ROWS += INVESTIGATION
-PRIORITY = ["teacher", "student_ft", "kd", "adkd", "adkd_no_ce", "adkd_no_kd", "adkd_ig4", *[f"adkd_k{k}" for k in TOP_K_SWEEP],
-            "kd_iit", "adkd_iit", *[r.name for r in INVESTIGATION]]  # the issue's table first, then the extra rows
+PRIORITY = [
+    "teacher",
+    "student_ft",
+    "kd",
+    "adkd",
+    "adkd_no_ce",
+    "adkd_no_kd",
+    "adkd_ig4",
+    *[f"adkd_k{k}" for k in TOP_K_SWEEP],
+    "kd_iit",
+    "adkd_iit",
+    *[r.name for r in INVESTIGATION],
+]  # the issue's table first, then the extra rows
 
 
 PAPER_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -180,14 +233,44 @@ def plan(tasks: list[str], rows: list[str], seeds: list[int] | None = None) -> l
 def command(run: Run) -> list[str]:
     """The attribkit command line of a run (or, for ``--config paper``, its ``accelerate launch`` line)."""
     if CONFIG["name"] == "paper":
-        argv = ["accelerate", "launch", str(ROOT / "bench" / "paper_run.py"), "--task", run.task, "--row", run.row.name,
-                "--out", str(run.out), "--seed", str(run.seed)]
-        return argv + (["--base", "bert-base-uncased"] if run.row.name == "teacher" else ["--teacher", str(teacher_dir(run.task))])
+        argv = [
+            "accelerate",
+            "launch",
+            str(ROOT / "bench" / "paper_run.py"),
+            "--task",
+            run.task,
+            "--row",
+            run.row.name,
+            "--out",
+            str(run.out),
+            "--seed",
+            str(run.seed),
+        ]
+        return argv + (
+            ["--base", "bert-base-uncased"] if run.row.name == "teacher" else ["--teacher", str(teacher_dir(run.task))]
+        )
     setting = TASKS[run.task]
-    base = [sys.executable, "-m", "attribkit.cli", run.row.command, "--task", setting.directory, "--data-dir", str(GLUE),
-            "--out", str(run.out), "--seed", str(run.seed), "--epochs",
-            str(setting.epochs if run.row.command == "finetune" else setting.student_epochs), "--batch-size",
-            str(setting.batch_size), "--save-every", "50", "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "attribkit.cli",
+        run.row.command,
+        "--task",
+        setting.directory,
+        "--data-dir",
+        str(GLUE),
+        "--out",
+        str(run.out),
+        "--seed",
+        str(run.seed),
+        "--epochs",
+        str(setting.epochs if run.row.command == "finetune" else setting.student_epochs),
+        "--batch-size",
+        str(setting.batch_size),
+        "--save-every",
+        "50",
+        "--no-progress",
+    ]
     if setting.train_limit:
         base += ["--train-limit", str(setting.train_limit)]
     if run.row.command == "finetune":
@@ -227,17 +310,29 @@ def execute(run: Run, log) -> dict:
         start = time.time()
         proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if proc.returncode != 0:
-            raise RuntimeError(f"{run.task}/{run.row.name}/seed{run.seed} failed with exit code {proc.returncode}; see the log")
+            raise RuntimeError(
+                f"{run.task}/{run.row.name}/seed{run.seed} failed with exit code {proc.returncode}; see the log"
+            )
         log.write(f"# {time.time() - start:.0f} s\n")
     if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
         shared.parent.mkdir(parents=True, exist_ok=True)
         os.link(out / "teacher_cache.pt", shared)
     results = json.loads((out / "results.json").read_text())
     settings = json.loads((out / "run.json").read_text())
-    record = {"task": run.task, "row": run.row.name, "label": run.row.label, "seed": run.seed, "best": results["best"],
-              "best_step": results["best_step"], "steps": results["step"], "seconds": results["seconds"],
-              "steps_per_second": results.get("steps_per_second"), "threads": threads(), "settings": settings,
-              "command": " ".join(command(run)[2:])}
+    record = {
+        "task": run.task,
+        "row": run.row.name,
+        "label": run.row.label,
+        "seed": run.seed,
+        "best": results["best"],
+        "best_step": results["best_step"],
+        "steps": results["step"],
+        "seconds": results["seconds"],
+        "steps_per_second": results.get("steps_per_second"),
+        "threads": threads(),
+        "settings": settings,
+        "command": " ".join(command(run)[2:]),
+    }
     run.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = run.result.with_name(run.result.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1))
@@ -281,7 +376,9 @@ def main() -> None:
     rows = args.rows.split(",") if args.rows else list(all_rows)
     unknown = [t for t in tasks if t not in all_tasks] + [r for r in rows if r not in all_rows]
     if unknown:
-        sys.exit(f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(all_tasks)}; rows: {', '.join(all_rows)}")
+        sys.exit(
+            f"error: unknown task or row {unknown[0]!r}; tasks: {', '.join(all_tasks)}; rows: {', '.join(all_rows)}"
+        )
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as error:

@@ -20,7 +20,18 @@ DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "figures"
 BEGIN, END = "<!-- BEGIN GENERATED -->", "<!-- END GENERATED -->"
 STUDENTS_TEACHER = "teacher_seed1"  # a table line, not a run: the seed-1 teacher the students distil from
-TABLE_ROWS = ["teacher", STUDENTS_TEACHER, "student_ft", "kd", "adkd", "adkd_no_ce", "adkd_no_kd", "adkd_ig4", "kd_iit", "adkd_iit"]
+TABLE_ROWS = [
+    "teacher",
+    STUDENTS_TEACHER,
+    "student_ft",
+    "kd",
+    "adkd",
+    "adkd_no_ce",
+    "adkd_no_kd",
+    "adkd_ig4",
+    "kd_iit",
+    "adkd_iit",
+]
 # the paper (Wu et al., ACL 2023, BERT-base teacher -> 6-layer student, GLUE dev): AD-KD per task, averages per row
 PAPER_ADKD = {"cola": 58.3, "sst2": 91.9, "mrpc": 91.2, "rte": 70.9, "stsb": 89.2}
 PAPER_AVERAGE = {"teacher": 84.1, "kd": 81.6, "adkd": 83.4}
@@ -62,7 +73,11 @@ def cell(values: list[float]) -> str:
 
 def table(results: dict) -> str:
     tasks = list(TASKS)
-    header = "| row | " + " | ".join(f"{TASKS[t].directory} ({main_metric(t).split('/')[1]})" for t in tasks) + " | average | paper (BERT-base, GLUE avg) |"
+    header = (
+        "| row | "
+        + " | ".join(f"{TASKS[t].directory} ({main_metric(t).split('/')[1]})" for t in tasks)
+        + " | average | paper (BERT-base, GLUE avg) |"
+    )
     lines = [header, "|" + "---|" * (len(tasks) + 3)]
     labels = {r.name: r.label for r in ROWS}
     labels[STUDENTS_TEACHER] = "Teacher, seed 1 (the one every student learns from)"
@@ -76,15 +91,23 @@ def table(results: dict) -> str:
                 means.append(statistics.mean(values))
         average = f"{statistics.mean(means):.1f}" if len(means) == len(tasks) else "—"
         lines.append(f"| {labels[row]} | " + " | ".join(cells) + f" | {average} | {PAPER_AVERAGE.get(row, '—')} |")
-    lines.append("| paper AD-KD per task (BERT-base scale) | " + " | ".join(str(PAPER_ADKD[t]) for t in tasks) + " | — | 83.4 |")
+    lines.append(
+        "| paper AD-KD per task (BERT-base scale) | " + " | ".join(str(PAPER_ADKD[t]) for t in tasks) + " | — | 83.4 |"
+    )
     return "\n".join(lines)
 
 
 # (label, row, baseline row): differences taken seed by seed, where both runs of a seed exist
-PAIRED = [("AD-KD − KD", "adkd", "kd"), ("KD − no teacher", "kd", "student_ft"), ("AD-KD − no teacher", "adkd", "student_ft"),
-          ("AD-KD w/o CE − AD-KD", "adkd_no_ce", "adkd"), ("AD-KD w/o KD − AD-KD", "adkd_no_kd", "adkd"),
-          # CE + attribution vs CE alone: what the attribution term does without the KD term
-          ("AD-KD w/o KD − no teacher", "adkd_no_kd", "student_ft"), ("4 IG steps − 1 IG step", "adkd_ig4", "adkd")]
+PAIRED = [
+    ("AD-KD − KD", "adkd", "kd"),
+    ("KD − no teacher", "kd", "student_ft"),
+    ("AD-KD − no teacher", "adkd", "student_ft"),
+    ("AD-KD w/o CE − AD-KD", "adkd_no_ce", "adkd"),
+    ("AD-KD w/o KD − AD-KD", "adkd_no_kd", "adkd"),
+    # CE + attribution vs CE alone: what the attribution term does without the KD term
+    ("AD-KD w/o KD − no teacher", "adkd_no_kd", "student_ft"),
+    ("4 IG steps − 1 IG step", "adkd_ig4", "adkd"),
+]
 
 
 def by_seed(results: dict, task: str, row: str) -> dict[int, float]:
@@ -158,18 +181,31 @@ def figures(results: dict) -> list[str]:
             values = [r["best"][main_metric(task)] for r in results.get((task, row), [])]
             means.append(statistics.mean(values) if values else None)
             stds.append(spread(values))
-        bars.add_trace(go.Bar(name=label, x=[TASKS[t].directory for t in TASKS], y=means, error_y={"type": "data", "array": stds}))
-    bars.update_layout(barmode="group", title="Students per task (mean and std over seeds; each task's main metric)", height=420)
+        bars.add_trace(
+            go.Bar(name=label, x=[TASKS[t].directory for t in TASKS], y=means, error_y={"type": "data", "array": stds})
+        )
+    bars.update_layout(
+        barmode="group", title="Students per task (mean and std over seeds; each task's main metric)", height=420
+    )
     bars.write_html(FIGURES / "results-bars.html", include_plotlyjs="directory")
     sweep = go.Figure()
     points = sweep_points(results)
     ks, means, stds = zip(*points) if points else ((), (), ())
-    sweep.add_trace(go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD"))
-    sweep.update_layout(title="STS-B: AD-KD with the teacher's top-K of 384 dimensions (the preset row at its recorded K)",
-                        xaxis_title="K", yaxis_title="Spearman x 100", height=380)
+    sweep.add_trace(
+        go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD")
+    )
+    sweep.update_layout(
+        title="STS-B: AD-KD with the teacher's top-K of 384 dimensions (the preset row at its recorded K)",
+        xaxis_title="K",
+        yaxis_title="Spearman x 100",
+        height=380,
+    )
     sweep.write_html(FIGURES / "results-topk.html", include_plotlyjs="directory")
-    return ['<iframe src="../figures/results-bars.html" width="100%" height="440" frameborder="0"></iframe>',
-            "", '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>']
+    return [
+        '<iframe src="../figures/results-bars.html" width="100%" height="440" frameborder="0"></iframe>',
+        "",
+        '<iframe src="../figures/results-topk.html" width="100%" height="400" frameborder="0"></iframe>',
+    ]
 
 
 MAX_LENGTH = 128  # tokens: the distill commands' default, which every study run trains and is selected at
@@ -228,7 +264,7 @@ def disagreements(task: str, n: int) -> list:
     kd, adkd = (ak.load_classifier(kept_student(task, row), device="cpu") for row in ("kd", "adkd"))
     chosen = []
     for start in range(0, len(examples), 64):
-        part = examples[start:start + 64]
+        part = examples[start : start + 64]
         texts = [e.text if e.pair is None else (e.text, e.pair) for e in part]
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", ak.TruncationWarning)  # cut on purpose: the students' length
@@ -249,22 +285,50 @@ def case_study_row(task: str, n: int) -> tuple[str, dict[str, int]]:
     pair = any(e.pair is not None for e in chosen)
     inputs = FIGURES / f"case-{task}.tsv"
     header = ["sentence1", "sentence2", "label"] if pair else ["sentence", "label"]
-    rows = [[e.text, e.pair, spec.labels[int(e.label)]] if pair else [e.text, spec.labels[int(e.label)]] for e in chosen]
+    rows = [
+        [e.text, e.pair, spec.labels[int(e.label)]] if pair else [e.text, spec.labels[int(e.label)]] for e in chosen
+    ]
     inputs.write_text("".join("\t".join(map(str, row)) + "\n" for row in [header, *rows]))
     right, spearman, links = {}, {}, []
     for row in ("kd", "adkd"):
         report = FIGURES / f"case-{task}-{row}.html"
-        subprocess.run([sys.executable, "-m", "attribkit.cli", "compare", "--teacher", str(teacher_dir(task)), "--student",
-                        str(kept_student(task, row)), "--input", str(inputs), "--method", "fast_ig", "--steps", "20",
-                        "--max-length", str(MAX_LENGTH),
-                        "--html", str(report), "--plotly-js", "plotly.min.js",  # the pages share docs/figures/plotly.min.js
-                        "--json", str(report.with_suffix(".json")), "--no-progress"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "attribkit.cli",
+                "compare",
+                "--teacher",
+                str(teacher_dir(task)),
+                "--student",
+                str(kept_student(task, row)),
+                "--input",
+                str(inputs),
+                "--method",
+                "fast_ig",
+                "--steps",
+                "20",
+                "--max-length",
+                str(MAX_LENGTH),
+                "--html",
+                str(report),
+                "--plotly-js",
+                "plotly.min.js",  # the pages share docs/figures/plotly.min.js
+                "--json",
+                str(report.with_suffix(".json")),
+                "--no-progress",
+            ],
+            check=True,
+            capture_output=True,
+        )
         summary = json.loads(report.with_suffix(".json").read_text())
         right[row] = sum(e["student"] == e["gold"] for e in summary["examples"])
         spearman[row] = summary["summary"]["spearman"]["mean"]
         links.append(f"[{'AD-KD' if row == 'adkd' else 'KD'}](figures/{report.name})")
-    line = (f"| {spec.directory} | {len(chosen)} ([inputs](figures/{inputs.name})) | {right['kd']} | {right['adkd']} | "
-            f"{spearman['kd']:.3f} | {spearman['adkd']:.3f} | {' · '.join(links)} |")
+    line = (
+        f"| {spec.directory} | {len(chosen)} ([inputs](figures/{inputs.name})) | {right['kd']} | {right['adkd']} | "
+        f"{spearman['kd']:.3f} | {spearman['adkd']:.3f} | {' · '.join(links)} |"
+    )
     return line, {"examples": len(chosen), **right}
 
 
@@ -274,12 +338,16 @@ def case_study(n: int = 10) -> list[str]:
     tasks = [t for t in CASE_TASKS if students_ready(t)]
     if not tasks:
         return ["(no classification task has its seed-1 KD and AD-KD students yet)"]
-    lines = [f"On each classification task, the first {n} dev examples (in dev order) on which the seed-1 KD and AD-KD "
-             "students predict different classes, explained with `fast_ig` (20 steps) for the gold class, teacher and "
-             "student side by side (`attribkit compare`). Whichever student is right on an example, the other is wrong, "
-             "so the two counts add up to the number of examples.", "",
-             "| task | examples | KD student right | AD-KD student right | Spearman with teacher, KD | "
-             "Spearman with teacher, AD-KD | reports |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"On each classification task, the first {n} dev examples (in dev order) on which the seed-1 KD and AD-KD "
+        "students predict different classes, explained with `fast_ig` (20 steps) for the gold class, teacher and "
+        "student side by side (`attribkit compare`). Whichever student is right on an example, the other is wrong, "
+        "so the two counts add up to the number of examples.",
+        "",
+        "| task | examples | KD student right | AD-KD student right | Spearman with teacher, KD | "
+        "Spearman with teacher, AD-KD | reports |",
+        "|---|---|---|---|---|---|---|",
+    ]
     totals = {"examples": 0, "kd": 0, "adkd": 0}
     for task in tasks:
         line, counts = case_study_row(task, n)
@@ -305,8 +373,11 @@ def cost_table(results: dict) -> list[str]:
                 seconds = statistics.mean(rows[row])
                 ratio = f"{seconds / kd:.2f}" if kd else "—"
                 lines.append(f"| {TASKS[task].directory} | {count} | {row} | {seconds:.2f} | {ratio} |")
-    lines += ["", "Seconds per step include the periodic dev evaluation. Runs marked 1 thread ran two at a time, one "
-              "per core. The controlled per-step comparison is `bench/distill_step.py` ([benchmarks](benchmarks.md))."]
+    lines += [
+        "",
+        "Seconds per step include the periodic dev evaluation. Runs marked 1 thread ran two at a time, one "
+        "per core. The controlled per-step comparison is `bench/distill_step.py` ([benchmarks](benchmarks.md)).",
+    ]
     return lines
 
 
@@ -346,16 +417,48 @@ def write_report() -> None:
         if (teacher_dir(task) / "model.safetensors").is_file():
             gaps = attribution_gap(task)
             if gaps:
-                gap_lines.append(f"| {TASKS[task].directory} | " + " | ".join(f"{gaps[r]:.4f}" if r in gaps else "—" for r in ("kd", "adkd")) + " |")
+                gap_lines.append(
+                    f"| {TASKS[task].directory} | "
+                    + " | ".join(f"{gaps[r]:.4f}" if r in gaps else "—" for r in ("kd", "adkd"))
+                    + " |"
+                )
     cost = cost_table(results)
-    body = "\n".join([
-        BEGIN, "", "## Results", "", table(results), "",
-        "Mean ± sample standard deviation over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
-        "", "Paired by seed (students of one seed share the teacher, the data order and the initial weights): mean ± "
-        "sample standard deviation of the per-seed difference, and on how many seeds the first row is ahead.", "",
-        *paired_table(results), "", *figures(results), "", f"## Investigation: AD-KD vs KD away from the presets ({TASKS['mrpc'].directory} F1)", "",
-        *investigation_table(results), "", "## Attribution gap on dev (teacher vs student, the AD-KD loss)", "", *gap_lines, "",
-        "## Case study", "", *case_study(), "", "## Cost per training step (this 2-core CPU)", "", *cost, "", END])
+    body = "\n".join(
+        [
+            BEGIN,
+            "",
+            "## Results",
+            "",
+            table(results),
+            "",
+            "Mean ± sample standard deviation over seeds (number of seeds in brackets), each task's main metric x 100 on its dev set.",
+            "",
+            "Paired by seed (students of one seed share the teacher, the data order and the initial weights): mean ± "
+            "sample standard deviation of the per-seed difference, and on how many seeds the first row is ahead.",
+            "",
+            *paired_table(results),
+            "",
+            *figures(results),
+            "",
+            f"## Investigation: AD-KD vs KD away from the presets ({TASKS['mrpc'].directory} F1)",
+            "",
+            *investigation_table(results),
+            "",
+            "## Attribution gap on dev (teacher vs student, the AD-KD loss)",
+            "",
+            *gap_lines,
+            "",
+            "## Case study",
+            "",
+            *case_study(),
+            "",
+            "## Cost per training step (this 2-core CPU)",
+            "",
+            *cost,
+            "",
+            END,
+        ]
+    )
     text = DOC.read_text() if DOC.is_file() else f"# Reproduction study\n\n{BEGIN}\n{END}\n"
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)

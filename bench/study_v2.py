@@ -57,16 +57,34 @@ TASKS = {
     "sst2": Task("SST-2", "accuracy", teacher_epochs=3.0, teacher_limit=8000, subset=True),
 }
 
-STUDENT = ("--student-layers", STUDENT_LAYERS, "--epochs", "6", "--lr", "5e-05", "--batch-size", "32",
-           "--max-length", "128", "--anneal-every", "epoch", "--diagnose-every", "50")
+STUDENT = (
+    "--student-layers",
+    STUDENT_LAYERS,
+    "--epochs",
+    "6",
+    "--lr",
+    "5e-05",
+    "--batch-size",
+    "32",
+    "--max-length",
+    "128",
+    "--anneal-every",
+    "epoch",
+    "--diagnose-every",
+    "50",
+)
 ROWS = {
     "teacher": (),
     "no_teacher": ("--objective", "kd", "--alpha", "0", "--no-cache"),
     "kd": ("--objective", "kd"),
     "adkd": ("--objective", "adkd"),
 }
-LABELS = {"teacher": "Teacher (MiniLM 6x384)", "no_teacher": "Student, no teacher (CE)", "kd": "Vanilla KD",
-          "adkd": "AD-KD"}
+LABELS = {
+    "teacher": "Teacher (MiniLM 6x384)",
+    "no_teacher": "Student, no teacher (CE)",
+    "kd": "Vanilla KD",
+    "adkd": "AD-KD",
+}
 CACHES = {"kd": "logits", "adkd": "maps"}  # rows with the same teacher outputs share one cache per task
 
 
@@ -120,14 +138,48 @@ def minilm() -> str:
 def command(run: Run, data_dir: Path) -> list[str]:
     """The attribkit command line of a run."""
     task = TASKS[run.task]
-    base = [sys.executable, "-m", "attribkit.cli", "finetune" if run.row == "teacher" else "distill", "--task",
-            task.directory, "--data-dir", str(data_dir), "--out", str(run.out), "--seed", str(run.seed),
-            "--save-every", "50", "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "attribkit.cli",
+        "finetune" if run.row == "teacher" else "distill",
+        "--task",
+        task.directory,
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(run.out),
+        "--seed",
+        str(run.seed),
+        "--save-every",
+        "50",
+        "--no-progress",
+    ]
     if run.row == "teacher":  # v1's recipe, so that the v1 result names the teacher
         limit = ["--train-limit", str(task.teacher_limit)] if task.teacher_limit else []
-        return [*base, "--model", minilm(), "--lr", "5e-05", "--epochs", str(task.teacher_epochs), "--batch-size", "32", *limit]
+        return [
+            *base,
+            "--model",
+            minilm(),
+            "--lr",
+            "5e-05",
+            "--epochs",
+            str(task.teacher_epochs),
+            "--batch-size",
+            "32",
+            *limit,
+        ]
     teacher = Run(run.task, "teacher", teacher_seed(run.task)).out
-    return [*base, "--teacher", str(teacher), "--student-from", minilm(), *STUDENT, *(SUBSET if task.subset else ()), *ROWS[run.row]]
+    return [
+        *base,
+        "--teacher",
+        str(teacher),
+        "--student-from",
+        minilm(),
+        *STUDENT,
+        *(SUBSET if task.subset else ()),
+        *ROWS[run.row],
+    ]
 
 
 def weights_digest(out: Path) -> str:
@@ -147,8 +199,10 @@ def check_teacher(task: str) -> str:
     digest = weights_digest(run.out)
     recorded = json.loads(run.result.read_text()).get("weights_sha256") if run.result.is_file() else None
     if recorded is not None and recorded != digest:
-        raise SystemExit(f"error: the retrained {task} teacher differs from the recorded one ({digest[:12]} vs "
-                         f"{recorded[:12]}); students of one study must learn from one teacher")
+        raise SystemExit(
+            f"error: the retrained {task} teacher differs from the recorded one ({digest[:12]} vs "
+            f"{recorded[:12]}); students of one study must learn from one teacher"
+        )
     return digest
 
 
@@ -183,17 +237,31 @@ def execute(run: Run, data_dir: Path, log) -> dict:
             env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         if proc.returncode != 0:
-            raise RuntimeError(f"{run.task}/{run.row}/seed{run.seed} failed with exit code {proc.returncode}; see {log.name}")
+            raise RuntimeError(
+                f"{run.task}/{run.row}/seed{run.seed} failed with exit code {proc.returncode}; see {log.name}"
+            )
     if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
         shared.parent.mkdir(parents=True, exist_ok=True)
         os.link(out / "teacher_cache.pt", shared)
     results = json.loads((out / "results.json").read_text())
-    record = {"task": run.task, "row": run.row, "label": LABELS[run.row], "seed": run.seed,
-              "metric": TASKS[run.task].metric, "final": results["last"]["score"], "best": results["best"]["score"],
-              "best_step": results["best_step"], "steps": results["step"], "seconds": results["seconds"],
-              "threads": threads(), "settings": json.loads((out / "run.json").read_text()),
-              "command": " ".join(command(run, Path("GLUE_DIR"))[2:]), "dev_last": results["last"],
-              "dev_best": results["best"], "gradients": _diagnostics(out)}
+    record = {
+        "task": run.task,
+        "row": run.row,
+        "label": LABELS[run.row],
+        "seed": run.seed,
+        "metric": TASKS[run.task].metric,
+        "final": results["last"]["score"],
+        "best": results["best"]["score"],
+        "best_step": results["best_step"],
+        "steps": results["step"],
+        "seconds": results["seconds"],
+        "threads": threads(),
+        "settings": json.loads((out / "run.json").read_text()),
+        "command": " ".join(command(run, Path("GLUE_DIR"))[2:]),
+        "dev_last": results["last"],
+        "dev_best": results["best"],
+        "gradients": _diagnostics(out),
+    }
     if run.row == "teacher":
         record["v1_score"] = v1_teacher_score(run.task, run.seed)
         record["weights_sha256"] = check_teacher(run.task)
@@ -261,7 +329,9 @@ def main() -> None:
                 execute(teacher, args.data_dir, log)
             print(f"{run.task}/{run.row}/seed{run.seed} ...", flush=True)
             record = execute(run, args.data_dir, log)
-            print(f"  -> final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s", flush=True)
+            print(
+                f"  -> final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s", flush=True
+            )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ class PageReport:
     texts: dict[str, list[str]] = field(default_factory=dict)
 
 
-def open_page(path: Path, screenshot: Path, *, selectors: tuple[str, ...], actions=None,
-              viewport: tuple[int, int] = (1200, 900)) -> PageReport:
+def open_page(
+    path: Path, screenshot: Path, *, selectors: tuple[str, ...], actions=None, viewport: tuple[int, int] = (1200, 900)
+) -> PageReport:
     """Load ``path`` offline (every non-file request is blocked and recorded), count ``selectors``, screenshot."""
     playwright = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None:

@@ -48,9 +48,6 @@ def minilm_path() -> Path:
     return Path(package.get_model_path())
 
 
-
-
-
 @pytest.fixture()
 def student_teacher(checkpoint_dir):
     """Factory: ``student_teacher(num_labels, arch)`` -> (student, teacher) float64 HF models, eval mode.
@@ -60,7 +57,9 @@ def student_teacher(checkpoint_dir):
 
     def make(num_labels: int = 2, arch: str = "bert"):
         teacher = ak.load_classifier(checkpoint_dir(arch, num_labels), device="cpu").model.double().eval()
-        student = ak.load_classifier(checkpoint_dir(arch, num_labels, seed=1, layers=1), device="cpu").model.double().eval()
+        student = (
+            ak.load_classifier(checkpoint_dir(arch, num_labels, seed=1, layers=1), device="cpu").model.double().eval()
+        )
         return student, teacher
 
     return make

@@ -31,13 +31,31 @@ def main() -> None:
     student = AutoModelForSequenceClassification.from_pretrained(student_dir)
     texts = ["the movie was good", "an awful plot", "great fun", "boring and bad", "i love it", "never again"] * 4
     features = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
-    args = TrainingArguments(output_dir=out, per_device_train_batch_size=3, max_steps=3, learning_rate=1e-3,
-                             use_cpu=True, ddp_backend="gloo", report_to=[], save_strategy="no", logging_steps=1,
-                             disable_tqdm=True, seed=0)
+    args = TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=3,
+        max_steps=3,
+        learning_rate=1e-3,
+        use_cpu=True,
+        ddp_backend="gloo",
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
     extra = {"iit": (1.0, InterchangeInterventionLoss())} if sys.argv[4:] == ["iit"] else None
-    objective = DistillationObjective(alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10), extra=extra)
-    trainer = AttributionDistillationTrainer(model=student, args=args, train_dataset=features, teacher=teacher,
-                                             objective=objective, data_collator=DataCollatorWithPadding(tokenizer))
+    objective = DistillationObjective(
+        alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10), extra=extra
+    )
+    trainer = AttributionDistillationTrainer(
+        model=student,
+        args=args,
+        train_dataset=features,
+        teacher=teacher,
+        objective=objective,
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
     trainer.train()
     torch.distributed.barrier()
     world = torch.distributed.get_world_size()

@@ -37,11 +37,19 @@ def test_max_length_truncates_below_the_model_limit_and_bad_values_are_refused(t
         record = ak.explain(clf, [text], method="gradient_x_input", max_length=8)[0]
     assert record.truncated and record.tokens == ("[CLS]", *["good"] * 6, "[SEP]")
     full = ak.explain(clf, [" ".join(["good"] * 6)], method="gradient_x_input")[0]  # the same 8 tokens, untruncated
-    assert not full.truncated and torch.allclose(torch.as_tensor(record.scores), torch.as_tensor(full.scores), atol=1e-6)
-    pair = ak.explain(clf, [(text, "bad film")], method="gradient_x_input", max_length=5)[0]  # the shortest a pair allows
+    assert not full.truncated and torch.allclose(
+        torch.as_tensor(record.scores), torch.as_tensor(full.scores), atol=1e-6
+    )
+    pair = ak.explain(clf, [(text, "bad film")], method="gradient_x_input", max_length=5)[
+        0
+    ]  # the shortest a pair allows
     assert pair.tokens == ("[CLS]", "good", "[SEP]", "bad", "[SEP]")
-    for bad, match in [(0, "positive number"), (-3, "positive number"), (2.5, "positive number"),
-                       (2, "needs at least 3 tokens")]:
+    for bad, match in [
+        (0, "positive number"),
+        (-3, "positive number"),
+        (2.5, "positive number"),
+        (2, "needs at least 3 tokens"),
+    ]:
         with pytest.raises(ak.OptionError, match=match):
             ak.explain(clf, [text], method="gradient_x_input", max_length=bad)
     with pytest.raises(ak.OptionError, match="needs at least 5 tokens"):
@@ -58,9 +66,14 @@ def test_unknown_method_lists_the_choices(tiny):
         assert name in message
 
 
-@pytest.mark.parametrize("targets, match", [
-    (5, "out of range"), ("maybe", "unknown target class 'maybe'"), ("gold", "needs the gold labels"),
-])
+@pytest.mark.parametrize(
+    "targets, match",
+    [
+        (5, "out of range"),
+        ("maybe", "unknown target class 'maybe'"),
+        ("gold", "needs the gold labels"),
+    ],
+)
 def test_bad_targets(tiny, targets, match):
     clf = tiny("bert", 2)
     with pytest.raises(ak.TargetError, match=match):
@@ -108,8 +121,9 @@ def test_bad_checkpoints(tmp_path, checkpoint_dir):
     with pytest.raises(ak.ModelLoadError, match="no such checkpoint directory"):
         ak.load_classifier(str(tmp_path / "does-not-exist"))
     encoder = tmp_path / "encoder"
-    BertModel(BertConfig(vocab_size=80, hidden_size=8, num_hidden_layers=1, num_attention_heads=1,
-                         intermediate_size=8)).save_pretrained(encoder)
+    BertModel(
+        BertConfig(vocab_size=80, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8)
+    ).save_pretrained(encoder)
     with pytest.raises(ak.ModelLoadError, match="not a sequence-classification checkpoint"):
         ak.load_classifier(encoder)
     with pytest.raises(ak.ModelLoadError, match="tokenizer"):

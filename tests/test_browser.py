@@ -12,8 +12,12 @@ def test_explain_page_in_chromium(tiny, tmp_path):
     clf = tiny("bert", 3)
     records = ak.explain(clf, [NASTY, ("a cat sat", "on the mat")], method="gradient_x_input", targets="all")
     path = ak.save_html(ak.render_html(records), tmp_path / "explain.html")
-    report = open_page(path, tmp_path / "explain.png", selectors=(".ak-tok", ".ak-record", "script"),
-                       actions=lambda page, r: r.texts.__setitem__("title", [page.locator(".ak-tok").nth(1).get_attribute("title")]))
+    report = open_page(
+        path,
+        tmp_path / "explain.png",
+        selectors=(".ak-tok", ".ak-record", "script"),
+        actions=lambda page, r: r.texts.__setitem__("title", [page.locator(".ak-tok").nth(1).get_attribute("title")]),
+    )
     assert report.errors == [] and report.external_requests == []
     assert report.counts[".ak-tok"] == sum(len(r.tokens) * len(r.views) for r in records)
     assert report.counts[".ak-record"] == 2 and report.counts["script"] == 0  # the injected <script> stayed text
@@ -34,10 +38,18 @@ def test_comparison_report_in_chromium_sorts_by_disagreement(checkpoint_dir, tmp
         page.select_option("#ak-sort", "spearman")
         report.texts["sorted"] = page.locator(".ak-example").evaluate_all("els => els.map(e => e.dataset.order)")
 
-    report = open_page(path, tmp_path / "compare.png", actions=sort,
-                       selectors=(".ak-example", ".ak-tok.ak-teacher", ".ak-tok.ak-student", ".js-plotly-plot", ".ak-summary"))
+    report = open_page(
+        path,
+        tmp_path / "compare.png",
+        actions=sort,
+        selectors=(".ak-example", ".ak-tok.ak-teacher", ".ak-tok.ak-student", ".js-plotly-plot", ".ak-summary"),
+    )
     assert report.errors == [] and report.external_requests == []
-    assert report.counts[".ak-example"] == 5 and report.counts[".js-plotly-plot"] == 1 and report.counts[".ak-summary"] == 1
+    assert (
+        report.counts[".ak-example"] == 5
+        and report.counts[".js-plotly-plot"] == 1
+        and report.counts[".ak-summary"] == 1
+    )
     units = sum(len(c.units) for c in comparisons)
     assert report.counts[".ak-tok.ak-teacher"] == units == report.counts[".ak-tok.ak-student"]
     expected = sorted(range(5), key=lambda i: (comparisons[i].agreement["spearman"], i))
@@ -45,8 +57,10 @@ def test_comparison_report_in_chromium_sorts_by_disagreement(checkpoint_dir, tmp
     assert (tmp_path / "compare.png").stat().st_size > 1000
 
 
-LONG = ("the first half of this film is a slow , careful and often beautiful portrait of a family that slowly "
-        "comes apart , and the second half , sadly , throws all of that away for a string of loud set pieces")
+LONG = (
+    "the first half of this film is a slow , careful and often beautiful portrait of a family that slowly "
+    "comes apart , and the second half , sadly , throws all of that away for a string of loud set pieces"
+)
 
 
 def overflow(page) -> int:
@@ -60,23 +74,28 @@ def test_reports_fit_the_window_at_1400_and_800_pixels(checkpoint_dir, tmp_path)
     student = ak.load_classifier(checkpoint_dir("bert", 2, seed=1, layers=1), device="cpu")
     comparisons = ak.compare(teacher, student, [LONG, LONG + " , again and again"], method="gradient_x_input")
     record = ak.explain(teacher, LONG, method="gradient_x_input")[0]
-    pages = {"compare": ak.save_html(ak.render_comparison(comparisons, models=("teacher-ckpt", "student-ckpt")),
-                                     tmp_path / "compare.html"),
-             "explain": ak.save_html(ak.render_html([record]), tmp_path / "explain.html")}
+    pages = {
+        "compare": ak.save_html(
+            ak.render_comparison(comparisons, models=("teacher-ckpt", "student-ckpt")), tmp_path / "compare.html"
+        ),
+        "explain": ak.save_html(ak.render_html([record]), tmp_path / "explain.html"),
+    }
     from attribkit.render.figures import save_figure
 
     save_figure(ak.plot(record), str(tmp_path / "plot.html"))
     pages["plot"] = tmp_path / "plot.html"
     for width in (1400, 800):
         for name, path in pages.items():
+
             def measure(page, report):
                 report.texts["overflow"] = [str(overflow(page))]
                 if name == "plot":
                     box = page.locator(".nsewdrag").first.bounding_box()
                     report.texts["plot_height"] = [str(box["height"])]
 
-            report = open_page(path, tmp_path / f"{name}-{width}.png", selectors=(".ak-tok",), actions=measure,
-                               viewport=(width, 1000))
+            report = open_page(
+                path, tmp_path / f"{name}-{width}.png", selectors=(".ak-tok",), actions=measure, viewport=(width, 1000)
+            )
             assert report.errors == [], (name, width)
             if name != "plot":  # a plotly figure has its own fixed width and scrolls as a whole
                 assert int(report.texts["overflow"][0]) <= 0, (name, width)

@@ -24,9 +24,13 @@ def captum_reference(clf: ak.Classifier, batch, targets, *, layer_module, steps,
     views = []
     for v in range(targets.shape[1]):
         attr, delta = lig.attribute(
-            batch["input_ids"], baselines=baseline_ids(clf, batch, "pad"), target=targets[:, v].tolist(),
+            batch["input_ids"],
+            baselines=baseline_ids(clf, batch, "pad"),
+            target=targets[:, v].tolist(),
             additional_forward_args=(batch["attention_mask"], batch["token_type_ids"]),
-            n_steps=steps, method=rule, return_convergence_delta=True,
+            n_steps=steps,
+            method=rule,
+            return_convergence_delta=True,
         )
         views.append(attr)
     return torch.stack(views, dim=1) * batch["attention_mask"][:, None, :, None]
@@ -42,10 +46,21 @@ def test_fast_ig_equals_captum_lig(tiny, rule, layer):
     clf = tiny("bert", 3)
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[0, 2], [1, 0], [2, 1]])
-    reference = captum_reference(clf, batch, targets, layer_module=clf.layer_module(layer), steps=8, rule=rule,
-                                 target_fn="log_prob")
-    ours = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=8, rule=rule, layer=layer,
-                        baseline="pad", target_fn="log_prob", internal_batch_size=5)
+    reference = captum_reference(
+        clf, batch, targets, layer_module=clf.layer_module(layer), steps=8, rule=rule, target_fn="log_prob"
+    )
+    ours = ak.attribute(
+        clf,
+        batch,
+        targets=targets,
+        method="fast_ig",
+        steps=8,
+        rule=rule,
+        layer=layer,
+        baseline="pad",
+        target_fn="log_prob",
+        internal_batch_size=5,
+    )
     assert relative_error(ours, reference) <= 1e-5
 
 
@@ -53,8 +68,9 @@ def test_integrated_gradients_method_equals_direct_captum(tiny):
     clf = tiny("bert", 2)
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[1], [0], [1]])
-    reference = captum_reference(clf, batch, targets, layer_module=clf.layer_module("word_embeddings"),
-                                 steps=20, rule="gausslegendre")
+    reference = captum_reference(
+        clf, batch, targets, layer_module=clf.layer_module("word_embeddings"), steps=20, rule="gausslegendre"
+    )
     ours = ak.attribute(clf, batch, targets=targets, method="integrated_gradients", steps=20)
     assert relative_error(ours, reference) <= 1e-10
 
@@ -66,8 +82,9 @@ def test_completeness_delta_is_reported_and_shrinks_with_steps(tiny, method):
     targets = torch.tensor([[0], [1], [1]])
     deltas = []
     for steps in (4, 64):
-        attributions, delta = ak.attribute(clf, batch, targets=targets, method=method, steps=steps,
-                                           rule="gausslegendre", return_delta=True)
+        attributions, delta = ak.attribute(
+            clf, batch, targets=targets, method=method, steps=steps, rule="gausslegendre", return_delta=True
+        )
         # independent check of the reported delta: F(x) - F(x') from two plain forwards
         with torch.no_grad():
             f_x = clf.logits(batch).gather(1, targets)

@@ -11,11 +11,21 @@ from attribkit.methods.baselines import baseline_ids
 from attribkit.methods.chunking import rows_for_budget
 
 # lengths 4 .. 12 tokens, two texts of equal length (so groups of several texts occur too)
-TEXTS = ["good", "the movie was really good and fun", "an awful boring plot", "a bad film", "the plot was so boring",
-         ("a cat sat", "on the mat"), "i love it", "i hate it"]
+TEXTS = [
+    "good",
+    "the movie was really good and fun",
+    "an awful boring plot",
+    "a bad film",
+    "the plot was so boring",
+    ("a cat sat", "on the mat"),
+    "i love it",
+    "i hate it",
+]
 
 
-def padded_captum(clf: ak.Classifier, batch, targets, *, steps: int, rule: str = "gausslegendre") -> tuple[torch.Tensor, torch.Tensor]:
+def padded_captum(
+    clf: ak.Classifier, batch, targets, *, steps: int, rule: str = "gausslegendre"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The old call pattern: one Captum LIG call per view on the whole padded batch."""
     model = clf.model
 
@@ -25,10 +35,15 @@ def padded_captum(clf: ak.Classifier, batch, targets, *, steps: int, rule: str =
     lig = LayerIntegratedGradients(forward, clf.layer_module("word_embeddings"))
     views, deltas = [], []
     for v in range(targets.shape[1]):
-        attr, delta = lig.attribute(batch["input_ids"], baselines=baseline_ids(clf, batch, "pad"),
-                                    target=targets[:, v].tolist(),
-                                    additional_forward_args=(batch["attention_mask"], batch["token_type_ids"]),
-                                    n_steps=steps, method=rule, return_convergence_delta=True)
+        attr, delta = lig.attribute(
+            batch["input_ids"],
+            baselines=baseline_ids(clf, batch, "pad"),
+            target=targets[:, v].tolist(),
+            additional_forward_args=(batch["attention_mask"], batch["token_type_ids"]),
+            n_steps=steps,
+            method=rule,
+            return_convergence_delta=True,
+        )
         views.append(attr)
         deltas.append(delta)
     return torch.stack(views, 1) * batch["attention_mask"][:, None, :, None], torch.stack(deltas, 1)
@@ -44,8 +59,9 @@ def test_chunked_captum_equals_one_padded_call(tiny, chunking):
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[0, 1, 2]] * len(TEXTS))
     reference, reference_delta = padded_captum(clf, batch, targets, steps=10)
-    ours, delta = ak.attribute(clf, batch, targets=targets, method="integrated_gradients", steps=10,
-                               return_delta=True, **chunking)
+    ours, delta = ak.attribute(
+        clf, batch, targets=targets, method="integrated_gradients", steps=10, return_delta=True, **chunking
+    )
     assert relative_error(ours, reference) <= 1e-10
     torch.testing.assert_close(delta, reference_delta.to(delta.dtype), rtol=1e-8, atol=1e-10)
     assert float(ours.transpose(1, 2)[batch["attention_mask"] == 0].abs().max()) == 0.0  # padding stays exactly zero
@@ -72,12 +88,26 @@ def test_zero_baseline_chunked_equals_captum_on_the_padded_layer_output(tiny):
 
     with torch.no_grad():
         x = clf.layer_output(batch, "embeddings")
-    reference = IntegratedGradients(on_layer).attribute(x, baselines=torch.zeros_like(x), target=targets[:, 0].tolist(),
-                                                        additional_forward_args=(batch["input_ids"], *(batch[k] for k in keys)),
-                                                        n_steps=8, method="riemann_middle")
+    reference = IntegratedGradients(on_layer).attribute(
+        x,
+        baselines=torch.zeros_like(x),
+        target=targets[:, 0].tolist(),
+        additional_forward_args=(batch["input_ids"], *(batch[k] for k in keys)),
+        n_steps=8,
+        method="riemann_middle",
+    )
     reference = reference * batch["attention_mask"][..., None]
-    ours = ak.attribute(clf, batch, targets=targets, method="integrated_gradients", steps=8, rule="riemann_middle",
-                        layer="embeddings", baseline="zero", internal_batch_size=4)
+    ours = ak.attribute(
+        clf,
+        batch,
+        targets=targets,
+        method="integrated_gradients",
+        steps=8,
+        rule="riemann_middle",
+        layer="embeddings",
+        baseline="zero",
+        internal_batch_size=4,
+    )
     assert relative_error(ours[:, 0], reference) <= 1e-10
 
 
@@ -93,8 +123,13 @@ def test_minilm_default_explain_equals_one_padded_captum_call(minilm_path):
     """The default method on the real model, float32: the chunked path agrees with the old one to 1e-6."""
     torch.manual_seed(0)
     clf = ak.load_classifier(minilm_path, num_labels=2, device="cpu")
-    texts = ["a gripping , beautifully acted film .", "dull and far too long .", "it is not bad at all",
-             "the plot makes no sense and the acting is worse", "fine"]
+    texts = [
+        "a gripping , beautifully acted film .",
+        "dull and far too long .",
+        "it is not bad at all",
+        "the plot makes no sense and the acting is worse",
+        "fine",
+    ]
     batch = clf.encode(texts)
     with torch.no_grad():
         targets = clf.logits(batch).argmax(-1, keepdim=True)

@@ -15,8 +15,22 @@ runner = CliRunner()
 
 def test_explain_prints_prediction_and_writes_json(checkpoint_dir, tmp_path):
     out = tmp_path / "r.jsonl"
-    result = runner.invoke(app, ["explain", "--model", str(checkpoint_dir("bert", 2)), "--text", "the movie was good",
-                                 "--method", "fast_ig", "--steps", "4", "--json", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--model",
+            str(checkpoint_dir("bert", 2)),
+            "--text",
+            "the movie was good",
+            "--method",
+            "fast_ig",
+            "--steps",
+            "4",
+            "--json",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "prediction:" in result.output and "top 5 tokens" in result.output
     record = json.loads(out.read_text().splitlines()[0])
@@ -51,7 +65,18 @@ def test_subprocess_bad_input_is_one_line_exit_2(checkpoint_dir, tmp_path):
 
 
 def test_subprocess_pair_input(checkpoint_dir):
-    proc = run_cli("explain", "--model", str(checkpoint_dir("bert", 3)), "--text", "a cat sat", "--pair",
-                   "on the mat", "--method", "occlusion", "--target", "all")
+    proc = run_cli(
+        "explain",
+        "--model",
+        str(checkpoint_dir("bert", 3)),
+        "--text",
+        "a cat sat",
+        "--pair",
+        "on the mat",
+        "--method",
+        "occlusion",
+        "--target",
+        "all",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("explaining:") == 3

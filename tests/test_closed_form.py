@@ -54,10 +54,16 @@ def test_quadratic_ig_depends_on_the_rule_as_computed_by_hand(toy):
     targets = torch.tensor([[0], [1]])
     u2 = (x * clf.model.head[targets[:, 0]][:, None, :]).sum(-1) ** 2 * batch["attention_mask"]
     m = 4
-    for rule, factor in [("riemann_right", (m + 1) / m), ("riemann_left", (m - 1) / m),
-                         ("riemann_middle", 1.0), ("gausslegendre", 1.0), ("riemann_trapezoid", 1.0)]:
-        got = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=m, rule=rule,
-                           layer="embeddings", baseline="zero")
+    for rule, factor in [
+        ("riemann_right", (m + 1) / m),
+        ("riemann_left", (m - 1) / m),
+        ("riemann_middle", 1.0),
+        ("gausslegendre", 1.0),
+        ("riemann_trapezoid", 1.0),
+    ]:
+        got = ak.attribute(
+            clf, batch, targets=targets, method="fast_ig", steps=m, rule=rule, layer="embeddings", baseline="zero"
+        )
         assert_close(got[:, 0].sum(-1), u2 * factor, rtol=1e-12, atol=1e-12)
 
 

@@ -10,24 +10,47 @@ import attribkit as ak
 
 
 def _rec(tokens, offsets, segments, scores, text="unbelievable film", view="positive"):
-    return ak.Attribution(text=text, pair=None, tokens=tokens, offsets=offsets, segments=segments, scores=[scores],
-                          views=(view,), labels=("negative", "positive"), probs=[0.2, 0.8], prediction="positive",
-                          method="hand", options={})
+    return ak.Attribution(
+        text=text,
+        pair=None,
+        tokens=tokens,
+        offsets=offsets,
+        segments=segments,
+        scores=[scores],
+        views=(view,),
+        labels=("negative", "positive"),
+        probs=[0.2, 0.8],
+        prediction="positive",
+        method="hand",
+        options={},
+    )
 
 
 def test_same_tokenizer_aligns_token_by_token():
-    a = _rec(["[CLS]", "un", "##believable", "film", "[SEP]"], [(0, 0), (0, 2), (2, 12), (13, 17), (0, 0)],
-             [-1, 0, 0, 0, -1], [0, 1, 2, 3, 0])
+    a = _rec(
+        ["[CLS]", "un", "##believable", "film", "[SEP]"],
+        [(0, 0), (0, 2), (2, 12), (13, 17), (0, 0)],
+        [-1, 0, 0, 0, -1],
+        [0, 1, 2, 3, 0],
+    )
     aligned = ak.align(a, a)
     assert aligned.by == "tokens" and aligned.units == ("[CLS]", "un", "believable", "film", "[SEP]")
     np.testing.assert_array_equal(aligned.first, [0, 1, 2, 3, 0])
 
 
 def test_different_tokenizers_align_by_character_offsets():
-    a = _rec(["[CLS]", "un", "##believ", "##able", "film", "[SEP]"], [(0, 0), (0, 2), (2, 8), (8, 12), (13, 17), (0, 0)],
-             [-1, 0, 0, 0, 0, -1], [9, 1.0, 2.0, 4.0, 8.0, 9])
-    b = _rec(["<s>", "unbeliev", "able", "film", "</s>"], [(0, 0), (0, 8), (8, 12), (13, 17), (0, 0)],
-             [-1, 0, 0, 0, -1], [5, 0.5, -1.0, 3.0, 5])
+    a = _rec(
+        ["[CLS]", "un", "##believ", "##able", "film", "[SEP]"],
+        [(0, 0), (0, 2), (2, 8), (8, 12), (13, 17), (0, 0)],
+        [-1, 0, 0, 0, 0, -1],
+        [9, 1.0, 2.0, 4.0, 8.0, 9],
+    )
+    b = _rec(
+        ["<s>", "unbeliev", "able", "film", "</s>"],
+        [(0, 0), (0, 8), (8, 12), (13, 17), (0, 0)],
+        [-1, 0, 0, 0, -1],
+        [5, 0.5, -1.0, 3.0, 5],
+    )
     aligned = ak.align(a, b)
     # un+believ overlap unbeliev -> one unit; able and film line up; specials dropped
     assert aligned.by == "offsets" and aligned.units == ("unbeliev", "able", "film")
@@ -52,7 +75,9 @@ def _letters_model(tmp_path):
     from transformers import BertTokenizerFast
 
     directory = build_checkpoint(tmp_path / "letters", "bert", num_labels=2, seed=3)
-    vocab = SPECIALS + list("abcdefghijklmnopqrstuvwxyz") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + list(".,!?")
+    vocab = (
+        SPECIALS + list("abcdefghijklmnopqrstuvwxyz") + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + list(".,!?")
+    )
     for name in ("tokenizer.json", "vocab.txt"):
         (directory / name).unlink(missing_ok=True)
     BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True).save_pretrained(directory)

@@ -41,8 +41,9 @@ def test_small_enough_with_a_card_and_bert_vocabulary(default):
 
 
 def test_obvious_sentiment(default):
-    records = ak.explain(default, ["A gripping, beautifully acted film.", "Dull, lifeless and far too long."],
-                         method="fast_ig", steps=8)
+    records = ak.explain(
+        default, ["A gripping, beautifully acted film.", "Dull, lifeless and far too long."], method="fast_ig", steps=8
+    )
     assert [r.prediction for r in records] == ["positive", "negative"]
 
 
@@ -63,8 +64,24 @@ def test_card_accuracy_is_what_the_model_scores(default):
 
 
 def test_cli_without_model_uses_the_default(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "attribkit.cli", "explain", "--text", "a wonderful, moving story",
-                           "--method", "fast_ig", "--steps", "4", "--html", str(tmp_path / "e.html")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attribkit.cli",
+            "explain",
+            "--text",
+            "a wonderful, moving story",
+            "--method",
+            "fast_ig",
+            "--steps",
+            "4",
+            "--html",
+            str(tmp_path / "e.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "prediction: positive" in proc.stdout and (tmp_path / "e.html").is_file()

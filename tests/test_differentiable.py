@@ -12,8 +12,16 @@ TEXTS = ["the movie was really good", "an awful plot"]
 
 
 def attribution_loss(clf: ak.Classifier, batch, targets) -> torch.Tensor:
-    attributions = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=2, layer="embeddings",
-                                target_fn="log_prob", create_graph=True)
+    attributions = ak.attribute(
+        clf,
+        batch,
+        targets=targets,
+        method="fast_ig",
+        steps=2,
+        layer="embeddings",
+        target_fn="log_prob",
+        create_graph=True,
+    )
     scores = reduce_dims(attributions, sign="absolute", top_k=8, aggregate="l2")
     maps = normalize_scores(scores, batch["attention_mask"][:, None, :], method="l2")
     reference = torch.linspace(0, 1, maps.shape[-1], dtype=maps.dtype)
@@ -58,8 +66,15 @@ def test_double_backward_works_on_sdpa_flash_path(minilm_path):
     clf = ak.load_classifier(minilm_path, num_labels=2, device="cpu")
     assert clf.model.config._attn_implementation == "sdpa"
     batch = clf.encode(["a fine film", "not good at all"])
-    attributions = ak.attribute(clf, batch, targets=torch.tensor([[0], [1]]), method="fast_ig",
-                                layer="embeddings", target_fn="log_prob", create_graph=True)
+    attributions = ak.attribute(
+        clf,
+        batch,
+        targets=torch.tensor([[0], [1]]),
+        method="fast_ig",
+        layer="embeddings",
+        target_fn="log_prob",
+        create_graph=True,
+    )
     attributions.abs().sum().backward()
     grad = clf.model.bert.encoder.layer[0].attention.self.query.weight.grad
     assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0

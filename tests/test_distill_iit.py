@@ -54,7 +54,10 @@ def _run_recording(model, inputs):
     seen = []
     layers, _ = layer_list(model)
     handles = [model.base_model.embeddings.register_forward_hook(lambda m, i, o: seen.append(o))]
-    handles += [layer.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o)) for layer in layers]
+    handles += [
+        layer.register_forward_hook(lambda m, i, o: seen.append(o[0] if isinstance(o, tuple) else o))
+        for layer in layers
+    ]
     try:
         return model(**inputs).logits, seen
     finally:
@@ -140,8 +143,9 @@ def test_deterministic_under_a_seed_and_one_example_batches(deep_pair):
         values.append([loss_fn(student, teacher, batch).item() for _ in range(3)])
     assert values[0] == values[1] and len(set(values[0])) > 1
     one = dict(tok(TEXTS[:1], return_tensors="pt"))
-    ordinary = 4 * F.kl_div(F.log_softmax(student(**one).logits / 2, -1), F.softmax(teacher(**one).logits / 2, -1),
-                            reduction="batchmean")
+    ordinary = 4 * F.kl_div(
+        F.log_softmax(student(**one).logits / 2, -1), F.softmax(teacher(**one).logits / 2, -1), reduction="batchmean"
+    )
     assert loss_fn(student, teacher, one).item() == pytest.approx(ordinary.item(), abs=1e-12)  # source = base
 
 
@@ -161,8 +165,13 @@ def test_options_and_combination_with_adkd(deep_pair, student_teacher):
     with pytest.raises(ak.OptionError, match="out of range"):
         InterchangeInterventionLoss(layer_map={0: 5}).pairs(student, teacher)
     batch = dict(tok(TEXTS, padding=True, return_tensors="pt"), labels=torch.tensor([1, 0, 1, 0]))
-    objective = DistillationObjective(alpha=0.5, beta=2.0, kd=KDLoss(2.0), attribution=AttributionLoss(),
-                                      extra={"iit": (0.7, InterchangeInterventionLoss())})
+    objective = DistillationObjective(
+        alpha=0.5,
+        beta=2.0,
+        kd=KDLoss(2.0),
+        attribution=AttributionLoss(),
+        extra={"iit": (0.7, InterchangeInterventionLoss())},
+    )
     torch.manual_seed(3)
     out = objective(student.train(), teacher, batch)
     assert set(out.terms) == {"kd", "ce", "attr", "iit"}

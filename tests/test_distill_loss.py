@@ -23,8 +23,16 @@ def reference_maps(model, batch, views: list[int], *, top_k: int | None, steps: 
     regression = model.config.num_labels == 1
     n, seq = batch["input_ids"].shape
     targets = torch.tensor([views] * n)
-    attributions = ak.attribute(model, batch, targets=targets, method="fast_ig", steps=steps, rule="riemann_right", layer="embeddings",
-                                target_fn="logit" if regression else "log_prob").detach()
+    attributions = ak.attribute(
+        model,
+        batch,
+        targets=targets,
+        method="fast_ig",
+        steps=steps,
+        rule="riemann_right",
+        layer="embeddings",
+        target_fn="logit" if regression else "log_prob",
+    ).detach()
     maps = torch.zeros(n, len(views), seq, dtype=torch.float64)
     for b in range(n):
         length = int(batch["attention_mask"][b].sum())
@@ -117,8 +125,11 @@ def test_second_order_gradients_match_finite_differences(student_teacher, checkp
     student.zero_grad()
     loss_fn(student, teacher, batch).backward()
     eps = 1e-6
-    for name, index in [("classifier.weight", (2, 3)), ("bert.encoder.layer.0.output.dense.weight", (4, 1)),
-                        ("bert.embeddings.LayerNorm.weight", (7,))]:
+    for name, index in [
+        ("classifier.weight", (2, 3)),
+        ("bert.encoder.layer.0.output.dense.weight", (4, 1)),
+        ("bert.embeddings.LayerNorm.weight", (7,)),
+    ]:
         p = params[name]
         analytic = p.grad[index].item()
         with torch.no_grad():
@@ -153,8 +164,17 @@ def test_fused_forward_matches_attribkit_attribute_for_every_architecture(checkp
         targets = torch.tensor([[0, 2]] * 3)
         for layer in ("embeddings", "word_embeddings"):
             got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn="prob").attributions
-            want = ak.attribute(clf, batch, targets=targets, method="fast_ig", steps=2, rule="riemann_right", layer=layer,
-                                target_fn="prob", baseline="zero")
+            want = ak.attribute(
+                clf,
+                batch,
+                targets=targets,
+                method="fast_ig",
+                steps=2,
+                rule="riemann_right",
+                layer=layer,
+                target_fn="prob",
+                baseline="zero",
+            )
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
 
 
@@ -170,8 +190,16 @@ def test_pad_baseline_goes_through_attribkit(student_teacher, checkpoint_dir):
 
 
 def reference_maps_pad(model, batch):
-    a = ak.attribute(model, batch, targets=torch.zeros(3, 1, dtype=torch.long), method="fast_ig", steps=1,
-                     layer="word_embeddings", target_fn="log_prob", baseline="pad")
+    a = ak.attribute(
+        model,
+        batch,
+        targets=torch.zeros(3, 1, dtype=torch.long),
+        method="fast_ig",
+        steps=1,
+        layer="word_embeddings",
+        target_fn="log_prob",
+        baseline="pad",
+    )
     scores = a.abs().pow(2).sum(-1).sqrt()
     return scores / scores.pow(2).sum(-1, keepdim=True).sqrt()
 
@@ -180,15 +208,22 @@ def test_models_without_a_shared_vocabulary_are_refused(checkpoint_dir, student_
     from transformers import BertConfig, BertForSequenceClassification
 
     student, _ = student_teacher(2)
-    other = BertForSequenceClassification(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=32)).double().eval()
+    other = (
+        BertForSequenceClassification(
+            BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+        )
+        .double()
+        .eval()
+    )
     batch = encode(checkpoint_dir, 2)
     with pytest.raises(ak.InvalidInputError, match="do not share a vocabulary"):
         AttributionLoss()(student, other, batch)
 
 
-@pytest.mark.parametrize("options", [{"top_k": 0}, {"steps": 0}, {"views": "some"}, {"distance": "kl"},
-                                     {"normalize": "softmax"}, {"baseline": "pad"}])
+@pytest.mark.parametrize(
+    "options",
+    [{"top_k": 0}, {"steps": 0}, {"views": "some"}, {"distance": "kl"}, {"normalize": "softmax"}, {"baseline": "pad"}],
+)
 def test_bad_options_are_refused(options):
     with pytest.raises(ak.OptionError):
         AttributionLoss(**options)

@@ -84,7 +84,9 @@ def test_objective_weights_and_terms(student_teacher, checkpoint_dir):
 
 def test_vanilla_kd_objective_and_regression_ce(student_teacher, checkpoint_dir):
     student, teacher = student_teacher(1)
-    batch = ak.load_classifier(checkpoint_dir("bert", 1), device="cpu").encode([("a man", "a person"), ("dogs", "cats")])
+    batch = ak.load_classifier(checkpoint_dir("bert", 1), device="cpu").encode(
+        [("a man", "a person"), ("dogs", "cats")]
+    )
     batch["labels"] = torch.tensor([4.5, 1.0])
     out = DistillationObjective(alpha=0.5)(student, teacher, batch)
     s = student(**{k: v for k, v in batch.items() if k != "labels"}).logits.view(-1)

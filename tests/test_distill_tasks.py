@@ -18,11 +18,17 @@ needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason="the full GLUE data is
 #: header, STS-B's ten columns, RTE/QNLI label names): always present, so the readers are always tested.
 FIXTURE = Path(__file__).resolve().parent / "data" / "glue"
 FIXTURE_COUNTS = {
-    ("SST-2", "train"): (6, {1: 4, 0: 2}), ("SST-2", "dev"): (4, {1: 2, 0: 2}),
-    ("MRPC", "train"): (4, {1: 3, 0: 1}), ("MRPC", "dev"): (3, {1: 1, 0: 2}),
-    ("RTE", "train"): (4, {0: 2, 1: 2}), ("RTE", "dev"): (2, {0: 1, 1: 1}),
-    ("CoLA", "train"): (5, {1: 3, 0: 2}), ("CoLA", "dev"): (3, {1: 2, 0: 1}),
-    ("QNLI", "dev"): (2, {0: 1, 1: 1}), ("STS-B", "train"): (3, None), ("STS-B", "dev"): (2, None),
+    ("SST-2", "train"): (6, {1: 4, 0: 2}),
+    ("SST-2", "dev"): (4, {1: 2, 0: 2}),
+    ("MRPC", "train"): (4, {1: 3, 0: 1}),
+    ("MRPC", "dev"): (3, {1: 1, 0: 2}),
+    ("RTE", "train"): (4, {0: 2, 1: 2}),
+    ("RTE", "dev"): (2, {0: 1, 1: 1}),
+    ("CoLA", "train"): (5, {1: 3, 0: 2}),
+    ("CoLA", "dev"): (3, {1: 2, 0: 1}),
+    ("QNLI", "dev"): (2, {0: 1, 1: 1}),
+    ("STS-B", "train"): (3, None),
+    ("STS-B", "dev"): (2, None),
 }
 
 
@@ -57,13 +63,20 @@ def test_fixture_quirks_mrpc_bom_cola_headerless_rte_names():
     sst = load_examples(get_task("sst2"), "dev", data_dir=FIXTURE)
     assert sst[0].text == "it 's a gripping story "  # kept as written; the tokenizer ignores the space
 
+
 # rows and label counts from the data's README
 COUNTS = {
-    ("SST-2", "train"): (67349, {1: 37569, 0: 29780}), ("SST-2", "dev"): (872, {1: 444, 0: 428}),
-    ("MRPC", "train"): (3668, {1: 2474, 0: 1194}), ("MRPC", "dev"): (408, {1: 279, 0: 129}),
-    ("RTE", "train"): (2490, {0: 1249, 1: 1241}), ("RTE", "dev"): (277, {0: 146, 1: 131}),
-    ("CoLA", "train"): (8551, {1: 6023, 0: 2528}), ("CoLA", "dev"): (1043, {1: 721, 0: 322}),
-    ("QNLI", "dev"): (5463, {0: 2702, 1: 2761}), ("STS-B", "train"): (5749, None), ("STS-B", "dev"): (1500, None),
+    ("SST-2", "train"): (67349, {1: 37569, 0: 29780}),
+    ("SST-2", "dev"): (872, {1: 444, 0: 428}),
+    ("MRPC", "train"): (3668, {1: 2474, 0: 1194}),
+    ("MRPC", "dev"): (408, {1: 279, 0: 129}),
+    ("RTE", "train"): (2490, {0: 1249, 1: 1241}),
+    ("RTE", "dev"): (277, {0: 146, 1: 131}),
+    ("CoLA", "train"): (8551, {1: 6023, 0: 2528}),
+    ("CoLA", "dev"): (1043, {1: 721, 0: 322}),
+    ("QNLI", "dev"): (5463, {0: 2702, 1: 2761}),
+    ("STS-B", "train"): (5749, None),
+    ("STS-B", "dev"): (1500, None),
 }
 
 

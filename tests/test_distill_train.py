@@ -45,8 +45,26 @@ def log(path: Path) -> list[dict]:
 
 def test_finetune_then_evaluate(checkpoint_dir, glue, tmp_path):
     out = tmp_path / "teacher"
-    invoke("finetune", "--model", checkpoint_dir("bert", 2), "--task", "SST-2", "--data-dir", glue, "--out", out,
-           "--max-steps", 8, "--batch-size", 8, "--eval-every", 4, "--lr", 1e-3, "--no-progress")
+    invoke(
+        "finetune",
+        "--model",
+        checkpoint_dir("bert", 2),
+        "--task",
+        "SST-2",
+        "--data-dir",
+        glue,
+        "--out",
+        out,
+        "--max-steps",
+        8,
+        "--batch-size",
+        8,
+        "--eval-every",
+        4,
+        "--lr",
+        1e-3,
+        "--no-progress",
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["step"] == 8 and [r["step"] for r in log(out)] == [4, 8]
     assert not (out / "checkpoint").exists()  # finished runs drop their checkpoint
@@ -58,19 +76,42 @@ def test_finetune_then_evaluate(checkpoint_dir, glue, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["dev/accuracy"] == pytest.approx(best, abs=1e-3)
 
 
-@pytest.mark.parametrize(("task", "labels", "objective"), [("SST-2", 2, "adkd"), ("MNLI", 3, "adkd"), ("STS-B", 1, "adkd"),
-                                                          ("SST-2", 2, "kd")])
+@pytest.mark.parametrize(
+    ("task", "labels", "objective"),
+    [("SST-2", 2, "adkd"), ("MNLI", 3, "adkd"), ("STS-B", 1, "adkd"), ("SST-2", 2, "kd")],
+)
 def test_distill_runs_for_every_kind_of_task(checkpoint_dir, glue, tmp_path, task, labels, objective):
     out = tmp_path / "student"
-    invoke("distill", "--teacher", checkpoint_dir("bert", labels), "--task", task, "--data-dir", glue, "--out", out,
-           "--student-layers", "1", "--objective", objective, "--max-steps", 4, "--batch-size", 8, "--no-progress")
+    invoke(
+        "distill",
+        "--teacher",
+        checkpoint_dir("bert", labels),
+        "--task",
+        task,
+        "--data-dir",
+        glue,
+        "--out",
+        out,
+        "--student-layers",
+        "1",
+        "--objective",
+        objective,
+        "--max-steps",
+        4,
+        "--batch-size",
+        8,
+        "--no-progress",
+    )
     run = json.loads((out / "run.json").read_text())
     results = json.loads((out / "results.json").read_text())
     student = ak.load_classifier(out, device="cpu").model
     assert student.config.num_hidden_layers == 1 and student.config.num_labels == labels
     terms = set(log(out)[-1]["train"])
-    assert terms == ({"total", "kd", "attr"} | ({"ce"} if run["loss"]["alpha"] < 1 else set()) if objective == "adkd"
-                     else {"total", "kd", "ce"})
+    assert terms == (
+        {"total", "kd", "attr"} | ({"ce"} if run["loss"]["alpha"] < 1 else set())
+        if objective == "adkd"
+        else {"total", "kd", "ce"}
+    )
     if task == "MNLI":
         assert {"dev_matched/accuracy", "dev_mismatched/accuracy", "score"} == set(results["best"])
     if task == "STS-B":  # the paper's preset: K = 640 of 768 dims, scaled to the tiny width of 16
@@ -79,17 +120,56 @@ def test_distill_runs_for_every_kind_of_task(checkpoint_dir, glue, tmp_path, tas
 
 def test_distill_from_a_student_checkpoint_without_cache(checkpoint_dir, glue, tmp_path):
     out = tmp_path / "s"
-    invoke("distill", "--teacher", checkpoint_dir("bert", 2), "--student-init", checkpoint_dir("bert", 2, seed=1, layers=1),
-           "--task", "sst2", "--data-dir", glue, "--out", out, "--max-steps", 3, "--no-cache", "--alpha", 0.5,
-           "--beta", 3, "--temperature", 2, "--no-progress")
+    invoke(
+        "distill",
+        "--teacher",
+        checkpoint_dir("bert", 2),
+        "--student-init",
+        checkpoint_dir("bert", 2, seed=1, layers=1),
+        "--task",
+        "sst2",
+        "--data-dir",
+        glue,
+        "--out",
+        out,
+        "--max-steps",
+        3,
+        "--no-cache",
+        "--alpha",
+        0.5,
+        "--beta",
+        3,
+        "--temperature",
+        2,
+        "--no-progress",
+    )
     assert not (out / "teacher_cache.pt").exists()
     assert json.loads((out / "run.json").read_text())["loss"]["beta"] == 3.0
 
 
 def _train_args(checkpoint_dir, glue, out: Path) -> list[str]:
-    return ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--student-layers", "0", "--task", "SST-2",
-            "--data-dir", str(glue), "--out", str(out), "--max-steps", "12", "--batch-size", "8", "--save-every", "3",
-            "--eval-every", "2", "--no-progress"]
+    return [
+        "distill",
+        "--teacher",
+        str(checkpoint_dir("bert", 2)),
+        "--student-layers",
+        "0",
+        "--task",
+        "SST-2",
+        "--data-dir",
+        str(glue),
+        "--out",
+        str(out),
+        "--max-steps",
+        "12",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "3",
+        "--eval-every",
+        "2",
+        "--no-progress",
+    ]
 
 
 KILLER = """
@@ -113,8 +193,13 @@ def test_a_run_killed_with_sigkill_resumes_exactly(checkpoint_dir, glue, tmp_pat
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     invoke(*_train_args(checkpoint_dir, glue, whole))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run([sys.executable, "-c", KILLER, *_train_args(checkpoint_dir, glue, killed)], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, *_train_args(checkpoint_dir, glue, killed)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -9, proc.stderr
     state = json.loads((killed / "checkpoint" / "state.json").read_text())
     assert state["step"] == 6 and not (killed / "results.json").exists()
@@ -187,26 +272,51 @@ def test_two_hundred_steps_of_adkd_lower_the_attribution_and_kd_losses(student_t
     assert kd_after < kd_before, (kd_before, kd_after)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--task", "SST-5"], "unknown task"),
-    (["--objective", "xkd"], "unknown --objective"),
-    (["--student-init", "x"], "exactly one of --student-init"),
-    (["--student-layers", "0,9"], "--student-layers must be distinct indices in 0..1"),
-    (["--data-dir", "/nonexistent"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "SST-5"], "unknown task"),
+        (["--objective", "xkd"], "unknown --objective"),
+        (["--student-init", "x"], "exactly one of --student-init"),
+        (["--student-layers", "0,9"], "--student-layers must be distinct indices in 0..1"),
+        (["--data-dir", "/nonexistent"], "does not exist"),
+    ],
+)
 def test_bad_distill_input_is_one_clear_error(checkpoint_dir, glue, tmp_path, args, message):
-    base = {"--teacher": str(checkpoint_dir("bert", 2)), "--task": "SST-2", "--data-dir": str(glue),
-            "--out": str(tmp_path / "o"), "--student-layers": "0"}
+    base = {
+        "--teacher": str(checkpoint_dir("bert", 2)),
+        "--task": "SST-2",
+        "--data-dir": str(glue),
+        "--out": str(tmp_path / "o"),
+        "--student-layers": "0",
+    }
     for flag, value in zip(args[::2], args[1::2]):
         base[flag] = value
-    result = runner.invoke(app, ["distill", *[x for kv in base.items() for x in kv], "--max-steps", "1", "--no-progress"])
+    result = runner.invoke(
+        app, ["distill", *[x for kv in base.items() for x in kv], "--max-steps", "1", "--no-progress"]
+    )
     assert isinstance(result.exception, ak.AttribkitError) and message in str(result.exception)
     assert not (tmp_path / "o" / "results.json").exists()
 
 
 def test_command_line_errors_exit_2_with_one_line(checkpoint_dir, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "attribkit.cli", "evaluate", "--model", str(checkpoint_dir("bert", 2)),
-                           "--task", "MNLI", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attribkit.cli",
+            "evaluate",
+            "--model",
+            str(checkpoint_dir("bert", 2)),
+            "--task",
+            "MNLI",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: ") and "needs 3" in proc.stderr
 
@@ -214,9 +324,30 @@ def test_command_line_errors_exit_2_with_one_line(checkpoint_dir, tmp_path):
 @pytest.mark.parametrize(("task", "labels", "objective"), [("SST-2", 2, "iit"), ("STS-B", 1, "adkd+iit")])
 def test_distill_with_interchange_intervention(checkpoint_dir, glue, tmp_path, task, labels, objective):
     out = tmp_path / "student"
-    invoke("distill", "--teacher", checkpoint_dir("bert", labels, layers=4), "--task", task, "--data-dir", glue, "--out", out,
-           "--student-layers", "0,2", "--objective", objective, "--iit-weight", 0.5, "--iit-span", 0.4,
-           "--max-steps", 4, "--batch-size", 8, "--no-progress")
+    invoke(
+        "distill",
+        "--teacher",
+        checkpoint_dir("bert", labels, layers=4),
+        "--task",
+        task,
+        "--data-dir",
+        glue,
+        "--out",
+        out,
+        "--student-layers",
+        "0,2",
+        "--objective",
+        objective,
+        "--iit-weight",
+        0.5,
+        "--iit-span",
+        0.4,
+        "--max-steps",
+        4,
+        "--batch-size",
+        8,
+        "--no-progress",
+    )
     run = json.loads((out / "run.json").read_text())
     assert run["loss"]["iit_weight"] == 0.5 and run["loss"]["iit"]["span_fraction"] == 0.4
     terms = set(log(out)[-1]["train"])
@@ -225,13 +356,30 @@ def test_distill_with_interchange_intervention(checkpoint_dir, glue, tmp_path, t
 
 
 def test_unknown_objective_lists_the_choices(checkpoint_dir, glue, tmp_path):
-    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--task", "SST-2", "--data-dir",
-                                 str(glue), "--out", str(tmp_path / "s"), "--student-layers", "0", "--objective", "causal"])
+    result = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(checkpoint_dir("bert", 2)),
+            "--task",
+            "SST-2",
+            "--data-dir",
+            str(glue),
+            "--out",
+            str(tmp_path / "s"),
+            "--student-layers",
+            "0",
+            "--objective",
+            "causal",
+        ],
+    )
     assert result.exit_code != 0 and "kd, adkd, iit, adkd+iit" in str(result.exception)
 
 
-def test_resume_ignores_display_options_and_path_spellings_but_names_a_real_difference(checkpoint_dir, glue, tmp_path,
-                                                                                       monkeypatch):
+def test_resume_ignores_display_options_and_path_spellings_but_names_a_real_difference(
+    checkpoint_dir, glue, tmp_path, monkeypatch
+):
     out = tmp_path / "r"
     invoke(*_train_args(checkpoint_dir, glue, out))
     monkeypatch.chdir(glue.parent)
@@ -262,17 +410,51 @@ def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(checkpoint
 def test_distill_a_student_made_from_a_pretrained_model(checkpoint_dir, glue, tmp_path):
     out = tmp_path / "pre"
     pretrained = checkpoint_dir("bert", 2, seed=5, layers=2)
-    invoke("distill", "--teacher", checkpoint_dir("bert", 2), "--student-from", pretrained, "--student-layers", "1",
-           "--task", "SST-2", "--data-dir", glue, "--out", out, "--max-steps", "4", "--batch-size", "8", "--no-progress")
+    invoke(
+        "distill",
+        "--teacher",
+        checkpoint_dir("bert", 2),
+        "--student-from",
+        pretrained,
+        "--student-layers",
+        "1",
+        "--task",
+        "SST-2",
+        "--data-dir",
+        glue,
+        "--out",
+        out,
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--no-progress",
+    )
     run = json.loads((out / "run.json").read_text())
     assert run["student_from"] == str(pretrained.resolve()) and run["student_layers"] == "1"
     student = ak.load_classifier(out, device="cpu").model
     source = ak.load_classifier(pretrained, device="cpu").model
     assert student.config.num_hidden_layers == 1
     assert not torch.equal(student.classifier.weight, source.classifier.weight)  # a fresh head, then trained
-    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--student-from", str(pretrained),
-                                 "--task", "SST-2", "--data-dir", str(glue), "--out", str(tmp_path / "x")])
-    assert result.exit_code != 0 and "--student-from PRETRAINED takes its layers from --student-layers" in str(result.exception)
+    result = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(checkpoint_dir("bert", 2)),
+            "--student-from",
+            str(pretrained),
+            "--task",
+            "SST-2",
+            "--data-dir",
+            str(glue),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code != 0 and "--student-from PRETRAINED takes its layers from --student-layers" in str(
+        result.exception
+    )
 
 
 def test_gradient_diagnostics_log_each_terms_push_and_evaluate_reports_the_share(checkpoint_dir, glue, tmp_path):
@@ -290,7 +472,10 @@ def test_gradient_diagnostics_log_each_terms_push_and_evaluate_reports_the_share
     assert results["best"] and results["last"]  # evaluation rows, not diagnostic rows
     shown = invoke("evaluate", "--model", out, "--task", "SST-2", "--data-dir", glue)
     median = sorted(r["gradients"]["attr_share"] for r in grads)[1]
-    assert f"attribution term's share of the gradient norm in training: median {median:.3f} over 3 diagnosed steps" in shown
+    assert (
+        f"attribution term's share of the gradient norm in training: median {median:.3f} over 3 diagnosed steps"
+        in shown
+    )
 
 
 def test_term_gradient_norms_match_a_hand_computed_case():
@@ -317,7 +502,15 @@ def test_a_fixed_subset_seed_trains_every_seed_on_the_same_examples(checkpoint_d
     rows = lambda d: [tuple(x) for x in d.batch(list(range(len(d))))["input_ids"].tolist()]  # noqa: E731
     assert rows(a) == rows(b) and rows(a) != rows(c)
     out = tmp_path / "fixed"
-    invoke(*_train_args(checkpoint_dir, glue, out)[:-1], "--train-limit", "20", "--subset-seed", "0", "--seed", "3",
-           "--no-progress")
+    invoke(
+        *_train_args(checkpoint_dir, glue, out)[:-1],
+        "--train-limit",
+        "20",
+        "--subset-seed",
+        "0",
+        "--seed",
+        "3",
+        "--no-progress",
+    )
     run = json.loads((out / "run.json").read_text())
     assert run["subset_seed"] == 0 and run["train_examples"] == 20 and run["config"]["seed"] == 3

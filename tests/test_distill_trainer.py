@@ -18,9 +18,26 @@ def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_pa
     worker = Path(__file__).with_name("ddp_worker.py")
     iit = objective.endswith("iit")
     student = checkpoint_dir("bert", 2, seed=1, layers=2 if iit else 1)  # IIT needs a layer below the last
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(29517 + iit),
-               str(worker), str(checkpoint_dir("bert", 2)), str(student), str(tmp_path), *(["iit"] if iit else [])]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29517 + iit),
+        str(worker),
+        str(checkpoint_dir("bert", 2)),
+        str(student),
+        str(tmp_path),
+        *(["iit"] if iit else []),
+    ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

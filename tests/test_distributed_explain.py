@@ -23,8 +23,18 @@ def texts(n: int) -> list[str]:
 
 
 def launch(nproc: int, *args: str, port: int, **popen) -> subprocess.Popen:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", str(port),
-               "-m", "attribkit", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        str(port),
+        "-m",
+        "attribkit",
+        *args,
+    ]
     return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -55,14 +65,28 @@ def run(nproc: int, *args: str, port: int, timeout: int = 240) -> subprocess.Com
 
 
 def one_process(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "attribkit", *args], env=ENV, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "attribkit", *args], env=ENV, capture_output=True, text=True, timeout=240
+    )
 
 
 def test_two_processes_write_the_same_file_as_one(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 3))
     (tmp_path / "in.txt").write_text("\n".join(texts(150)) + "\n")
-    common = ["explain", "--model", model, "--input", str(tmp_path / "in.txt"), "--method", "fast_ig", "--steps", "4",
-              "--target", "all", "--no-progress"]
+    common = [
+        "explain",
+        "--model",
+        model,
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--method",
+        "fast_ig",
+        "--steps",
+        "4",
+        "--target",
+        "all",
+        "--no-progress",
+    ]
     two = run(2, *common, "--out", str(tmp_path / "two.jsonl"), port=29541)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "from 2 processes" in two.stdout
@@ -77,8 +101,20 @@ def test_two_processes_write_the_same_file_as_one(checkpoint_dir, tmp_path):
 def test_killed_two_process_run_resumes_every_shard(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 2, layers=4))
     (tmp_path / "in.txt").write_text("\n".join(texts(400)) + "\n")
-    common = ["explain", "--model", model, "--input", str(tmp_path / "in.txt"), "--method", "integrated_gradients",
-              "--steps", "512", "--no-progress", "--batch-size", "4"]
+    common = [
+        "explain",
+        "--model",
+        model,
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--method",
+        "integrated_gradients",
+        "--steps",
+        "512",
+        "--no-progress",
+        "--batch-size",
+        "4",
+    ]
     out = tmp_path / "maps.jsonl"
     proc = launch(2, *common, "--out", str(out), port=29542)
     shards = [tmp_path / f"maps.jsonl.shard-{r}-of-2.jsonl.partial" for r in (0, 1)]
@@ -95,9 +131,12 @@ def test_killed_two_process_run_resumes_every_shard(checkpoint_dir, tmp_path):
     alone = one_process(*common, "--out", str(out), "--resume")
     assert alone.returncode == 2 and "interrupted 2-process run" in alone.stderr
     # the same processes with another method: refused, naming it
-    other = run(2, *[a if a != "integrated_gradients" else "fast_ig" for a in common], "--out", str(out), "--resume",
-                port=29544)
-    assert other.returncode != 0 and "method='integrated_gradients'" in other.stderr and "method='fast_ig'" in other.stderr
+    other = run(
+        2, *[a if a != "integrated_gradients" else "fast_ig" for a in common], "--out", str(out), "--resume", port=29544
+    )
+    assert (
+        other.returncode != 0 and "method='integrated_gradients'" in other.stderr and "method='fast_ig'" in other.stderr
+    )
     resumed = run(2, *common, "--out", str(out), "--resume", port=29545, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     records = ak.load(out)
@@ -111,8 +150,18 @@ def test_killed_two_process_run_resumes_every_shard(checkpoint_dir, tmp_path):
 
 def test_more_processes_than_inputs_is_one_clear_error(checkpoint_dir, tmp_path):
     (tmp_path / "in.txt").write_text("good film\nbad film\n")
-    result = run(3, "explain", "--model", str(checkpoint_dir("bert", 2)), "--input", str(tmp_path / "in.txt"),
-                 "--out", str(tmp_path / "o.jsonl"), "--no-progress", port=29546)
+    result = run(
+        3,
+        "explain",
+        "--model",
+        str(checkpoint_dir("bert", 2)),
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--no-progress",
+        port=29546,
+    )
     assert result.returncode != 0
     assert result.stderr.count("error: 3 processes for 2 input(s)") == 1  # said once, by the main process
     assert "attribkit/" not in result.stderr  # torchrun reports the failed workers; no traceback of ours
@@ -122,7 +171,16 @@ def test_more_processes_than_inputs_is_one_clear_error(checkpoint_dir, tmp_path)
 def test_faithfulness_in_two_processes_equals_one(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 2))
     (tmp_path / "in.txt").write_text("\n".join(texts(30)) + "\n")
-    common = ["faithfulness", "--model", model, "--input", str(tmp_path / "in.txt"), "--method", "occlusion", "--no-progress"]
+    common = [
+        "faithfulness",
+        "--model",
+        model,
+        "--input",
+        str(tmp_path / "in.txt"),
+        "--method",
+        "occlusion",
+        "--no-progress",
+    ]
     two = run(2, *common, "--json", str(tmp_path / "two.json"), port=29547)
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("AOPC") == 1  # only the main process reports

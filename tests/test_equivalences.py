@@ -30,8 +30,9 @@ def test_occlusion_equals_a_naive_one_token_loop(tiny):
     clf = tiny("bert", 3)
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[0, 2], [1, 1], [2, 0]])
-    ours = ak.attribute(clf, batch, targets=targets, method="occlusion", replacement="unk",
-                        target_fn="prob", internal_batch_size=3)
+    ours = ak.attribute(
+        clf, batch, targets=targets, method="occlusion", replacement="unk", target_fn="prob", internal_batch_size=3
+    )
     expected = torch.zeros_like(ours)
     unk = clf.tokenizer.unk_token_id
     with torch.no_grad():

@@ -74,7 +74,9 @@ def test_inline_prediction_equals_a_separate_forward(tiny):
     records = ak.explain(clf, TEXTS, method="fast_ig", steps=1, batch_size=5)
     maps = ak.attribute(clf, batch, targets=logits.argmax(-1, keepdim=True), method="fast_ig", steps=1)
     for i, record in enumerate(records):
-        np.testing.assert_allclose(record.probs, logits[i].softmax(-1).numpy(), rtol=1e-6)  # probs are stored as float32
+        np.testing.assert_allclose(
+            record.probs, logits[i].softmax(-1).numpy(), rtol=1e-6
+        )  # probs are stored as float32
         n = len(record.tokens)
         np.testing.assert_allclose(record.scores[0], maps[i, 0, :n].sum(-1).numpy(), rtol=1e-6, atol=1e-9)
 

@@ -28,9 +28,21 @@ def _record(clf, text, scores, view="positive", max_length=None):
     values = np.zeros((1, len(item.tokens)))
     real = [i for i, s in enumerate(item.segments) if s >= 0]
     values[0, real] = scores
-    return ak.Attribution(text=text, pair=None, tokens=item.tokens, offsets=item.offsets, segments=item.segments,
-                          scores=values, views=(view,), labels=clf.labels, probs=np.array([0.5, 0.5]),
-                          prediction=view, method="hand", options={}, truncated=item.truncated)
+    return ak.Attribution(
+        text=text,
+        pair=None,
+        tokens=item.tokens,
+        offsets=item.offsets,
+        segments=item.segments,
+        scores=values,
+        views=(view,),
+        labels=clf.labels,
+        probs=np.array([0.5, 0.5]),
+        prediction=view,
+        method="hand",
+        options={},
+        truncated=item.truncated,
+    )
 
 
 def test_comprehensiveness_and_sufficiency_delete_the_top_tokens(tiny):
@@ -105,8 +117,9 @@ def test_max_length_perturbs_the_truncated_input_the_record_explains(tiny):
         [scores] = ak.faithfulness(clf, [record], fractions=(0.33, 1.0), max_length=5)  # ceil(0.33 * 3) = 1: "movie"
     full = _prob(clf, "the movie was", 1)  # what the model saw; "very good" was cut
     assert scores.probability == pytest.approx(full, abs=1e-12)
-    np.testing.assert_allclose(scores.comprehensiveness, [full - _prob(clf, "the was", 1), full - _prob(clf, "", 1)],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        scores.comprehensiveness, [full - _prob(clf, "the was", 1), full - _prob(clf, "", 1)], atol=1e-12
+    )
     np.testing.assert_allclose(scores.sufficiency, [full - _prob(clf, "movie", 1), 0.0], atol=1e-12)
 
 

@@ -54,5 +54,7 @@ def test_no_import_circles_below_the_package_root():
 
 
 def test_the_core_never_imports_the_distillation_plugin():
-    offenders = {m for m, targets in run_time_imports().items() if any(t.startswith("attribkit_distill") for t in targets)}
+    offenders = {
+        m for m, targets in run_time_imports().items() if any(t.startswith("attribkit_distill") for t in targets)
+    }
     assert not offenders

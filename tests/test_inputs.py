@@ -16,7 +16,9 @@ def test_csv_quotes_empty_rows_and_labels(tmp_path):
 
 def test_jsonl_labels_and_default_pair_column(tmp_path):
     path = tmp_path / "b.jsonl"
-    path.write_text('{"sentence1": "a", "sentence2": "b", "label": -1}\n{"sentence1": "c", "sentence2": "d", "label": true}\n')
+    path.write_text(
+        '{"sentence1": "a", "sentence2": "b", "label": -1}\n{"sentence1": "c", "sentence2": "d", "label": true}\n'
+    )
     rows = read_inputs(path)
     assert rows == [InputRow("a", "b", None), InputRow("c", "d", 1)]  # -1 = unlabelled (GLUE test files)
     assert rows[0].model_input == ("a", "b")
@@ -32,13 +34,16 @@ def test_tsv_keeps_quotes_literally_and_txt_skips_blank_lines(tmp_path):
     assert [r.text for r in read_inputs(txt)] == ["one", "two"]
 
 
-@pytest.mark.parametrize(("name", "content", "kwargs", "message"), [
-    ("e.csv", "review\nx\n", {}, "no text column; pass --text-column"),
-    ("f.csv", "text\nx\n", {"text_column": "body"}, "no column 'body' (--text-column)"),
-    ("g.jsonl", "[1, 2]\n", {}, "must be a JSON object"),
-    ("h.parquet", "", {}, "use a .txt, .tsv, .csv, .jsonl file"),
-    ("i.txt", "x\n", {"text_column": "text"}, "plain text"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "message"),
+    [
+        ("e.csv", "review\nx\n", {}, "no text column; pass --text-column"),
+        ("f.csv", "text\nx\n", {"text_column": "body"}, "no column 'body' (--text-column)"),
+        ("g.jsonl", "[1, 2]\n", {}, "must be a JSON object"),
+        ("h.parquet", "", {}, "use a .txt, .tsv, .csv, .jsonl file"),
+        ("i.txt", "x\n", {"text_column": "text"}, "plain text"),
+    ],
+)
 def test_errors_say_what_to_do(tmp_path, name, content, kwargs, message):
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")

@@ -54,8 +54,9 @@ def test_padding_positions_are_exactly_zero(tiny, method):
 @pytest.mark.parametrize("method", ak.list_methods())
 def test_every_architecture_single_and_pair(tiny, arch, method):
     clf = tiny(arch, 2)
-    records = ak.explain(clf, ["the movie was good", ("a cat sat", "on the mat")], method=method,
-                         **STEPS.get(method, {}))
+    records = ak.explain(
+        clf, ["the movie was good", ("a cat sat", "on the mat")], method=method, **STEPS.get(method, {})
+    )
     assert len(records) == 2 and records[1].segments.count(1) == 3
     assert all(np.abs(r.scores).sum() > 0 for r in records)
 

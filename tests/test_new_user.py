@@ -18,9 +18,17 @@ SENTENCES = ["the movie was good", "awful plot", "i love this film", "boring and
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "attribkit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env or ENV)
+def cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 180
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "attribkit", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env or ENV,
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -32,11 +40,20 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 
 # ---------------------------------------------------------------- defaults that give faithful maps
 
+
 def test_fast_ig_without_steps_is_faithful_and_says_what_ran():
     """The shipped model, `--method fast_ig` with no --steps: 50 Gauss-Legendre steps, completeness within 10 %."""
     out = Path(tempfile.mkdtemp()) / "one.jsonl"
-    proc = cli("explain", "--text", "a charming , funny and moving film", "--method", "fast_ig", "--json", out,
-               env={**ENV, "COLUMNS": "200"})
+    proc = cli(
+        "explain",
+        "--text",
+        "a charming , funny and moving film",
+        "--method",
+        "fast_ig",
+        "--json",
+        out,
+        env={**ENV, "COLUMNS": "200"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "fast_ig: 50 steps (gausslegendre), baseline pad, layer word_embeddings" in proc.stdout
     assert "warning" not in proc.stderr
@@ -47,8 +64,20 @@ def test_fast_ig_without_steps_is_faithful_and_says_what_ran():
 
 def test_a_large_completeness_error_warns_once_per_run(checkpoint_dir, tmp_path):
     (tmp_path / "in.txt").write_text("\n".join(f"{SENTENCES[i % 6]} {i}" for i in range(140)) + "\n")
-    proc = cli("explain", "--model", checkpoint_dir("bert", 2), "--input", tmp_path / "in.txt", "--out",
-               tmp_path / "o.jsonl", "--method", "fast_ig", "--steps", "1", "--no-progress")
+    proc = cli(
+        "explain",
+        "--model",
+        checkpoint_dir("bert", 2),
+        "--input",
+        tmp_path / "in.txt",
+        "--out",
+        tmp_path / "o.jsonl",
+        "--method",
+        "fast_ig",
+        "--steps",
+        "1",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "completeness error" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: completeness error above 10%")
@@ -57,6 +86,7 @@ def test_a_large_completeness_error_warns_once_per_run(checkpoint_dir, tmp_path)
 
 # ---------------------------------------------------------------- resume never mixes runs
 
+
 def test_resume_refuses_another_method_model_or_input_and_accepts_the_same_run(checkpoint_dir, tmp_path):
     slow_model = str(checkpoint_dir("bert", 2, layers=4))
     texts = [f"{SENTENCES[i % 6]} {'very ' * (i % 5)}{i % 7}" for i in range(300)]
@@ -64,8 +94,21 @@ def test_resume_refuses_another_method_model_or_input_and_accepts_the_same_run(c
     (tmp_path / "other.txt").write_text("\n".join(reversed(texts)) + "\n")  # same length, other inputs
     out = tmp_path / "maps.jsonl"
     common = ["--out", out, "--method", "integrated_gradients", "--steps", "512", "--batch-size", "4", "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "attribkit", "explain", "--model", slow_model, "--input",
-                             str(tmp_path / "in.txt"), *map(str, common)], env=ENV, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "attribkit",
+            "explain",
+            "--model",
+            slow_model,
+            "--input",
+            str(tmp_path / "in.txt"),
+            *map(str, common),
+        ],
+        env=ENV,
+        stderr=subprocess.DEVNULL,
+    )
     partial = tmp_path / "maps.jsonl.partial"
     deadline = time.time() + 120
     while time.time() < deadline and (not partial.exists() or partial.stat().st_size == 0):
@@ -85,23 +128,36 @@ def test_resume_refuses_another_method_model_or_input_and_accepts_the_same_run(c
         assert f"cannot --resume {partial}: it was made with {key}" in line, line
         assert partial.read_text().count("\n") == done  # nothing appended
     # the same run (another batch size changes speed, not results) continues
-    resumed = cli("explain", "--model", slow_model, "--input", tmp_path / "in.txt", *common[:-2], "8", "--no-progress",
-                  "--resume", timeout=400)
+    resumed = cli(
+        "explain",
+        "--model",
+        slow_model,
+        "--input",
+        tmp_path / "in.txt",
+        *common[:-2],
+        "8",
+        "--no-progress",
+        "--resume",
+        timeout=400,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert [r.text for r in ak.load(out)] == texts and not (tmp_path / "maps.jsonl.partial.run.json").exists()
 
 
 # ---------------------------------------------------------------- errors, not tracebacks
 
+
 def test_unwritable_outputs_fail_before_any_work(checkpoint_dir, tmp_path):
     model = checkpoint_dir("bert", 2)
     (tmp_path / "in.txt").write_text("good\nbad\n")
-    for args in (["explain", "--model", model, "--text", "good", "--html", "/proc/attribkit-test.html"],
-                 ["explain", "--model", model, "--text", "good", "--json", "/proc/attribkit-test.jsonl"],
-                 ["explain", "--model", model, "--text", "good", "--plot", "/proc/attribkit-test.html"],
-                 ["explain", "--model", model, "--input", tmp_path / "in.txt", "--out", "/proc/attribkit-test.jsonl"],
-                 ["faithfulness", "--model", model, "--text", "good", "--json", "/proc/attribkit-test.json"],
-                 ["compare", "--teacher", model, "--student", model, "--text", "good", "--html", "/proc/attribkit-test.html"]):
+    for args in (
+        ["explain", "--model", model, "--text", "good", "--html", "/proc/attribkit-test.html"],
+        ["explain", "--model", model, "--text", "good", "--json", "/proc/attribkit-test.jsonl"],
+        ["explain", "--model", model, "--text", "good", "--plot", "/proc/attribkit-test.html"],
+        ["explain", "--model", model, "--input", tmp_path / "in.txt", "--out", "/proc/attribkit-test.jsonl"],
+        ["faithfulness", "--model", model, "--text", "good", "--json", "/proc/attribkit-test.json"],
+        ["compare", "--teacher", model, "--student", model, "--text", "good", "--html", "/proc/attribkit-test.html"],
+    ):
         line = one_error_line(cli(*args))
         assert "/proc/attribkit-test" in line and "cannot write there" in line, line
 
@@ -140,8 +196,9 @@ def test_an_unreachable_hub_fails_fast():
     line = one_error_line(cli("explain", "--dataset", "someone/no-such-data", "--out", "/tmp/x.jsonl", env=env))
     assert "cannot load dataset 'someone/no-such-data'" in line and "cannot be reached" in line
     # with offline mode asked for, the libraries' own offline errors are just as quick
-    line = one_error_line(cli("explain", "--model", "someone/no-such-model", "--text", "good",
-                              env={**env, "HF_HUB_OFFLINE": "1"}))
+    line = one_error_line(
+        cli("explain", "--model", "someone/no-such-model", "--text", "good", env={**env, "HF_HUB_OFFLINE": "1"})
+    )
     assert "someone/no-such-model" in line
     assert time.time() - start < 40
 
@@ -162,30 +219,77 @@ def test_a_tokenizer_larger_than_the_model_is_refused_at_load(checkpoint_dir, tm
 
 def test_labels_that_are_not_the_models_classes(checkpoint_dir, tmp_path):
     model = checkpoint_dir("bert", 2)  # classes: negative, positive
-    (tmp_path / "rte.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{'not_entailment' if i % 2 else 'entailment'}\n"
-                                                                  for i, s in enumerate(SENTENCES)))
-    proc = cli("explain", "--model", model, "--input", tmp_path / "rte.tsv", "--out", tmp_path / "a.jsonl",
-               "--method", "gradient_x_input", "--no-progress")
+    (tmp_path / "rte.tsv").write_text(
+        "sentence\tlabel\n"
+        + "".join(f"{s}\t{'not_entailment' if i % 2 else 'entailment'}\n" for i, s in enumerate(SENTENCES))
+    )
+    proc = cli(
+        "explain",
+        "--model",
+        model,
+        "--input",
+        tmp_path / "rte.tsv",
+        "--out",
+        tmp_path / "a.jsonl",
+        "--method",
+        "gradient_x_input",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     [warning] = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert "6 of 6 gold labels (e.g. 'entailment') are not the model's classes" in warning
     assert all(r.gold is None for r in ak.load(tmp_path / "a.jsonl"))
-    line = one_error_line(cli("explain", "--model", model, "--input", tmp_path / "rte.tsv", "--out", tmp_path / "b.jsonl",
-                              "--target", "gold", "--no-progress"))
+    line = one_error_line(
+        cli(
+            "explain",
+            "--model",
+            model,
+            "--input",
+            tmp_path / "rte.tsv",
+            "--out",
+            tmp_path / "b.jsonl",
+            "--target",
+            "gold",
+            "--no-progress",
+        )
+    )
     assert "label 'entailment', which is not one of the model's classes (negative, positive)" in line
-    off = cli("explain", "--model", model, "--input", tmp_path / "rte.tsv", "--out", tmp_path / "c.jsonl",
-              "--method", "gradient_x_input", "--label-column", "", "--no-progress")
+    off = cli(
+        "explain",
+        "--model",
+        model,
+        "--input",
+        tmp_path / "rte.tsv",
+        "--out",
+        tmp_path / "c.jsonl",
+        "--method",
+        "gradient_x_input",
+        "--label-column",
+        "",
+        "--no-progress",
+    )
     assert off.returncode == 0 and "warning" not in off.stderr
 
 
 def test_some_rows_without_a_label_warn_once(checkpoint_dir, tmp_path):
     rows = [{"text": s, **({"label": "positive"} if i % 2 else {})} for i, s in enumerate(SENTENCES)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = cli("explain", "--model", checkpoint_dir("bert", 2), "--input", tmp_path / "in.jsonl", "--out",
-               tmp_path / "o.jsonl", "--method", "gradient_x_input", "--no-progress")
+    proc = cli(
+        "explain",
+        "--model",
+        checkpoint_dir("bert", 2),
+        "--input",
+        tmp_path / "in.jsonl",
+        "--out",
+        tmp_path / "o.jsonl",
+        "--method",
+        "gradient_x_input",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("warning:")] == [
-        "warning: 3 of 6 inputs have no gold label; the records carry none (--label-column '' turns labels off)"]
+        "warning: 3 of 6 inputs have no gold label; the records carry none (--label-column '' turns labels off)"
+    ]
 
 
 def test_warnings_are_one_plain_line(checkpoint_dir):
@@ -198,29 +302,74 @@ def test_warnings_are_one_plain_line(checkpoint_dir):
 
 # ---------------------------------------------------------------- what a person reads
 
+
 def test_terminal_summary_help_and_counts(checkpoint_dir, tmp_path):
     model = checkpoint_dir("bert", 2)
-    proc = cli("explain", "--model", model, "--text", "the movie was good", "--method", "gradient_x_input",
-               env={**ENV, "COLUMNS": "200"})
+    proc = cli(
+        "explain",
+        "--model",
+        model,
+        "--text",
+        "the movie was good",
+        "--method",
+        "gradient_x_input",
+        env={**ENV, "COLUMNS": "200"},
+    )
     table = proc.stdout.split("top 5 tokens")[1]
     assert "[CLS]" not in table and "[SEP]" not in table and "movie" in table
     assert "method: gradient_x_input: layer word_embeddings, target logit" in proc.stdout
     help_text = cli("explain", "--help", env={**ENV, "COLUMNS": "120"}).stdout
     assert "--resume" in help_text and "<bool>" not in help_text
     (tmp_path / "one.txt").write_text("good\n")
-    one = cli("explain", "--model", model, "--input", tmp_path / "one.txt", "--out", tmp_path / "o.jsonl",
-              "--method", "gradient_x_input", "--no-progress")
+    one = cli(
+        "explain",
+        "--model",
+        model,
+        "--input",
+        tmp_path / "one.txt",
+        "--out",
+        tmp_path / "o.jsonl",
+        "--method",
+        "gradient_x_input",
+        "--no-progress",
+    )
     assert one.stdout.startswith(f"wrote 1 record to {tmp_path / 'o.jsonl'}")
 
 
 def test_missing_plotly_js_file_warns(checkpoint_dir, tmp_path):
     model = checkpoint_dir("bert", 2)
-    proc = cli("compare", "--teacher", model, "--student", model, "--text", "good", "--method", "gradient_x_input",
-               "--html", tmp_path / "r.html", "--plotly-js", "plotly.min.js", "--no-progress")
+    proc = cli(
+        "compare",
+        "--teacher",
+        model,
+        "--student",
+        model,
+        "--text",
+        "good",
+        "--method",
+        "gradient_x_input",
+        "--html",
+        tmp_path / "r.html",
+        "--plotly-js",
+        "plotly.min.js",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: --plotly-js plotly.min.js: no such file next to" in proc.stderr
-    data_proc = cli("compare", "--teacher", model, "--student", model, "--text", "good", "--method", "gradient_x_input",
-                    "--json", tmp_path / "r.json", "--no-progress")
+    data_proc = cli(
+        "compare",
+        "--teacher",
+        model,
+        "--student",
+        model,
+        "--text",
+        "good",
+        "--method",
+        "gradient_x_input",
+        "--json",
+        tmp_path / "r.json",
+        "--no-progress",
+    )
     data = json.loads((tmp_path / "r.json").read_text())
     assert data_proc.returncode == 0 and data["teacher"] == str(model) and data["method"] == "gradient_x_input"
     assert data["options"]["teacher"]["layer"] == "word_embeddings"
@@ -228,8 +377,10 @@ def test_missing_plotly_js_file_warns(checkpoint_dir, tmp_path):
 
 def test_training_outputs_that_cannot_be_written_fail_before_any_work(checkpoint_dir):
     model = checkpoint_dir("bert", 2)
-    for args in (["finetune", "--model", model, "--task", "SST-2", "--out", "/proc/attribkit-test/run"],
-                 ["distill", "--teacher", model, "--student-layers", "0", "--task", "SST-2", "--out", "/proc/attribkit-test/s"],
-                 ["evaluate", "--model", model, "--task", "SST-2", "--json", "/proc/attribkit-test.json"]):
+    for args in (
+        ["finetune", "--model", model, "--task", "SST-2", "--out", "/proc/attribkit-test/run"],
+        ["distill", "--teacher", model, "--student-layers", "0", "--task", "SST-2", "--out", "/proc/attribkit-test/s"],
+        ["evaluate", "--model", model, "--task", "SST-2", "--json", "/proc/attribkit-test.json"],
+    ):
         line = one_error_line(cli(*args))
         assert "/proc/attribkit-test" in line and "cannot write there" in line, line

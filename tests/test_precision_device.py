@@ -41,8 +41,23 @@ def test_unknown_dtype(tiny):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:3"])
 def test_missing_cuda_device_is_one_line_naming_what_exists(checkpoint_dir, device):
-    proc = subprocess.run([sys.executable, "-m", "attribkit", "explain", "--model", str(checkpoint_dir("bert", 2)),
-                           "--text", "good", "--device", device], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attribkit",
+            "explain",
+            "--model",
+            str(checkpoint_dir("bert", 2)),
+            "--text",
+            "good",
+            "--device",
+            device,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: device {device!r} is not available on this machine; available: cpu"
 

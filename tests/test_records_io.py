@@ -11,11 +11,23 @@ import attribkit as ak
 
 
 def make_record(**overrides):
-    fields = {"text": "good film", "pair": None, "tokens": ["[CLS]", "good", "film", "[SEP]"],
-                  "offsets": [(0, 0), (0, 4), (5, 9), (0, 0)], "segments": [-1, 0, 0, -1],
-                  "scores": [[0.0, 0.5, -0.25, 0.0]], "views": ["positive"], "labels": ["negative", "positive"],
-                  "probs": [0.2, 0.8], "prediction": "positive", "method": "fast_ig", "options": {"steps": 1},
-                  "delta": [0.01], "truncated": False, "gold": "positive"}
+    fields = {
+        "text": "good film",
+        "pair": None,
+        "tokens": ["[CLS]", "good", "film", "[SEP]"],
+        "offsets": [(0, 0), (0, 4), (5, 9), (0, 0)],
+        "segments": [-1, 0, 0, -1],
+        "scores": [[0.0, 0.5, -0.25, 0.0]],
+        "views": ["positive"],
+        "labels": ["negative", "positive"],
+        "probs": [0.2, 0.8],
+        "prediction": "positive",
+        "method": "fast_ig",
+        "options": {"steps": 1},
+        "delta": [0.01],
+        "truncated": False,
+        "gold": "positive",
+    }
     fields.update(overrides)
     return ak.Attribution(**fields)
 

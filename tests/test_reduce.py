@@ -55,13 +55,16 @@ def test_merge_words_and_top_tokens():
     assert top_tokens([0.1, -0.9, 0.5], ["a", "b", "c"], k=1, by="pos") == [(2, "c", 0.5)]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"sign": "signed", "aggregate": "l2"}, "sign='absolute'"),
-    ({"sign": "both"}, "unknown sign"),
-    ({"aggregate": "mean"}, "unknown aggregate"),
-    ({"top_k": 4}, "larger than the layer's hidden size 3"),
-    ({"top_k": 0}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sign": "signed", "aggregate": "l2"}, "sign='absolute'"),
+        ({"sign": "both"}, "unknown sign"),
+        ({"aggregate": "mean"}, "unknown aggregate"),
+        ({"top_k": 4}, "larger than the layer's hidden size 3"),
+        ({"top_k": 0}, "positive integer"),
+    ],
+)
 def test_reduction_option_errors(kwargs, match):
     with pytest.raises(ak.OptionError, match=match):
         reduce_dims(A, **kwargs)

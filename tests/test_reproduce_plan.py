@@ -47,8 +47,13 @@ def test_plan_order_and_size(reproduce):
     runs = reproduce.plan(list(reproduce.TASKS), list(reproduce.PRIORITY))
     assert len(runs) == len({(r.task, r.row.name, r.seed) for r in runs}) == 110
     # task by task: the teacher, then the core rows of seed 1 (students need their task's teacher)
-    assert [(r.task, r.row.name) for r in runs[:5]] == [("rte", "teacher"), ("rte", "student_ft"), ("rte", "kd"),
-                                                         ("rte", "adkd"), ("mrpc", "teacher")]
+    assert [(r.task, r.row.name) for r in runs[:5]] == [
+        ("rte", "teacher"),
+        ("rte", "student_ft"),
+        ("rte", "kd"),
+        ("rte", "adkd"),
+        ("mrpc", "teacher"),
+    ]
     first_seed2 = next(i for i, r in enumerate(runs) if r.seed == 2)
     assert all(r.seed == 1 for r in runs[:first_seed2])  # a whole seed before the next
     # the table comes before the extra rows within seed 1
@@ -57,7 +62,8 @@ def test_plan_order_and_size(reproduce):
     assert {r.task for r in runs if r.row.name == "adkd_no_ce"} == {"rte", "mrpc", "stsb"}
     assert {r.task for r in runs if r.row.name == "adkd_ig4"} == {"mrpc"}
     assert {(r.task, r.row.name) for r in runs if r.row.name.startswith("adkd_k")} == {
-        ("stsb", f"adkd_k{k}") for k in reproduce.TOP_K_SWEEP}
+        ("stsb", f"adkd_k{k}") for k in reproduce.TOP_K_SWEEP
+    }
     assert {r.task for r in runs if r.row in reproduce.INVESTIGATION} == {"mrpc"}
     # three seeds for the rows, seed 1 for the extra rows (IIT, investigation)
     seeds = {}
@@ -69,8 +75,14 @@ def test_plan_order_and_size(reproduce):
 
 def test_explicit_seeds_run_every_row_at_those_seeds(reproduce):
     runs = reproduce.plan(["mrpc"], ["kd", "kd_iit", "adkd_t1"], [2, 3])
-    assert [(r.row.name, r.seed) for r in runs] == [("kd", 2), ("kd_iit", 2), ("adkd_t1", 2),
-                                                    ("kd", 3), ("kd_iit", 3), ("adkd_t1", 3)]
+    assert [(r.row.name, r.seed) for r in runs] == [
+        ("kd", 2),
+        ("kd_iit", 2),
+        ("adkd_t1", 2),
+        ("kd", 3),
+        ("kd_iit", 3),
+        ("adkd_t1", 3),
+    ]
 
 
 def test_every_command_line_uses_existing_flags(reproduce):
@@ -90,9 +102,11 @@ def test_every_command_line_uses_existing_flags(reproduce):
 def test_report_cells_and_cost_ratios(report):
     assert report.cell([]) == "—" and report.cell([55.55]) == "55.5 (1)"  # one seed: no error bar
     assert report.cell([1.0, 2.0, 3.0]) == "2.0 ± 1.0 (3)"  # sample std (n - 1)
-    results = {("mrpc", "kd"): [{"steps_per_second": 1.0, "threads": 1}, {"steps_per_second": 0.5, "threads": 2}],
-               ("mrpc", "adkd"): [{"steps_per_second": 0.25, "threads": 1}],
-               ("mrpc", "kd_iit"): [{"steps_per_second": 0.2}]}  # no field: an older run on both cores
+    results = {
+        ("mrpc", "kd"): [{"steps_per_second": 1.0, "threads": 1}, {"steps_per_second": 0.5, "threads": 2}],
+        ("mrpc", "adkd"): [{"steps_per_second": 0.25, "threads": 1}],
+        ("mrpc", "kd_iit"): [{"steps_per_second": 0.2}],
+    }  # no field: an older run on both cores
     lines = report.cost_table(results)
     assert "| MRPC | 1 | adkd | 4.00 | 4.00 |" in lines  # 4 s/step vs KD's 1 s at the same setting
     assert "| MRPC | 2 | kd_iit | 5.00 | 2.50 |" in lines  # vs KD's 2 s on 2 threads, never across settings
@@ -100,12 +114,20 @@ def test_report_cells_and_cost_ratios(report):
 
 def test_investigation_rows_pair_with_the_right_baseline_seed_by_seed(reproduce, report):
     f1 = lambda **v: [{"seed": int(s[1:]), "best": {"dev/f1": x}} for s, x in v.items()]  # noqa: E731
-    results = {("mrpc", "kd"): f1(s1=82.0, s2=84.0), ("mrpc", "adkd"): f1(s1=84.0, s2=83.0),
-               ("mrpc", "adkd_beta100"): f1(s1=80.0), ("mrpc", "adkd_beta1"): f1(s3=90.0),
-               ("mrpc", "kd_t1"): f1(s1=70.0), ("mrpc", "adkd_t1"): f1(s1=71.5)}
+    results = {
+        ("mrpc", "kd"): f1(s1=82.0, s2=84.0),
+        ("mrpc", "adkd"): f1(s1=84.0, s2=83.0),
+        ("mrpc", "adkd_beta100"): f1(s1=80.0),
+        ("mrpc", "adkd_beta1"): f1(s3=90.0),
+        ("mrpc", "kd_t1"): f1(s1=70.0),
+        ("mrpc", "adkd_t1"): f1(s1=71.5),
+    }
     lines = report.investigation_table(results)
     # presets: +2 and -1 -> mean 0.5, sample std 2.1
-    assert "| presets (beta 10, all 384 dims, T 4 annealed, lr 1e-4) | 83.0 ± 1.4 (2) | 83.5 ± 0.7 (2) | +0.5 ± 2.1, ahead on 1/2 |" in lines
+    assert (
+        "| presets (beta 10, all 384 dims, T 4 annealed, lr 1e-4) | 83.0 ± 1.4 (2) | 83.5 ± 0.7 (2) | +0.5 ± 2.1, ahead on 1/2 |"
+        in lines
+    )
     # seed 1 against KD's seed 1 (82), not against KD's mean over seeds (83)
     assert "| beta = 100 | 82.0 (1), presets | 80.0 (1) | -2.0 (1) |" in lines
     assert "| T = 1 | 70.0 (1) | 71.5 (1) | +1.5 (1) |" in lines  # its own KD row
@@ -117,9 +139,11 @@ def test_investigation_rows_pair_with_the_right_baseline_seed_by_seed(reproduce,
 
 def test_paired_differences_match_seed_by_seed(report):
     runs = lambda row, **by_seed: [{"seed": int(s[1:]), "best": {"dev/f1": v}} for s, v in by_seed.items()]  # noqa: E731
-    results = {("mrpc", "kd"): runs("kd", s1=80.0, s2=82.0, s3=84.0),
-               ("mrpc", "adkd"): runs("adkd", s1=81.0, s2=81.0, s4=90.0),  # seed 4 has no KD partner
-               ("mrpc", "student_ft"): runs("student_ft", s2=83.0)}
+    results = {
+        ("mrpc", "kd"): runs("kd", s1=80.0, s2=82.0, s3=84.0),
+        ("mrpc", "adkd"): runs("adkd", s1=81.0, s2=81.0, s4=90.0),  # seed 4 has no KD partner
+        ("mrpc", "student_ft"): runs("student_ft", s2=83.0),
+    }
     # seeds 1 and 2: +1 and -1 -> mean 0, sample std sqrt(2) = 1.41; AD-KD ahead on seed 1 only
     assert report.paired_cell(results, "mrpc", "adkd", "kd") == "+0.0 ± 1.4, ahead on 1/2"
     assert report.paired_cell(results, "mrpc", "kd", "student_ft") == "-1.0 (1)"
@@ -129,7 +153,11 @@ def test_paired_differences_match_seed_by_seed(report):
     assert lines[2].startswith("| AD-KD − KD | — |") and "+0.0 ± 1.4, ahead on 1/2" in lines[2]
     # every ablation is set against the row it removes something from
     assert [line.split(" | ")[0] for line in lines[5:]] == [
-        "| AD-KD w/o CE − AD-KD", "| AD-KD w/o KD − AD-KD", "| AD-KD w/o KD − no teacher", "| 4 IG steps − 1 IG step"]
+        "| AD-KD w/o CE − AD-KD",
+        "| AD-KD w/o KD − AD-KD",
+        "| AD-KD w/o KD − no teacher",
+        "| 4 IG steps − 1 IG step",
+    ]
     results[("mrpc", "adkd_no_kd")] = runs("adkd_no_kd", s2=82.5)
     assert report.paired_cell(results, "mrpc", "adkd_no_kd", "student_ft") == "-0.5 (1)"  # 82.5 - 83.0, seed 2
 
@@ -138,13 +166,16 @@ def test_top_k_sweep_places_the_preset_at_its_recorded_k(report):
     def run(k, seed, value, metric="dev/spearman"):
         return {"settings": {"loss": {"attribution": {"top_k": k}}}, "seed": seed, "best": {metric: value}}
 
-    results = {("stsb", "adkd_k48"): [run(48, 1, 80.0), run(48, 2, 82.0)],
-               ("stsb", "adkd"): [run(320, 1, 82.0), run(320, 2, 84.0), run(320, 3, 90.0)],
-               ("stsb", "adkd_k96"): [run(96, 1, 81.0), run(96, 2, 81.0)], ("mrpc", "adkd"): [run(None, 1, 70.0, "dev/f1")]}
+    results = {
+        ("stsb", "adkd_k48"): [run(48, 1, 80.0), run(48, 2, 82.0)],
+        ("stsb", "adkd"): [run(320, 1, 82.0), run(320, 2, 84.0), run(320, 3, 90.0)],
+        ("stsb", "adkd_k96"): [run(96, 1, 81.0), run(96, 2, 81.0)],
+        ("mrpc", "adkd"): [run(None, 1, 70.0, "dev/f1")],
+    }
     points = report.sweep_points(results)
     # not at 384: STS-B's preset is 320; seed 3 (the preset's only) left out so every point averages seeds 1-2
     assert [(k, m) for k, m, _ in points] == [(48, 81.0), (96, 81.0), (320, 83.0)]
-    assert points[2][2] == pytest.approx(2 ** 0.5) and points[1][2] == 0.0
+    assert points[2][2] == pytest.approx(2**0.5) and points[1][2] == 0.0
     assert report.sweep_points(results, "mrpc") == [(384, 70.0, 0.0)]  # no top_k recorded: every dimension
 
 
@@ -170,8 +201,10 @@ def test_seeds_option_reads_positive_integers_and_names_a_bad_entry(reproduce):
 
 
 def test_table_shows_the_students_teacher_apart_from_the_teacher_mean(report):
-    results = {("rte", "teacher"): [{"seed": 2, "best": {"dev/accuracy": 54.5}}, {"seed": 1, "best": {"dev/accuracy": 57.4}}],
-               ("mrpc", "teacher"): [{"seed": 2, "best": {"dev/f1": 86.8}}]}  # no seed-1 teacher: an empty cell
+    results = {
+        ("rte", "teacher"): [{"seed": 2, "best": {"dev/accuracy": 54.5}}, {"seed": 1, "best": {"dev/accuracy": 57.4}}],
+        ("mrpc", "teacher"): [{"seed": 2, "best": {"dev/f1": 86.8}}],
+    }  # no seed-1 teacher: an empty cell
     lines = report.table(results).splitlines()
     teacher, students_teacher = lines[2], lines[3]
     assert teacher.startswith("| Teacher (MiniLM") and "| 56.0 ± 2.1 (2) | 86.8 (1) |" in teacher  # std: 2.9 / sqrt(2)

@@ -29,18 +29,27 @@ def test_narrow_student_keeps_the_selected_weights(tiny):
     clf = tiny("bert", 2)  # hidden 16, 2 heads of 8, feed-forward 32
     student = narrow_student(clf.model, [1], 8)
     config = student.config
-    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size, config.num_hidden_layers) == (8, 1, 16, 1)
+    assert (config.hidden_size, config.num_attention_heads, config.intermediate_size, config.num_hidden_layers) == (
+        8,
+        1,
+        16,
+        1,
+    )
     dims = torch.linspace(0, 15, 8).round().long()  # evenly spaced residual dims
     teacher, kept = clf.model.state_dict(), student.state_dict()
-    torch.testing.assert_close(kept["bert.embeddings.word_embeddings.weight"], teacher["bert.embeddings.word_embeddings.weight"][:, dims])
+    torch.testing.assert_close(
+        kept["bert.embeddings.word_embeddings.weight"], teacher["bert.embeddings.word_embeddings.weight"][:, dims]
+    )
     # attention keeps whole head 0 (dims 0..7) of the teacher's layer 1, reading the selected residual dims
     query = teacher["bert.encoder.layer.1.attention.self.query.weight"][:8][:, dims]
     torch.testing.assert_close(kept["bert.encoder.layer.0.attention.self.query.weight"], query)
     out = teacher["bert.encoder.layer.1.attention.output.dense.weight"][dims][:, :8]
     torch.testing.assert_close(kept["bert.encoder.layer.0.attention.output.dense.weight"], out)
     neurons = torch.linspace(0, 31, 16).round().long()
-    torch.testing.assert_close(kept["bert.encoder.layer.0.intermediate.dense.weight"],
-                               teacher["bert.encoder.layer.1.intermediate.dense.weight"][neurons][:, dims])
+    torch.testing.assert_close(
+        kept["bert.encoder.layer.0.intermediate.dense.weight"],
+        teacher["bert.encoder.layer.1.intermediate.dense.weight"][neurons][:, dims],
+    )
     with pytest.raises(ak.OptionError, match="multiple of the teacher's head size 8"):
         narrow_student(clf.model, [0], 12)
 
@@ -48,9 +57,29 @@ def test_narrow_student_keeps_the_selected_weights(tiny):
 def test_distill_narrow_student_then_export_half_precision(checkpoint_dir, tmp_path):
     glue = write_tiny_glue(tmp_path / "glue")
     out = tmp_path / "student"
-    result = runner.invoke(app, ["distill", "--teacher", str(checkpoint_dir("bert", 2)), "--task", "SST-2", "--data-dir",
-                                 str(glue), "--out", str(out), "--student-layers", "0", "--student-hidden", "8",
-                                 "--max-steps", "2", "--batch-size", "8", "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(checkpoint_dir("bert", 2)),
+            "--task",
+            "SST-2",
+            "--data-dir",
+            str(glue),
+            "--out",
+            str(out),
+            "--student-layers",
+            "0",
+            "--student-hidden",
+            "8",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "run.json").read_text())["student_hidden"] == 8
     card = tmp_path / "card.md"
@@ -83,7 +112,10 @@ def test_wordpiece_tokenizer_is_slimmed_to_vocab_txt_when_identical(minilm_path,
     rebuilt = AutoTokenizer.from_pretrained(folder)
     text = "A gripping, beautifully acted film -- naïve, unbelievably Ünïcödé [SEP] 42!"
     assert rebuilt(text, "a pair")["input_ids"] == tokenizer(text, "a pair")["input_ids"]
-    assert rebuilt(text, return_offsets_mapping=True)["offset_mapping"] == tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    assert (
+        rebuilt(text, return_offsets_mapping=True)["offset_mapping"]
+        == tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    )
 
 
 def test_student_from_a_pretrained_model_keeps_its_layers_and_gets_a_fresh_head(checkpoint_dir):
@@ -91,10 +123,16 @@ def test_student_from_a_pretrained_model_keeps_its_layers_and_gets_a_fresh_head(
 
     from attribkit_distill import student_from_pretrained
 
-    source = ak.load_classifier(checkpoint_dir("bert", 2, seed=3, layers=3), device="cpu").model  # stands in for a pre-trained BERT
+    source = ak.load_classifier(
+        checkpoint_dir("bert", 2, seed=3, layers=3), device="cpu"
+    ).model  # stands in for a pre-trained BERT
     torch.manual_seed(0)
-    student = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [0, 2], num_labels=3,
-                                      labels=["entailment", "neutral", "contradiction"])
+    student = student_from_pretrained(
+        str(checkpoint_dir("bert", 2, seed=3, layers=3)),
+        [0, 2],
+        num_labels=3,
+        labels=["entailment", "neutral", "contradiction"],
+    )
     assert student.config.num_hidden_layers == 2 and student.config.num_labels == 3
     assert student.config.id2label[2] == "contradiction"
     theirs, ours = source.state_dict(), student.state_dict()
@@ -107,8 +145,9 @@ def test_student_from_a_pretrained_model_keeps_its_layers_and_gets_a_fresh_head(
     torch.manual_seed(0)
     again = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [0, 2], num_labels=3)
     assert torch.equal(again.state_dict()["classifier.weight"], ours["classifier.weight"])  # seeded: reproducible
-    narrow = student_from_pretrained(str(checkpoint_dir("bert", 2, seed=3, layers=3)), [1], num_labels=1, hidden=8,
-                                     regression=True)
+    narrow = student_from_pretrained(
+        str(checkpoint_dir("bert", 2, seed=3, layers=3)), [1], num_labels=1, hidden=8, regression=True
+    )
     assert narrow.config.hidden_size == 8 and narrow.config.problem_type == "regression"
     with pytest.raises(ak.OptionError, match="cannot load a pre-trained model"):
         student_from_pretrained("/no/such/model", [0], num_labels=2)

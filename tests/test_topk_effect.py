@@ -13,9 +13,16 @@ import torch
 
 import attribkit as ak
 
-SENTENCES = ["a gripping , beautifully acted film .", "dull and far too long .", "it is not bad at all , really",
-             "the plot makes no sense and the acting is worse", "a charming , funny and moving story about a family",
-             "i wanted to like it , but i could not", "one of the best films of the year", "a mess from start to finish"]
+SENTENCES = [
+    "a gripping , beautifully acted film .",
+    "dull and far too long .",
+    "it is not bad at all , really",
+    "the plot makes no sense and the acting is worse",
+    "a charming , funny and moving story about a family",
+    "i wanted to like it , but i could not",
+    "one of the best films of the year",
+    "a mess from start to finish",
+]
 
 
 def token_maps(attributions: torch.Tensor, mask: torch.Tensor, *, top_k: int | None, aggregate: str) -> torch.Tensor:

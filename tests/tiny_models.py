@@ -45,8 +45,15 @@ def tiny_config(arch: str = "bert", *, num_labels: int = 2, hidden: int = 16, la
 
     common = {"vocab_size": len(VOCAB), "num_labels": num_labels, "pad_token_id": 0}
     if arch == "distilbert":
-        cfg = AutoConfig.for_model("distilbert", dim=hidden, n_layers=layers, n_heads=2, hidden_dim=2 * hidden,
-                                   max_position_embeddings=max_positions, **common)
+        cfg = AutoConfig.for_model(
+            "distilbert",
+            dim=hidden,
+            n_layers=layers,
+            n_heads=2,
+            hidden_dim=2 * hidden,
+            max_position_embeddings=max_positions,
+            **common,
+        )
     else:
         extra = {"embedding_size": hidden // 2} if arch == "electra" else {}
         if arch == "roberta":
@@ -54,8 +61,16 @@ def tiny_config(arch: str = "bert", *, num_labels: int = 2, hidden: int = 16, la
             extra["type_vocab_size"] = 1
         if arch == "deberta-v2":
             extra.update(relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"], type_vocab_size=2)
-        cfg = AutoConfig.for_model(arch, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-                                   intermediate_size=2 * hidden, max_position_embeddings=max_positions, **common, **extra)
+        cfg = AutoConfig.for_model(
+            arch,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=max_positions,
+            **common,
+            **extra,
+        )
     if num_labels == 1:
         cfg.problem_type = "regression"
     cfg.id2label = dict(enumerate(label_names(num_labels)))

@@ -33,9 +33,15 @@ class ToyClassifier(nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.config = ToyConfig(
-            num_labels=num_labels, id2label={i: f"c{i}" for i in range(num_labels)}, hidden_size=hidden,
-            num_hidden_layers=1, num_attention_heads=1, pad_token_id=0, model_type="toy",
-            max_position_embeddings=64, _attn_implementation="eager",
+            num_labels=num_labels,
+            id2label={i: f"c{i}" for i in range(num_labels)},
+            hidden_size=hidden,
+            num_hidden_layers=1,
+            num_attention_heads=1,
+            pad_token_id=0,
+            model_type="toy",
+            max_position_embeddings=64,
+            _attn_implementation="eager",
         )
         self.embeddings = ToyEmbeddings(len(VOCAB), hidden)
         self.head = nn.Parameter(torch.randn(num_labels, hidden))

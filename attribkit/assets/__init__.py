@@ -19,5 +19,7 @@ def default_model_path() -> Path:
         ModelLoadError: the package was installed without its assets.
     """
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise ModelLoadError(f"the default model is missing from {DEFAULT_MODEL_DIR}; reinstall attribkit or pass --model")
+        raise ModelLoadError(
+            f"the default model is missing from {DEFAULT_MODEL_DIR}; reinstall attribkit or pass --model"
+        )
     return DEFAULT_MODEL_DIR

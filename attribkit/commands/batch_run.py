@@ -22,8 +22,18 @@ from attribkit.errors import InvalidInputError, OptionError
 CHUNK = 64  # inputs explained and flushed to disk at a time
 
 
-def run_batch(clf: Any, rows: list, labels: list | None, kwargs: dict, out: Path, html_out: Path | None,
-              resume: bool, progress: bool, fingerprint: dict[str, Any], group: ProcessGroup | None) -> None:
+def run_batch(
+    clf: Any,
+    rows: list,
+    labels: list | None,
+    kwargs: dict,
+    out: Path,
+    html_out: Path | None,
+    resume: bool,
+    progress: bool,
+    fingerprint: dict[str, Any],
+    group: ProcessGroup | None,
+) -> None:
     """Explain ``rows`` into ``out`` (one process), or this process's shard of them (several)."""
     if group is None:
         _refuse_shards(out, None)
@@ -31,8 +41,10 @@ def run_batch(clf: Any, rows: list, labels: list | None, kwargs: dict, out: Path
         _explain_into(writer, clf, rows, labels, kwargs, progress, f"explaining {out.name}")
         path = writer.finish()
         start = writer.resumed
-        typer.echo(f"wrote {len(rows)} record{'s' if len(rows) != 1 else ''} to {path}"
-                   + (f" ({start} from the interrupted run)" if start else ""))
+        typer.echo(
+            f"wrote {len(rows)} record{'s' if len(rows) != 1 else ''} to {path}"
+            + (f" ({start} from the interrupted run)" if start else "")
+        )
         _html(path, html_out)
         return
     error: BaseException | None = None
@@ -43,15 +55,26 @@ def run_batch(clf: Any, rows: list, labels: list | None, kwargs: dict, out: Path
             raise InvalidInputError(f"{out} already exists (a finished run); delete it or choose another --out")
         _refuse_shards(out, group.world)
         shards = shard_batches(clf, rows, group.world, batch_size=kwargs["batch_size"], max_length=kwargs["max_length"])
-        writer = RecordWriter(shard_path(out, group.rank, group.world), resume=resume,
-                              fingerprint={**fingerprint, "shard": f"{group.rank} of {group.world}"})
+        writer = RecordWriter(
+            shard_path(out, group.rank, group.world),
+            resume=resume,
+            fingerprint={**fingerprint, "shard": f"{group.rank} of {group.world}"},
+        )
     except Exception as exc:  # every process must learn of it, or the others wait forever
         error = exc
     agree(group, error)
     assert writer is not None
     try:
-        _explain_batches(writer, clf, rows, labels, shards[group.rank], kwargs, progress and group.is_main,
-                         f"explaining shard {group.rank + 1} of {group.world}")
+        _explain_batches(
+            writer,
+            clf,
+            rows,
+            labels,
+            shards[group.rank],
+            kwargs,
+            progress and group.is_main,
+            f"explaining shard {group.rank + 1} of {group.world}",
+        )
     except Exception as exc:
         error = exc
     agree(group, error)
@@ -62,7 +85,9 @@ def run_batch(clf: Any, rows: list, labels: list | None, kwargs: dict, out: Path
     barrier(group)
 
 
-def shard_batches(clf: Any, rows: list, world: int, *, batch_size: int, max_length: int | None) -> list[list[list[int]]]:
+def shard_batches(
+    clf: Any, rows: list, world: int, *, batch_size: int, max_length: int | None
+) -> list[list[list[int]]]:
     """The one-process run's batches, dealt to ``world`` processes with balanced token counts.
 
     The batches are exactly those a one-process run forms (length buckets within each chunk of
@@ -80,14 +105,18 @@ def shard_batches(clf: Any, rows: list, world: int, *, batch_size: int, max_leng
     from attribkit.facade import length_buckets
 
     if world > len(rows):
-        raise OptionError(f"{world} processes for {len(rows)} input(s): start at most {len(rows)} "
-                          "(each process needs at least one input)")
+        raise OptionError(
+            f"{world} processes for {len(rows)} input(s): start at most {len(rows)} "
+            "(each process needs at least one input)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # explain warns about truncation itself
         lengths = [len(clf.tokenize(r.model_input, max_length=max_length).input_ids) for r in rows]
-    batches = [[begin + i for i in bucket]
-               for begin in range(0, len(rows), CHUNK)
-               for bucket in length_buckets(lengths[begin : begin + CHUNK], batch_size)]
+    batches = [
+        [begin + i for i in bucket]
+        for begin in range(0, len(rows), CHUNK)
+        for bucket in length_buckets(lengths[begin : begin + CHUNK], batch_size)
+    ]
     load = [0] * world
     dealt: list[list[list[int]]] = [[] for _ in range(world)]
     for batch in sorted(batches, key=lambda b: (-len(b) * max(lengths[i] for i in b), b[0])):
@@ -95,8 +124,10 @@ def shard_batches(clf: Any, rows: list, world: int, *, batch_size: int, max_leng
         dealt[rank].append(batch)
         load[rank] += len(batch) * max(lengths[i] for i in batch)
     if any(not shard for shard in dealt):
-        raise OptionError(f"{world} processes for {len(batches)} batch(es) of --batch-size {batch_size}: start at most "
-                          f"{len(batches)} processes, or lower --batch-size")
+        raise OptionError(
+            f"{world} processes for {len(batches)} batch(es) of --batch-size {batch_size}: start at most "
+            f"{len(batches)} processes, or lower --batch-size"
+        )
     return [sorted(shard, key=lambda b: b[0]) for shard in dealt]
 
 
@@ -146,20 +177,26 @@ def _refuse_shards(out: Path, world: int | None) -> None:
     if foreign:
         raise InvalidInputError(
             f"{out.parent} holds shards of an interrupted {foreign[0]}-process run for {out.name}: resume it with "
-            f"{foreign[0]} processes (torchrun --nproc_per_node {foreign[0]} ... --resume) or delete {prefix}*")
+            f"{foreign[0]} processes (torchrun --nproc_per_node {foreign[0]} ... --resume) or delete {prefix}*"
+        )
     single = _partial(out)
     if world is not None and single.exists():
-        raise InvalidInputError(f"{single} holds an interrupted one-process run: resume it without torchrun, or delete it")
+        raise InvalidInputError(
+            f"{single} holds an interrupted one-process run: resume it without torchrun, or delete it"
+        )
 
 
-def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: list | None, kwargs: dict, progress: bool,
-                  description: str) -> None:
+def _explain_into(
+    writer: RecordWriter, clf: Any, rows: list, labels: list | None, kwargs: dict, progress: bool, description: str
+) -> None:
     """Explain the rows not yet in ``writer`` chunk by chunk, flushing each chunk to disk."""
     import attribkit as ak
 
     start = writer.done
     if start > len(rows):
-        raise OptionError(f"{writer.partial} has {start} records but the input has only {len(rows)}; is it the same input?")
+        raise OptionError(
+            f"{writer.partial} has {start} records but the input has only {len(rows)}; is it the same input?"
+        )
     try:
         with opt.progress_bar(len(rows), description, progress) as update:
             update(start)
@@ -177,8 +214,16 @@ def _explain_into(writer: RecordWriter, clf: Any, rows: list, labels: list | Non
         raise
 
 
-def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: list | None, batches: list[list[int]],
-                     kwargs: dict, progress: bool, description: str) -> None:
+def _explain_batches(
+    writer: RecordWriter,
+    clf: Any,
+    rows: list,
+    labels: list | None,
+    batches: list[list[int]],
+    kwargs: dict,
+    progress: bool,
+    description: str,
+) -> None:
     """Explain this process's batches (skipping records already on disk), one flush per batch."""
     import attribkit as ak
 
@@ -189,7 +234,7 @@ def _explain_batches(writer: RecordWriter, clf: Any, rows: list, labels: list | 
         update(writer.done)
         position = 0
         for batch in batches:
-            todo = list(batch[max(0, writer.done - position):])
+            todo = list(batch[max(0, writer.done - position) :])
             position += len(batch)
             if not todo:
                 continue

@@ -31,14 +31,20 @@ def explain(
     aggregate: str = opt.AGGREGATE,
     normalize: str | None = opt.NORMALIZE,
     word_level: bool = opt.WORD_LEVEL,
-    num_labels: int | None = typer.Option(None, "--num-labels", help="Attach a fresh random head (untrained encoders)."),
+    num_labels: int | None = typer.Option(
+        None, "--num-labels", help="Attach a fresh random head (untrained encoders)."
+    ),
     device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
     max_length: int | None = opt.MAX_LENGTH,
-    completeness: bool = typer.Option(True, "--completeness/--no-completeness",
-                                      help="Report the IG completeness error (one extra forward on the baselines)."),
-    dtype: str | None = typer.Option(None, "--dtype", help="bfloat16 or float16: run occlusion in reduced precision "
-                                        "(autocast; for CUDA)."),
+    completeness: bool = typer.Option(
+        True,
+        "--completeness/--no-completeness",
+        help="Report the IG completeness error (one extra forward on the baselines).",
+    ),
+    dtype: str | None = typer.Option(
+        None, "--dtype", help="bfloat16 or float16: run occlusion in reduced precision (autocast; for CUDA)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the record(s) to this JSONL file."),
     html_out: Path | None = typer.Option(None, "--html", help="Write a standalone HTML heatmap page."),
     plot_out: Path | None = typer.Option(None, "--plot", help="Write a plotly figure (views x tokens) as HTML."),
@@ -63,41 +69,71 @@ def explain(
             spec = opt.target_spec(target)
             options = opt.method_options(method, steps, target_fn, layer)
             opt.check_explain_options(sign, aggregate, top_k, normalize)
-            for path, suffixes, flag in ((json_out, (".jsonl", ".json"), "--json"), (html_out, (".html", ".htm"), "--html"),
-                                         (plot_out, (".html", ".htm"), "--plot"), (out, (".jsonl", ".parquet"), "--out")):
+            for path, suffixes, flag in (
+                (json_out, (".jsonl", ".json"), "--json"),
+                (html_out, (".html", ".htm"), "--html"),
+                (plot_out, (".html", ".htm"), "--plot"),
+                (out, (".jsonl", ".parquet"), "--out"),
+            ):
                 opt.check_suffix(path, suffixes, flag)
             batch_mode = text is None
             if batch_mode and out is None:
-                raise OptionError("batch mode (--input/--dataset) writes records to --out FILE.jsonl|.parquet; give --out")
+                raise OptionError(
+                    "batch mode (--input/--dataset) writes records to --out FILE.jsonl|.parquet; give --out"
+                )
             if not batch_mode and (out is not None or resume):
-                raise OptionError("--out and --resume are for batch mode (--input or --dataset); with --text use --json/--html/--plot")
+                raise OptionError(
+                    "--out and --resume are for batch mode (--input or --dataset); with --text use --json/--html/--plot"
+                )
             if batch_mode and (json_out is not None or plot_out is not None):
-                raise OptionError("in batch mode records go to --out (and a page to --html); --json and --plot are for --text")
+                raise OptionError(
+                    "in batch mode records go to --out (and a page to --html); --json and --plot are for --text"
+                )
             if group is not None and not batch_mode:
-                raise OptionError("several processes share batch work (--input/--dataset with --out); run --text in one process")
+                raise OptionError(
+                    "several processes share batch work (--input/--dataset with --out); run --text in one process"
+                )
             if resume and num_labels is not None:
-                raise OptionError("--resume cannot continue a run with --num-labels: the fresh head is random each time")
+                raise OptionError(
+                    "--resume cannot continue a run with --num-labels: the fresh head is random each time"
+                )
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group), num_labels=num_labels)
             opt.check_target(clf, spec)
             labels = opt.gold_labels(rows, spec, clf)
         except Exception as exc:  # every process must learn of it, or the others wait forever
             error = exc
         agree(group, error)
-        kwargs: dict[str, Any] = dict(method=method, targets=spec, sign=sign, top_k=top_k, aggregate=aggregate,
-                                      normalize=normalize, word_level=word_level, batch_size=batch_size,
-                                      max_length=max_length, completeness=completeness, dtype=dtype, **options)
+        kwargs: dict[str, Any] = dict(
+            method=method,
+            targets=spec,
+            sign=sign,
+            top_k=top_k,
+            aggregate=aggregate,
+            normalize=normalize,
+            word_level=word_level,
+            batch_size=batch_size,
+            max_length=max_length,
+            completeness=completeness,
+            dtype=dtype,
+            **options,
+        )
         if batch_mode:
             assert out is not None
             settings = {k: v for k, v in kwargs.items() if k != "batch_size"}  # batch size changes speed, not results
-            fingerprint = {"model": opt.model_identity(opt.model_path(model)), "inputs": opt.inputs_identity(rows),
-                           "label_column": label_column, **settings}
+            fingerprint = {
+                "model": opt.model_identity(opt.model_path(model)),
+                "inputs": opt.inputs_identity(rows),
+                "label_column": label_column,
+                **settings,
+            }
             run_batch(clf, rows, labels, kwargs, out, html_out, resume, progress, fingerprint, group)
         else:
             _single(clf, rows[0], labels, kwargs, json_out, html_out, plot_out)
 
 
-def _single(clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Path | None, html_out: Path | None,
-            plot_out: Path | None) -> None:
+def _single(
+    clf: Any, row: Any, labels: Any, kwargs: dict, json_out: Path | None, html_out: Path | None, plot_out: Path | None
+) -> None:
     from rich.console import Console
 
     import attribkit as ak

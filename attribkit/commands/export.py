@@ -44,7 +44,11 @@ def export(
     typer.echo(f"wrote {out} ({size / 1e6:.2f} MB, {dtype})")
 
 
-PROBES = ("Hello, World! It's a gripping, beautifully-acted film.", "naïve café ünïcödé 123 ##x [MASK] <b>", "unbelievably")
+PROBES = (
+    "Hello, World! It's a gripping, beautifully-acted film.",
+    "naïve café ünïcödé 123 ##x [MASK] <b>",
+    "unbelievably",
+)
 
 
 def _slim_tokenizer(tokenizer: object, folder: Path) -> None:
@@ -65,7 +69,9 @@ def _slim_tokenizer(tokenizer: object, folder: Path) -> None:
     aside = full.rename(folder.parent / (folder.name + ".tokenizer.json"))
     try:
         rebuilt = AutoTokenizer.from_pretrained(folder)
-        same = all(rebuilt(p)["input_ids"] == tokenizer(p)["input_ids"] for p in PROBES) and len(rebuilt) == len(tokenizer)
+        same = all(rebuilt(p)["input_ids"] == tokenizer(p)["input_ids"] for p in PROBES) and len(rebuilt) == len(
+            tokenizer
+        )
     except Exception:  # any failure to rebuild: keep the full file
         same = False
     if same:

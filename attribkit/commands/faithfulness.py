@@ -24,7 +24,9 @@ def faithfulness(
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     word_level: bool = opt.WORD_LEVEL,
-    fractions: str = typer.Option("0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."),
+    fractions: str = typer.Option(
+        "0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
     device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
@@ -53,7 +55,9 @@ def faithfulness(
             try:
                 levels = [float(f) for f in fractions.split(",") if f.strip()]
             except ValueError:
-                raise ak.OptionError(f"--fractions takes comma-separated numbers in (0, 1], e.g. 0.1,0.2; got {fractions!r}") from None
+                raise ak.OptionError(
+                    f"--fractions takes comma-separated numbers in (0, 1], e.g. 0.1,0.2; got {fractions!r}"
+                ) from None
             if not levels or any(not 0 < f <= 1 for f in levels):
                 raise ak.OptionError(f"--fractions must be numbers in (0, 1]; got {fractions!r}")
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group))
@@ -69,10 +73,24 @@ def faithfulness(
         try:
             show = progress and (group is None or group.is_main)
             with opt.progress_bar(2 * len(mine), "explaining, then deleting", show) as update:
-                records = ak.explain(clf, [rows[i].model_input for i in mine], method=method, word_level=word_level,
-                                     batch_size=batch_size, max_length=max_length, progress=update, **options)
-                scores = ak.faithfulness(clf, records, fractions=levels, batch_size=batch_size, max_length=max_length,
-                                         progress=lambda n: update(len(mine) + n))
+                records = ak.explain(
+                    clf,
+                    [rows[i].model_input for i in mine],
+                    method=method,
+                    word_level=word_level,
+                    batch_size=batch_size,
+                    max_length=max_length,
+                    progress=update,
+                    **options,
+                )
+                scores = ak.faithfulness(
+                    clf,
+                    records,
+                    fractions=levels,
+                    batch_size=batch_size,
+                    max_length=max_length,
+                    progress=lambda n: update(len(mine) + n),
+                )
         except Exception as exc:
             error = exc
         agree(group, error)
@@ -82,13 +100,20 @@ def faithfulness(
                 return  # the main process reports
             ordered = sorted((item for part in gathered for item in part), key=lambda item: item[0])
             records, scores = [item[1] for item in ordered], [item[2] for item in ordered]
-    per_fraction = [{**{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
-                     **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
-                     "aopc_comprehensiveness": s.aopc_comprehensiveness, "aopc_sufficiency": s.aopc_sufficiency}
-                    for s in scores]
+    per_fraction = [
+        {
+            **{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
+            **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
+            "aopc_comprehensiveness": s.aopc_comprehensiveness,
+            "aopc_sufficiency": s.aopc_sufficiency,
+        }
+        for s in scores
+    ]
     summary = summarize(per_fraction)
-    table = Table(title=f"faithfulness of {method} on {len(rows)} example(s)",
-                  caption=f"method: {records[0].method_summary()}" if records else None)
+    table = Table(
+        title=f"faithfulness of {method} on {len(rows)} example(s)",
+        caption=f"method: {records[0].method_summary()}" if records else None,
+    )
     for column in ("fraction", "comprehensiveness (higher better)", "sufficiency (lower better)"):
         table.add_column(column, justify="right")
     for f in levels:
@@ -98,8 +123,13 @@ def faithfulness(
     table.add_row("AOPC", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}", style="bold")
     Console().print(table)
     if json_out is not None:
-        data = {"method": method, "options": records[0].options, "fractions": levels, "summary": summary,
-                "examples": [{"text": r.text, "pair": r.pair, **sc.to_dict()} for r, sc in zip(records, scores)]}
+        data = {
+            "method": method,
+            "options": records[0].options,
+            "fractions": levels,
+            "summary": summary,
+            "examples": [{"text": r.text, "pair": r.pair, **sc.to_dict()} for r, sc in zip(records, scores)],
+        }
         opt.write_json(data, json_out)
         typer.echo(f"wrote {json_out}")
 

@@ -31,8 +31,11 @@ TEXT_COLUMN = typer.Option(None, "--text-column", help="Column with the text (de
 PAIR_COLUMN = typer.Option(None, "--pair-column", help="Column with the second text of a pair.")
 LABEL_COLUMN = typer.Option(None, "--label-column", help="Column with gold labels (default: label when present).")
 LIMIT = typer.Option(None, "--limit", help="Use only the first N inputs.")
-MAX_LENGTH = typer.Option(None, "--max-length", help="Truncate inputs to N tokens (default: the model's limit); give "
-                          "the length the model was trained with.")
+MAX_LENGTH = typer.Option(
+    None,
+    "--max-length",
+    help="Truncate inputs to N tokens (default: the model's limit); give the length the model was trained with.",
+)
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (on stderr).")
 
 
@@ -76,15 +79,28 @@ def target_spec(target: str) -> str | int:
     return int(target) if target.lstrip("-").isdigit() else target
 
 
-def read_rows(text: str | None, pair: str | None, input_file: Path | None, dataset: str | None, split: str,
-              text_column: str | None, pair_column: str | None, label_column: str | None,
-              limit: int | None) -> list:
+def read_rows(
+    text: str | None,
+    pair: str | None,
+    input_file: Path | None,
+    dataset: str | None,
+    split: str,
+    text_column: str | None,
+    pair_column: str | None,
+    label_column: str | None,
+    limit: int | None,
+) -> list:
     """Inputs from exactly one of --text, --input or --dataset, cut to --limit."""
     from attribkit.inputs import InputRow, read_dataset, read_inputs
 
-    given = [name for name, value in (("--text", text), ("--input", input_file), ("--dataset", dataset)) if value is not None]
+    given = [
+        name for name, value in (("--text", text), ("--input", input_file), ("--dataset", dataset)) if value is not None
+    ]
     if len(given) != 1:
-        raise OptionError("give exactly one of --text, --input FILE or --dataset NAME" + (f" (got {', '.join(given)})" if given else ""))
+        raise OptionError(
+            "give exactly one of --text, --input FILE or --dataset NAME"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
     if limit is not None and limit < 1:
         raise OptionError(f"--limit must be a positive number; got {limit}")
     if pair is not None and text is None:
@@ -120,10 +136,16 @@ def gold_labels(rows: list, target: str | int, clf: Any = None) -> list | None:
     labels = [row.label for row in rows]
     missing = [i for i, label in enumerate(labels) if label is None]
     if target == "gold" and missing:
-        raise InvalidInputError(f"--target gold needs a label on every input; input {missing[0] + 1} has none (use --label-column)")
+        raise InvalidInputError(
+            f"--target gold needs a label on every input; input {missing[0] + 1} has none (use --label-column)"
+        )
     if missing and len(missing) < len(labels):
-        warnings.warn(f"{len(missing)} of {len(labels)} inputs have no gold label; the records carry none "
-                      "(--label-column '' turns labels off)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(missing)} of {len(labels)} inputs have no gold label; the records carry none "
+            "(--label-column '' turns labels off)",
+            UserWarning,
+            stacklevel=2,
+        )
         return None
     if missing:
         return None
@@ -135,12 +157,17 @@ def gold_labels(rows: list, target: str | int, clf: Any = None) -> list | None:
             except TargetError:
                 foreign.append(i)
         if foreign and target == "gold":
-            raise InvalidInputError(f"--target gold: input {foreign[0] + 1} has label {labels[foreign[0]]!r}, which is not "
-                                    f"one of the model's classes ({', '.join(clf.labels)})")
+            raise InvalidInputError(
+                f"--target gold: input {foreign[0] + 1} has label {labels[foreign[0]]!r}, which is not "
+                f"one of the model's classes ({', '.join(clf.labels)})"
+            )
         if foreign:
-            warnings.warn(f"{len(foreign)} of {len(labels)} gold labels (e.g. {labels[foreign[0]]!r}) are not the model's "
-                          f"classes ({', '.join(clf.labels)}); the records carry none (--label-column '' turns labels off)",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{len(foreign)} of {len(labels)} gold labels (e.g. {labels[foreign[0]]!r}) are not the model's "
+                f"classes ({', '.join(clf.labels)}); the records carry none (--label-column '' turns labels off)",
+                UserWarning,
+                stacklevel=2,
+            )
             return None
     return labels
 
@@ -206,8 +233,15 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
         def render(self, task: Any) -> Text:
             return Text(f"{task.speed:.2f} texts/s" if task.speed else "- texts/s")
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     console = Console(stderr=True)
     # in a terminal the finished bar stays; in logs and pipes it leaves no half-drawn line behind
     with Progress(*columns, console=console, transient=not console.is_terminal) as bar:

@@ -66,7 +66,9 @@ class AttributionMethod(ABC):
         if target_fn not in TARGET_FNS:
             raise OptionError(f"unknown target_fn {target_fn!r}; choose one of: {', '.join(TARGET_FNS)}")
         if classifier.is_regression and target_fn != "logit":
-            raise OptionError(f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'")
+            raise OptionError(
+                f"target_fn={target_fn!r} needs a classifier; a regression output is explained with target_fn='logit'"
+            )
         self.classifier = classifier
         self.layer = layer
         self.target_fn = target_fn
@@ -126,7 +128,9 @@ class AttributionMethod(ABC):
             logits = self._forward(batch)
             targets = predicted_targets(logits, self.classifier.is_regression)
         if targets.dim() != 2 or targets.shape[0] != ids.shape[0]:
-            raise InvalidInputError(f"targets must be [batch, views] with batch={ids.shape[0]}; got {tuple(targets.shape)}")
+            raise InvalidInputError(
+                f"targets must be [batch, views] with batch={ids.shape[0]}; got {tuple(targets.shape)}"
+            )
         n = self.classifier.num_labels
         if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= n):
             raise InvalidInputError(f"target class out of range: the model has {n} output(s)")

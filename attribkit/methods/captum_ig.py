@@ -72,7 +72,9 @@ class CaptumIntegratedGradients(AttributionMethod):
         if rule not in RULES:
             raise OptionError(f"unknown integration rule {rule!r}; choose one of: {', '.join(RULES)}")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise OptionError(f"Captum's integrated_gradients needs steps >= 2 (got {steps!r}); use method='fast_ig' for steps=1")
+            raise OptionError(
+                f"Captum's integrated_gradients needs steps >= 2 (got {steps!r}); use method='fast_ig' for steps=1"
+            )
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
         check_chunking(internal_batch_size, memory_mb)
@@ -80,8 +82,13 @@ class CaptumIntegratedGradients(AttributionMethod):
         self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline,
-                **chunking_options(self.internal_batch_size, self.memory_mb)}
+        return {
+            **super().options(),
+            "steps": self.steps,
+            "rule": self.rule,
+            "baseline": self.baseline,
+            **chunking_options(self.internal_batch_size, self.memory_mb),
+        }
 
     def rows_per_pass(self, seq_len: int) -> int:
         """Rows (text x step) of ``seq_len`` tokens per forward pass."""
@@ -94,7 +101,9 @@ class CaptumIntegratedGradients(AttributionMethod):
         """The prediction comes from one no-grad forward at the start of :meth:`_scores`, reused for completeness."""
         return True
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
+    def _scores(
+        self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
+    ) -> MethodResult:
         clf = self.classifier
         ids = batch["input_ids"]
         with torch.no_grad():
@@ -116,8 +125,9 @@ class CaptumIntegratedGradients(AttributionMethod):
         delta = None
         if return_delta:  # F(x) from the prediction's forward; F(x') once per distinct baseline
             f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
-            f_base = apply_target_fn(baseline_logits(clf, batch, self.layer, self.baseline), self.target_fn,
-                                     is_regression=clf.is_regression).gather(1, targets)
+            f_base = apply_target_fn(
+                baseline_logits(clf, batch, self.layer, self.baseline), self.target_fn, is_regression=clf.is_regression
+            ).gather(1, targets)
             delta = attributions.sum(dim=(2, 3)) - (f_x - f_base).to(attributions.dtype)
         return MethodResult(attributions, delta, logits=logits, targets=targets)
 
@@ -133,6 +143,7 @@ class CaptumIntegratedGradients(AttributionMethod):
         keys = [k for k in ("attention_mask", "token_type_ids", "special_tokens_mask") if k in sub]
         extra = tuple(sub[k] for k in keys)
         if base_ids is None:
+
             def on_layer(z: Tensor, ids: Tensor, *rest: Tensor) -> Tensor:
                 logits = clf.forward_with_layer({"input_ids": ids, **dict(zip(keys, rest))}, self.layer, lambda _out: z)
                 return apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
@@ -142,6 +153,7 @@ class CaptumIntegratedGradients(AttributionMethod):
             explainer: Any = IntegratedGradients(on_layer)
             inputs, baselines, extra = x, torch.zeros_like(x), (sub["input_ids"], *extra)
         else:
+
             def on_ids(ids: Tensor, *rest: Tensor) -> Tensor:
                 logits = clf.logits({"input_ids": ids, **dict(zip(keys, rest))})
                 return apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
@@ -151,8 +163,13 @@ class CaptumIntegratedGradients(AttributionMethod):
         views = []
         for v in range(targets.shape[1]):
             attr = explainer.attribute(
-                inputs, baselines=baselines, target=targets[:, v].tolist(), additional_forward_args=extra,
-                n_steps=self.steps, method=self.rule, internal_batch_size=max(rows, len(targets)),
+                inputs,
+                baselines=baselines,
+                target=targets[:, v].tolist(),
+                additional_forward_args=extra,
+                n_steps=self.steps,
+                method=self.rule,
+                internal_batch_size=max(rows, len(targets)),
             )
             views.append(attr.detach())
         return torch.stack(views, dim=1)

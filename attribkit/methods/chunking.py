@@ -25,8 +25,9 @@ def check_chunking(internal_batch_size: int | None, memory_mb: float) -> None:
     Raises:
         OptionError: ``internal_batch_size`` not a positive integer, or ``memory_mb`` not positive.
     """
-    if internal_batch_size is not None and (isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int)
-                                            or internal_batch_size < 1):
+    if internal_batch_size is not None and (
+        isinstance(internal_batch_size, bool) or not isinstance(internal_batch_size, int) or internal_batch_size < 1
+    ):
         raise OptionError(f"internal_batch_size must be a positive integer; got {internal_batch_size!r}")
     if isinstance(memory_mb, bool) or not isinstance(memory_mb, (int, float)) or memory_mb <= 0:
         raise OptionError(f"memory_mb must be positive; got {memory_mb!r}")

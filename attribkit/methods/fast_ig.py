@@ -78,7 +78,11 @@ class FastIntegratedGradients(AttributionMethod):
     ) -> None:
         super().__init__(classifier, layer=layer, target_fn=target_fn)
         if rule is None:
-            rule = "gausslegendre" if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 2 else "riemann_right"
+            rule = (
+                "gausslegendre"
+                if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 2
+                else "riemann_right"
+            )
         self.alphas, self.weights = integration_points(rule, steps)
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
@@ -87,8 +91,13 @@ class FastIntegratedGradients(AttributionMethod):
         self.memory_mb = memory_mb
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "steps": self.steps, "rule": self.rule, "baseline": self.baseline,
-                **chunking_options(self.internal_batch_size, self.memory_mb)}
+        return {
+            **super().options(),
+            "steps": self.steps,
+            "rule": self.rule,
+            "baseline": self.baseline,
+            **chunking_options(self.internal_batch_size, self.memory_mb),
+        }
 
     def rows_per_chunk(self, seq_len: int, create_graph: bool) -> int:
         """How many (example, step) rows one forward pass takes under the memory budget."""
@@ -102,7 +111,9 @@ class FastIntegratedGradients(AttributionMethod):
         only point is the input (m = 1, right Riemann), else one no-grad forward that serves both."""
         return True
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
+    def _scores(
+        self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
+    ) -> MethodResult:
         clf = self.classifier
         logits = None
         if self.alphas != [1.0] and (isinstance(targets, str) or return_delta):

@@ -40,8 +40,14 @@ class GradientXInput(FastIntegratedGradients):
         target_fn: str = "logit",
     ) -> None:
         super().__init__(
-            classifier, steps=1, rule="riemann_right", baseline="zero",
-            internal_batch_size=internal_batch_size, memory_mb=memory_mb, layer=layer, target_fn=target_fn,
+            classifier,
+            steps=1,
+            rule="riemann_right",
+            baseline="zero",
+            internal_batch_size=internal_batch_size,
+            memory_mb=memory_mb,
+            layer=layer,
+            target_fn=target_fn,
         )
 
     def options(self) -> dict[str, Any]:

@@ -64,7 +64,9 @@ class Occlusion(AttributionMethod):
         """Occlusion runs the model on the unoccluded input first: that forward is the prediction."""
         return True
 
-    def _scores(self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool) -> MethodResult:
+    def _scores(
+        self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
+    ) -> MethodResult:
         with torch.inference_mode():
             scores, targets, logits = self._occlude(batch, targets)
         # normal tensors, usable outside inference mode

@@ -63,19 +63,25 @@ def _attr(value: float) -> str:
 
 
 def _cell(side: str, unit: str, index: int, score: float, scale: float, signed: bool) -> str:
-    return (f'<span class="ak-tok ak-{side}" data-index="{index}" data-score="{score:.6g}" title="{side} {esc(unit)}: '
-            f'{score:+.6g}" style="background:{color(score, scale, signed=signed)};color:{text_color(score, scale, signed=signed)}">'
-            f"{esc(unit)}</span>")
+    return (
+        f'<span class="ak-tok ak-{side}" data-index="{index}" data-score="{score:.6g}" title="{side} {esc(unit)}: '
+        f'{score:+.6g}" style="background:{color(score, scale, signed=signed)};color:{text_color(score, scale, signed=signed)}">'
+        f"{esc(unit)}</span>"
+    )
 
 
-def _grid(units: Sequence[str], teacher: np.ndarray, student: np.ndarray, signed: bool, scales: tuple[float, float]) -> str:
+def _grid(
+    units: Sequence[str], teacher: np.ndarray, student: np.ndarray, signed: bool, scales: tuple[float, float]
+) -> str:
     """Teacher over student, one column per unit; the columns wrap to the width of the page."""
     columns = "".join(
         f'<div class="ak-unit">{_cell("teacher", u, i, float(t), scales[0], signed)}'
-        f'{_cell("student", u, i, float(s), scales[1], signed)}</div>'
+        f"{_cell('student', u, i, float(s), scales[1], signed)}</div>"
         for i, (u, t, s) in enumerate(zip(units, teacher, student))
     )
-    return f'<div class="ak-grid"><div class="ak-rowlabels"><span>teacher</span><span>student</span></div>{columns}</div>'
+    return (
+        f'<div class="ak-grid"><div class="ak-rowlabels"><span>teacher</span><span>student</span></div>{columns}</div>'
+    )
 
 
 def example_html(comparison: Comparison, index: int, *, shared_scale: bool = False) -> str:
@@ -100,11 +106,13 @@ def example_html(comparison: Comparison, index: int, *, shared_scale: bool = Fal
     weak = ""
     if not shared_scale and min(own) > 0 and max(own) / min(own) >= 10:
         weaker = "teacher" if own[0] < own[1] else "student"
-        weak = (f'<div class="ak-warn">the {weaker}\'s map is {max(own) / min(own):.0f}x weaker than the other: its colours '
-                "are stretched to its own max (--shared-scale draws both on one scale)</div>")
+        weak = (
+            f'<div class="ak-warn">the {weaker}\'s map is {max(own) / min(own):.0f}x weaker than the other: its colours '
+            "are stretched to its own max (--shared-scale draws both on one scale)</div>"
+        )
     return (
         f'<section class="ak-record ak-example" data-order="{index}" data-disagreement="{_attr(-disagreement)}" {data}>'
-        f"<h2>example {index}</h2><div class=\"ak-meta\">{text}</div>"
+        f'<h2>example {index}</h2><div class="ak-meta">{text}</div>'
         f'<div class="ak-meta">teacher {prediction_html(c.teacher)}</div>'
         f'<div class="ak-meta">student {prediction_html(c.student)} &middot; {same}</div>'
         f'<div class="ak-meta">explaining <b>{esc(c.teacher.views[0])}</b> for both &middot; aligned by {esc(c.aligned_by)}'
@@ -118,12 +126,16 @@ def summary_html(comparisons: Sequence[Comparison]) -> str:
     """Summary table: number of examples, prediction agreement, each score's mean, std and count."""
     n = len(comparisons)
     same = sum(c.same_prediction for c in comparisons)
-    rows = [f"<tr><td>examples</td><td colspan=4>{n}</td></tr>",
-            f"<tr><td>same prediction</td><td colspan=4>{same} ({100 * same / max(n, 1):.1f}%)</td></tr>",
-            "<tr><th>score</th><th>mean</th><th>std</th><th>n</th><th>undefined</th></tr>"]
+    rows = [
+        f"<tr><td>examples</td><td colspan=4>{n}</td></tr>",
+        f"<tr><td>same prediction</td><td colspan=4>{same} ({100 * same / max(n, 1):.1f}%)</td></tr>",
+        "<tr><th>score</th><th>mean</th><th>std</th><th>n</th><th>undefined</th></tr>",
+    ]
     for name, stats in summarize([c.agreement for c in comparisons]).items():
-        rows.append(f"<tr><td>{esc(name)}</td><td>{stats['mean']:.3f}</td><td>{stats['std']:.3f}</td>"
-                    f"<td>{stats['n']}</td><td>{stats['undefined']}</td></tr>")
+        rows.append(
+            f"<tr><td>{esc(name)}</td><td>{stats['mean']:.3f}</td><td>{stats['std']:.3f}</td>"
+            f"<td>{stats['n']}</td><td>{stats['undefined']}</td></tr>"
+        )
     return f'<table class="ak-table ak-summary">{"".join(rows)}</table>'
 
 
@@ -131,8 +143,10 @@ def models_html(models: tuple[str, str] | None, records: Sequence[Attribution]) 
     """Which checkpoints were compared, and with which method and settings."""
     rows = []
     if models is not None:
-        rows += [f"<tr><td>teacher</td><td><code>{esc(models[0])}</code></td></tr>",
-                 f"<tr><td>student</td><td><code>{esc(models[1])}</code></td></tr>"]
+        rows += [
+            f"<tr><td>teacher</td><td><code>{esc(models[0])}</code></td></tr>",
+            f"<tr><td>student</td><td><code>{esc(models[1])}</code></td></tr>",
+        ]
     for summary in dict.fromkeys(r.method_summary() for r in records):
         rows.append(f"<tr><td>method</td><td>{esc(summary)}</td></tr>")
     return f'<table class="ak-table ak-models">{"".join(rows)}</table>' if rows else ""
@@ -152,9 +166,16 @@ def plotly_js_mode(plotly_js: str) -> bool | str:
     raise OptionError(f"--plotly-js must be inline, cdn or the path of a .js file; got {plotly_js!r}")
 
 
-def render_comparison(comparisons: Sequence[Comparison], *, title: str = "teacher vs student", full_page: bool = True,
-                      figure: bool = True, plotly_js: str = "inline", shared_scale: bool = False,
-                      models: tuple[str, str] | None = None) -> str:
+def render_comparison(
+    comparisons: Sequence[Comparison],
+    *,
+    title: str = "teacher vs student",
+    full_page: bool = True,
+    figure: bool = True,
+    plotly_js: str = "inline",
+    shared_scale: bool = False,
+    models: tuple[str, str] | None = None,
+) -> str:
     """The case-study report for a list of comparisons (see :func:`attribkit.compare`).
 
     Args:
@@ -174,8 +195,10 @@ def render_comparison(comparisons: Sequence[Comparison], *, title: str = "teache
     items = list(comparisons)
     keys = list(items[0].agreement) if items and items[0].agreement else []
     options = "".join(f'<option value="{k.replace("_", "")}">{esc(k)} (lowest first)</option>' for k in keys)
-    controls = ('<div class="ak-controls"><label>sort examples: <select id="ak-sort"><option value="order">input order'
-                f'</option><option value="disagreement">disagreement (most first)</option>{options}</select></label></div>')
+    controls = (
+        '<div class="ak-controls"><label>sort examples: <select id="ak-sort"><option value="order">input order'
+        f'</option><option value="disagreement">disagreement (most first)</option>{options}</select></label></div>'
+    )
     plot = ""
     if figure and items:
         from attribkit.render.figures import agreement_histogram
@@ -184,8 +207,10 @@ def render_comparison(comparisons: Sequence[Comparison], *, title: str = "teache
         plot = f'<div class="ak-figure">{fig.to_html(include_plotlyjs=include, full_html=False)}</div>'
     body = "".join(example_html(c, i, shared_scale=shared_scale) for i, c in enumerate(items))
     records = [r for c in items for r in (c.teacher, c.student)]
-    content = (f"<h1>{esc(title)}</h1>{models_html(models, records)}{summary_html(items)}{plot}{controls}"
-               f"<div id=\"ak-examples\">{body}</div>{options_footer(records)}{_SORT_SCRIPT}")
+    content = (
+        f"<h1>{esc(title)}</h1>{models_html(models, records)}{summary_html(items)}{plot}{controls}"
+        f'<div id="ak-examples">{body}</div>{options_footer(records)}{_SORT_SCRIPT}'
+    )
     if not full_page:
         return f'<div class="ak-root">{_EXTRA_STYLE}{content}</div>'
     return page(title, content, head=_EXTRA_STYLE)

@@ -36,16 +36,28 @@ def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: 
     scale = scale_of(z.ravel()) or 1.0
     # unique x positions keep repeated tokens apart; tick labels show the tokens themselves
     x = list(range(len(columns)))
-    figure = go.Figure(go.Heatmap(
-        z=z, x=x, y=list(rows), colorscale=_colorscale(signed), zmin=-scale if signed else 0.0, zmax=scale,
-        customdata=np.array([list(columns)] * len(rows), dtype=object),
-        hovertemplate="%{y}<br>%{customdata}: %{z:+.4g}<extra></extra>",
-        colorbar={"title": {"text": "score"}, "len": 1.0, "lenmode": "fraction", "thickness": 14},
-    ))
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x,
+            y=list(rows),
+            colorscale=_colorscale(signed),
+            zmin=-scale if signed else 0.0,
+            zmax=scale,
+            customdata=np.array([list(columns)] * len(rows), dtype=object),
+            hovertemplate="%{y}<br>%{customdata}: %{z:+.4g}<extra></extra>",
+            colorbar={"title": {"text": "score"}, "len": 1.0, "lenmode": "fraction", "thickness": 14},
+        )
+    )
     # sized to its content: ~70 px per row of cells above the tick labels, ~28 px per token column
-    figure.update_layout(title=title, xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45},
-                         yaxis={"autorange": "reversed"}, height=200 + 70 * max(len(rows), 2),
-                         width=max(640, 180 + 28 * len(columns)), margin={"t": 60, "b": 120, "l": 90, "r": 40})
+    figure.update_layout(
+        title=title,
+        xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45},
+        yaxis={"autorange": "reversed"},
+        height=200 + 70 * max(len(rows), 2),
+        width=max(640, 180 + 28 * len(columns)),
+        margin={"t": 60, "b": 120, "l": 90, "r": 40},
+    )
     return figure
 
 
@@ -64,22 +76,38 @@ def plot_comparison(comparison: Comparison, *, title: str | None = None) -> go.F
     """Teacher and student maps on the aligned units, one row each (each row scaled to max |score| = 1)."""
     z = np.stack([scaled_to_max(comparison.teacher_scores), scaled_to_max(comparison.student_scores)])
     heading = title or f"teacher vs student (aligned by {comparison.aligned_by})"
-    signed = is_signed(comparison.teacher_scores, comparison.teacher.options) or is_signed(comparison.student_scores, comparison.student.options)
+    signed = is_signed(comparison.teacher_scores, comparison.teacher.options) or is_signed(
+        comparison.student_scores, comparison.student.options
+    )
     return _heatmap(z, ["teacher", "student"], comparison.units, heading, signed)
 
 
-def agreement_histogram(scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement") -> go.Figure:
+def agreement_histogram(
+    scores: Mapping[str, Sequence[float]], *, title: str = "teacher-student agreement"
+) -> go.Figure:
     """Overlaid histograms of agreement metrics (one trace per metric, nan values left out)."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
     for i, (name, values) in enumerate(scores.items()):
         finite = [float(v) for v in values if np.isfinite(v)]
-        figure.add_trace(go.Histogram(x=finite, name=name, marker={"color": PALETTE[i % len(PALETTE)]},
-                                      xbins={"start": -1.0, "end": 1.0001, "size": 0.1}))
+        figure.add_trace(
+            go.Histogram(
+                x=finite,
+                name=name,
+                marker={"color": PALETTE[i % len(PALETTE)]},
+                xbins={"start": -1.0, "end": 1.0001, "size": 0.1},
+            )
+        )
     # bars side by side in clearly different colours: overlaid, four similar series were unreadable
-    figure.update_layout(title=title, barmode="group", bargap=0.15, xaxis={"title": {"text": "score"}, "range": [-1.05, 1.05]},
-                         yaxis={"title": {"text": "examples"}}, height=340)
+    figure.update_layout(
+        title=title,
+        barmode="group",
+        bargap=0.15,
+        xaxis={"title": {"text": "score"}, "range": [-1.05, 1.05]},
+        yaxis={"title": {"text": "examples"}},
+        height=340,
+    )
     return figure
 
 

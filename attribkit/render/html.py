@@ -58,7 +58,9 @@ def _gap_before(record: Attribution, index: int) -> bool:
     return record.offsets[index][0] > record.offsets[index - 1][1]
 
 
-def tokens_html(record: Attribution, scores: Sequence[float], *, scale: float | None = None, signed: bool | None = None) -> str:
+def tokens_html(
+    record: Attribution, scores: Sequence[float], *, scale: float | None = None, signed: bool | None = None
+) -> str:
     """The coloured token spans of one map (one ``span.ak-tok`` per token)."""
     signed = is_signed(scores, record.options) if signed is None else signed
     scale = scale_of(scores) if scale is None else scale
@@ -82,8 +84,10 @@ def legend_html(scale: float, *, signed: bool, note: str = "") -> str:
     """Colour bar with its end values, and an optional note after it (escaped)."""
     low = f"-{scale:.3g} opposes" if signed else "0"
     high = f"+{scale:.3g} supports" if signed else f"{scale:.3g}"
-    return (f'<div class="ak-legend"><span>{esc(low)}</span><span class="ak-bar" style="background:{gradient_css(signed=signed)}">'
-            f'</span><span>{esc(high)}</span>' + (f"<span>{esc(note)}</span>" if note else "") + "</div>")
+    return (
+        f'<div class="ak-legend"><span>{esc(low)}</span><span class="ak-bar" style="background:{gradient_css(signed=signed)}">'
+        f"</span><span>{esc(high)}</span>" + (f"<span>{esc(note)}</span>" if note else "") + "</div>"
+    )
 
 
 def _top_html(record: Attribution, scores: Sequence[float], top: int) -> str:
@@ -91,7 +95,9 @@ def _top_html(record: Attribution, scores: Sequence[float], top: int) -> str:
 
     labels = token_labels(record)
     specials = [seg < 0 for seg in record.segments]
-    items = [f"<code>{esc(labels[i])}</code> {s:+.4f}" for i, _, s in top_tokens(scores, record.tokens, top, skip=specials)]
+    items = [
+        f"<code>{esc(labels[i])}</code> {s:+.4f}" for i, _, s in top_tokens(scores, record.tokens, top, skip=specials)
+    ]
     return f'<div class="ak-top">top tokens: {", ".join(items)}</div>'
 
 
@@ -103,7 +109,9 @@ def prediction_html(record: Attribution) -> str:
     return f"prediction: <b>{esc(record.prediction)}</b> ({probs}){gold}{warn}"
 
 
-def record_html(record: Attribution, *, views: Iterable[int | str] | None = None, top: int = 5, index: int | None = None) -> str:
+def record_html(
+    record: Attribution, *, views: Iterable[int | str] | None = None, top: int = 5, index: int | None = None
+) -> str:
     """One record as an HTML ``<section>``: prediction, one heatmap per view, legend, top tokens."""
     chosen = range(len(record.views)) if views is None else views
     blocks = []
@@ -136,9 +144,11 @@ def options_footer(records: Sequence[Attribution], extra: dict[str, Any] | None 
 
 def page(title: str, body: str, *, head: str = "") -> str:
     """A complete standalone HTML document."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>{head}</head>'
-            f"<body>{body}</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>{head}</head>'
+        f"<body>{body}</body></html>\n"
+    )
 
 
 def render_html(
@@ -161,7 +171,9 @@ def render_html(
     Returns:
         The HTML text. Opens offline: no scripts, no external resources.
     """
-    items = [records] if hasattr(records, "tokens") and hasattr(records, "scores") else list(records)  # one record, or many
+    items = (
+        [records] if hasattr(records, "tokens") and hasattr(records, "scores") else list(records)
+    )  # one record, or many
     numbered = len(items) > 1
     body = "".join(record_html(r, views=views, top=top, index=i if numbered else None) for i, r in enumerate(items))
     footer = options_footer(items)

@@ -38,8 +38,12 @@ def render_terminal(record: Attribution, *, view: int | str = 0, top: int = 5) -
     for token, score in zip(record.tokens, scores):
         line.append(token, style=_style(float(score), scale, signed))
         line.append(" ")
-    legend = Text.assemble(("  + supports ", _style(1, 1, True)), " ", ("  - opposes ", _style(-1, 1, True)),
-                           f"   (max |score| = {scale:.3g})")
+    legend = Text.assemble(
+        ("  + supports ", _style(1, 1, True)),
+        " ",
+        ("  - opposes ", _style(-1, 1, True)),
+        f"   (max |score| = {scale:.3g})",
+    )
     table = Table(title=f"top {top} tokens", show_header=True, header_style="bold")
     table.add_column("position", justify="right")
     table.add_column("token")
