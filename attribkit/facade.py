@@ -51,7 +51,7 @@ def attribute(
     create_graph: bool = False,
     return_delta: bool = False,
     **options: Any,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | tuple[Tensor, Tensor | None]:
     """Tensor-level attribution for training code.
 
     Args:
@@ -122,7 +122,7 @@ def explain(
         One :class:`Attribution` per text, in input order.
     """
     texts = (
-        [texts]
+        [texts]  # type: ignore[list-item]  # a (text, pair) tuple is one input
         if isinstance(texts, str)
         or (isinstance(texts, tuple) and len(texts) == 2 and all(isinstance(t, str) for t in texts))
         else list(texts)
@@ -291,11 +291,11 @@ def _record(
     return Attribution(
         text=first,
         pair=second,
-        tokens=tokens,
-        offsets=offsets,
-        segments=segments,
+        tokens=tuple(tokens),
+        offsets=tuple(offsets),
+        segments=tuple(segments),
         scores=token_scores.cpu().numpy(),
-        views=views,
+        views=tuple(views),
         labels=clf.labels if not clf.is_regression else ("output",),
         probs=probs,
         prediction=prediction,

@@ -23,7 +23,7 @@ from attribkit.errors import InvalidInputError, OptionError
 ERASER_FRACTIONS = (0.01, 0.05, 0.1, 0.2, 0.5)
 
 
-def _pair(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(a, dtype=np.float64).ravel()
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.shape != y.shape:
@@ -33,7 +33,7 @@ def _pair(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarra
     return x, y
 
 
-def rank(values: Sequence[float]) -> np.ndarray:
+def rank(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing the mean of their ranks. Shapes: ``[n]`` -> ``[n]``."""
     x = np.asarray(values, dtype=np.float64).ravel()
     order = np.argsort(x, kind="mergesort")
@@ -55,13 +55,13 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(dx @ dy) / denominator if denominator > 0 else math.nan
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Spearman's rank correlation (Pearson on tie-averaged ranks); nan if either map is constant."""
     x, y = _pair(a, b)
     return _pearson(rank(x), rank(y)) if x.size > 1 else math.nan
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+def kendall_tau(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b (ties corrected, as ``scipy.stats.kendalltau``); nan if either map is constant."""
     x, y = _pair(a, b)
     if x.size < 2:
@@ -74,7 +74,7 @@ def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
     return concordant_minus_discordant / denominator if denominator > 0 else math.nan
 
 
-def top_k_indices(scores: Sequence[float], k: int, *, by: str = "abs") -> list[int]:
+def top_k_indices(scores: Sequence[float] | np.ndarray, k: int, *, by: str = "abs") -> list[int]:
     """Positions of the ``k`` largest scores (``by='abs'``: largest |score|; ``'value'``: largest score).
 
     Ties go to the earlier position, so the result is deterministic.
@@ -87,7 +87,9 @@ def top_k_indices(scores: Sequence[float], k: int, *, by: str = "abs") -> list[i
     return order[: max(0, min(k, x.size))]
 
 
-def top_k_overlap(a: Sequence[float], b: Sequence[float], k: int, *, by: str = "abs") -> float:
+def top_k_overlap(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, k: int, *, by: str = "abs"
+) -> float:
     """Share of the ``k`` most important tokens of ``a`` that are also among those of ``b``.
 
     Importance is |score| by default (``by='value'`` ranks by signed score). ``k`` larger than
@@ -102,14 +104,14 @@ def top_k_overlap(a: Sequence[float], b: Sequence[float], k: int, *, by: str = "
     return len(set(top_k_indices(x, k, by=by)) & set(top_k_indices(y, k, by=by))) / k
 
 
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+def cosine(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Cosine similarity of the two maps; nan if either is all zero."""
     x, y = _pair(a, b)
     denominator = float(np.linalg.norm(x) * np.linalg.norm(y))
     return float(x @ y) / denominator if denominator > 0 else math.nan
 
 
-def agreement(a: Sequence[float], b: Sequence[float], *, k: int = 5) -> dict[str, float]:
+def agreement(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, k: int = 5) -> dict[str, float]:
     """Every agreement score of two maps: ``spearman``, ``kendall``, ``top{k}_overlap``, ``cosine``."""
     return {
         "spearman": spearman(a, b),
@@ -136,7 +138,7 @@ def sufficiency(p_full: float, p_only_top: float) -> float:
     return float(p_full) - float(p_only_top)
 
 
-def aopc(values: Sequence[float]) -> float:
+def aopc(values: Sequence[float] | np.ndarray) -> float:
     """Area over the perturbation curve: the mean of a per-fraction score over the fractions."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:

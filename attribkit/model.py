@@ -63,9 +63,10 @@ class Classifier:
     def __init__(self, model: nn.Module, tokenizer: Any | None = None) -> None:
         if not hasattr(model, "config") or not hasattr(model, "get_input_embeddings"):
             raise ModelLoadError("expected a Hugging Face model with a .config; got " + type(model).__name__)
-        self.model = model
-        self.tokenizer = tokenizer
-        config = model.config
+        # Any: a Hugging Face model, whose config and methods nn.Module's typing would call Tensor | Module
+        self.model: Any = model
+        self.tokenizer: Any = tokenizer
+        config: Any = model.config
         n = int(config.num_labels)
         id2label = getattr(config, "id2label", None) or {}
         self.labels: tuple[str, ...] = tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(n))

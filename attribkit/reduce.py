@@ -118,7 +118,12 @@ def merge_words(scores: Tensor, groups: Sequence[int], *, aggregate: str = "sum"
 
 
 def top_tokens(
-    scores: Sequence[float], tokens: Sequence[str], k: int = 5, *, by: str = "abs", skip: Sequence[bool] | None = None
+    scores: Sequence[float] | np.ndarray,
+    tokens: Sequence[str],
+    k: int = 5,
+    *,
+    by: str = "abs",
+    skip: Sequence[bool] | None = None,
 ) -> list[tuple[int, str, float]]:
     """The ``k`` highest-scoring tokens as ``(position, token, score)``, best first.
 

@@ -76,7 +76,7 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        for ep in entry_points(group=self._group):
+        for ep in entry_points(group=self._group or ""):
             loaded = ep.load()  # a module registers itself on import; a class is added here
             if callable(loaded) and ep.name not in self._entries:
                 self.add(ep.name, loaded)

@@ -90,7 +90,7 @@ def fixed_targets(
         return _per_example(clf, labels, batch)
     if isinstance(spec, (list, tuple)):
         return _per_example(clf, spec, batch)
-    return torch.full((batch, 1), clf.label_index(spec), dtype=torch.long)
+    return torch.full((batch, 1), clf.label_index(spec), dtype=torch.long)  # type: ignore[arg-type]  # int or str here
 
 
 def view_names(clf: Classifier, targets: Tensor) -> list[list[str]]:

@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -172,13 +172,14 @@ class TeacherCache:
                     if out_maps is not None:
                         maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
                 bar.advance(task, len(chunk))
-        views = 0 if maps[0] is None else maps[0].numel() // int(lengths[0])
+        filled = cast(list[Tensor], maps)  # every example written above
+        views = 0 if maps[0] is None else filled[0].numel() // int(lengths[0])
         flat = offsets = None
         if views:
-            sizes = torch.tensor([m.numel() for m in maps])
+            sizes = torch.tensor([m.numel() for m in filled])
             offsets = torch.cumsum(sizes, 0) - sizes
-            flat = torch.cat(maps)
-        return cls(key, torch.stack(logits), lengths, flat, offsets, views)
+            flat = torch.cat(filled)
+        return cls(key, torch.stack(cast(list[Tensor], logits)), lengths, flat, offsets, views)
 
     @classmethod
     def _read(cls, path: Path) -> TeacherCache:

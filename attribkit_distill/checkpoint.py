@@ -12,7 +12,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -44,8 +44,8 @@ def save_checkpoint(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     with _no_progress_bars():
-        model.save_pretrained(partial)
-    rng = {"cpu": torch.get_rng_state()}
+        cast(Any, model).save_pretrained(partial)
+    rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(
@@ -89,7 +89,7 @@ def save_model_atomically(model: nn.Module, out_dir: Path) -> None:
     partial = out_dir / ".model.partial"
     shutil.rmtree(partial, ignore_errors=True)
     with _no_progress_bars():
-        model.save_pretrained(partial)
+        cast(Any, model).save_pretrained(partial)
     for item in partial.iterdir():
         os.replace(item, out_dir / item.name)
     partial.rmdir()

@@ -214,6 +214,7 @@ def distill(
     elif student_layers is not None:
         student = student_from_layers(teacher_clf.model, _layers(student_layers))
     else:
+        assert student_init is not None  # exactly one of --student-init and --student-layers (checked above)
         student = _load_for_task(student_init, spec, device).model
     check_shared_vocabulary(student, teacher_clf.model)
     hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
@@ -498,8 +499,11 @@ def _report(results: dict, out: Path) -> None:
     typer.echo(f"best dev (step {results.get('best_step')}): {summary}\nsaved to {out}")
 
 
-def _layers(text: str) -> list[int]:
+def _layers(text: str | None) -> list[int]:
     import attribkit as ak
+
+    if text is None:
+        raise ak.OptionError("give the student's layers with --student-layers, e.g. 0,2,4")
 
     try:
         return [int(part) for part in text.split(",") if part.strip()]

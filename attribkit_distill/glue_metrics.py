@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,14 +33,14 @@ def matthews_corrcoef(predictions: Sequence[int], labels: Sequence[int]) -> floa
     return 0.0 if denominator == 0 else float((tp * tn - fp * fn) / denominator)
 
 
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     a, b = a - a.mean(), b - b.mean()
     denominator = np.sqrt((a * a).sum() * (b * b).sum())
     return 0.0 if denominator == 0 else float((a * b).sum() / denominator)
 
 
-def average_ranks(values: Sequence[float]) -> np.ndarray:
+def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing the mean of their ranks."""
     v = np.asarray(values, dtype=np.float64)
     order = np.argsort(v, kind="stable")
@@ -55,13 +56,21 @@ def average_ranks(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     return pearson(average_ranks(x), average_ranks(y))
 
 
-_METRICS = {"accuracy": accuracy, "f1": f1, "mcc": matthews_corrcoef, "pearson": pearson, "spearman": spearman}
+_METRICS: dict[str, Callable[[Any, Any], float]] = {
+    "accuracy": accuracy,
+    "f1": f1,
+    "mcc": matthews_corrcoef,
+    "pearson": pearson,
+    "spearman": spearman,
+}
 
 
-def task_metrics(task: GlueTask, predictions: Sequence[float], labels: Sequence[float]) -> dict[str, float]:
+def task_metrics(
+    task: GlueTask, predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray
+) -> dict[str, float]:
     """Every metric of ``task`` (x100, as GLUE reports them) for class predictions or scores."""
     return {name: 100.0 * _METRICS[name](predictions, labels) for name in task.metrics}

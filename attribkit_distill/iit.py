@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -135,7 +135,9 @@ class InterchangeInterventionLoss(nn.Module):
             raise OptionError(f"span_fraction must be in (0, 1]; got {span_fraction!r}")
         if temperature <= 0:
             raise OptionError(f"temperature must be positive; got {temperature!r}")
-        self.layer_map = layer_map if layer_map == "uniform" else {int(k): int(v) for k, v in dict(layer_map).items()}
+        self.layer_map: str | dict[int, int] = (
+            "uniform" if isinstance(layer_map, str) else {int(k): int(v) for k, v in dict(layer_map).items()}
+        )
         self.span_fraction, self.temperature, self.generator = float(span_fraction), float(temperature), generator
 
     def pairs(self, student: nn.Module, teacher: nn.Module) -> dict[int, int]:
@@ -154,7 +156,7 @@ class InterchangeInterventionLoss(nn.Module):
                 )
             pairs = {i: j for i, j in uniform_layer_map(n_student, n_teacher).items() if i < n_student - 1}
         else:
-            pairs = self.layer_map
+            pairs = cast(dict[int, int], self.layer_map)
         bad = [(i, j) for i, j in pairs.items() if not (0 <= i < n_student and 0 <= j < n_teacher)]
         if bad or not pairs:
             raise OptionError(
@@ -177,7 +179,9 @@ class InterchangeInterventionLoss(nn.Module):
 
     def options(self) -> dict[str, Any]:
         """JSON-ready options (for run.json)."""
-        layer_map = self.layer_map if self.layer_map == "uniform" else {str(k): v for k, v in self.layer_map.items()}
+        layer_map = (
+            self.layer_map if isinstance(self.layer_map, str) else {str(k): v for k, v in self.layer_map.items()}
+        )
         return {"layer_map": layer_map, "span_fraction": self.span_fraction, "temperature": self.temperature}
 
     def forward(self, student: nn.Module, teacher: nn.Module | None, batch: Mapping[str, Tensor]) -> Tensor:

@@ -144,7 +144,7 @@ class AttributionLoss(nn.Module):
             attributions, logits = out.attributions, out.logits
         else:
             target_fn = "logit" if is_regression(model) else self.target_fn
-            attributions = attribute(
+            attributions = attribute(  # type: ignore[assignment]  # a tensor: return_delta is False
                 unwrap(model),
                 {**model_inputs(batch), **_special(batch)},
                 targets=targets,

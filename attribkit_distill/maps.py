@@ -35,7 +35,7 @@ class ForwardMaps:
     attributions: Tensor
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> Any:
     """The Hugging Face model inside DDP / accelerate / torch.compile wrappers."""
     while True:
         inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)

@@ -5,8 +5,9 @@ Hinton et al., "Distilling the Knowledge in a Neural Network", 2015; Wu et al., 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -153,7 +154,7 @@ class DistillationObjective(nn.Module):
         beta: float = 0.0,
         kd: KDLoss | None = None,
         attribution: AttributionLoss | None = None,
-        extra: dict[str, tuple[float, nn.Module]] | None = None,
+        extra: Mapping[str, tuple[float, nn.Module]] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
@@ -194,17 +195,22 @@ class DistillationObjective(nn.Module):
             source = (
                 teacher_outputs.maps if teacher_outputs is not None and teacher_outputs.maps is not None else teacher
             )
+            if source is None:
+                raise InvalidInputError("the teacher outputs hold no attribution maps: give the teacher model too")
             out = self.attribution.compute(student, source, batch)
             terms["attr"] = out.loss
             student_logits, teacher_logits = out.student_logits, out.teacher_logits
         if teacher_outputs is not None:
             teacher_logits = teacher_outputs.logits
         if teacher_logits is None and self.alpha > 0:
+            if teacher is None:
+                raise InvalidInputError("the teacher outputs hold no logits: give the teacher model too")
             with torch.no_grad():
                 teacher_logits = teacher(**model_inputs(batch)).logits
         if student_logits is None:
             student_logits = student(**model_inputs(batch)).logits
         if self.alpha > 0:
+            assert teacher_logits is not None  # from the cache, the attribution pass or the teacher above
             terms["kd"] = self.kd(student_logits, teacher_logits.to(student_logits.device), progress=progress)
         if self.alpha < 1:
             terms["ce"] = task_loss(student, student_logits, batch)
@@ -212,7 +218,7 @@ class DistillationObjective(nn.Module):
             terms[name] = module(student, teacher, batch)
         weights = {"kd": self.alpha, "ce": 1.0 - self.alpha, "attr": self.beta, **self.extra_weights}
         weighted = {name: weights[name] * value for name, value in terms.items()}
-        total = sum(weighted.values())
+        total = cast(Tensor, sum(weighted.values()))
         return ObjectiveOutput(total, {k: v.detach() for k, v in terms.items()}, student_logits, weighted)
 
 
@@ -232,5 +238,7 @@ def describe(objective: DistillationObjective) -> dict[str, Any]:
     if objective.attribution is not None:
         info["attribution"] = objective.attribution.options()
     info.update({f"{name}_weight": w for name, w in objective.extra_weights.items()})
-    info.update({name: module.options() for name, module in objective.extra.items() if hasattr(module, "options")})
+    info.update(
+        {name: cast(Any, module).options() for name, module in objective.extra.items() if hasattr(module, "options")}
+    )
     return info

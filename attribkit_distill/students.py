@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -40,13 +41,13 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
         raise OptionError(
             f"--student-layers must be distinct indices in 0..{n - 1}; got {','.join(map(str, layers)) or 'none'}"
         )
-    student = copy.deepcopy(inner)
+    student: Any = copy.deepcopy(inner)
     kept, _ = layer_list(student)
     chosen = nn.ModuleList([kept[i] for i in layers])
     for i, layer in enumerate(chosen):  # attention layers that know their index (cache bookkeeping)
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
-                module.layer_idx = i
+                cast(Any, module).layer_idx = i
     parent = student.base_model.encoder if field == "num_hidden_layers" else student.base_model.transformer
     parent.layer = chosen
     setattr(student.config, field, len(layers))
@@ -139,7 +140,7 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
     import torch
 
     deep = student_from_layers(teacher, layers)
-    config = copy.deepcopy(deep.config)
+    config: Any = copy.deepcopy(deep.config)
     names = _width_fields(config)
     width, heads, inner = (
         int(getattr(config, names[0])),

@@ -34,7 +34,7 @@ class AttributionDistillationTrainer(Trainer):
     def __init__(self, *args: Any, teacher: nn.Module, objective: DistillationObjective, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
-        self.objective = objective
+        self.objective: DistillationObjective = objective
         self._term_sums: dict[str, float] = {}
         self._term_count = 0
 

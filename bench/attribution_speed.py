@@ -36,9 +36,9 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -105,7 +105,10 @@ class PeakMemory:
 
 
 def run_rows(
-    rows: dict[str, Callable[[], object]], warmups: dict[str, Callable[[], object]], repeats: int, memory: PeakMemory
+    rows: Mapping[str, Callable[[], object]],
+    warmups: Mapping[str, Callable[[], object]],
+    repeats: int,
+    memory: PeakMemory,
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Median seconds and max peak-memory rise per row; rows take turns within each repeat."""
     for warm in warmups.values():
@@ -219,7 +222,7 @@ def main() -> None:
         return out
 
     mask_id = replacement_id(clf, "mask")
-    mask_vector = embeddings.weight[mask_id].detach()
+    mask_vector = cast(Any, embeddings).weight[mask_id].detach()
     captum_occ = CaptumOcclusion(lambda e, m, t: model(inputs_embeds=e, attention_mask=m, token_type_ids=t).logits)
 
     def captum_occlusion() -> None:

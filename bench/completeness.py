@@ -18,6 +18,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attribution_speed import read_sentences
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "fast_ig, 1 step ([PAD] baseline)": {"method": "fast_ig", "steps": 1},
     "fast_ig, 20 steps, right Riemann": {"method": "fast_ig", "steps": 20, "rule": "riemann_right"},
     "fast_ig, 50 steps, Gauss-Legendre (default)": {"method": "fast_ig"},
@@ -40,6 +41,7 @@ def relative_errors(records: list[ak.Attribution]) -> np.ndarray:
     """``|delta| / |F(x) - F(x')|`` per map (signed token scores sum to sum(A))."""
     out = []
     for record in records:
+        assert record.delta is not None  # explain computes it by default
         for view, delta in enumerate(record.delta):
             change = float(record.scores[view].sum()) - float(delta)
             out.append(abs(float(delta)) / max(abs(change), 1e-12))

@@ -19,7 +19,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -114,7 +114,7 @@ def main() -> None:
 
     training = TrainingArguments(
         output_dir=str(args.out / "trainer"),
-        per_device_train_batch_size=settings["batch_size"],
+        per_device_train_batch_size=int(settings["batch_size"]),
         per_device_eval_batch_size=128,
         learning_rate=settings["learning_rate"],
         num_train_epochs=settings["epochs"],
@@ -146,7 +146,7 @@ def main() -> None:
     trainer = (
         Trainer(**common)
         if objective is None
-        else AttributionDistillationTrainer(**common, teacher=teacher, objective=objective)
+        else AttributionDistillationTrainer(**common, teacher=cast(Any, teacher), objective=objective)
     )
     start = time.time()
     resume = any((args.out / "trainer").glob("checkpoint-*"))

@@ -190,9 +190,9 @@ def figures(results: dict) -> list[str]:
     bars.write_html(FIGURES / "results-bars.html", include_plotlyjs="directory")
     sweep = go.Figure()
     points = sweep_points(results)
-    ks, means, stds = zip(*points) if points else ((), (), ())
+    ks, k_means, k_stds = zip(*points) if points else ((), (), ())
     sweep.add_trace(
-        go.Scatter(x=ks, y=means, error_y={"type": "data", "array": stds}, mode="lines+markers", name="AD-KD")
+        go.Scatter(x=ks, y=k_means, error_y={"type": "data", "array": k_stds}, mode="lines+markers", name="AD-KD")
     )
     sweep.update_layout(
         title="STS-B: AD-KD with the teacher's top-K of 384 dimensions (the preset row at its recorded K)",

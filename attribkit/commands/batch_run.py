@@ -8,7 +8,6 @@ resumable like the single file, and the main process merges the shards in input 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,10 @@ def run_batch(
     """Explain ``rows`` into ``out`` (one process), or this process's shard of them (several)."""
     if group is None:
         _refuse_shards(out, None)
-        writer = RecordWriter(out, resume=resume, fingerprint=fingerprint)
-        _explain_into(writer, clf, rows, labels, kwargs, progress, f"explaining {out.name}")
-        path = writer.finish()
-        start = writer.resumed
+        single = RecordWriter(out, resume=resume, fingerprint=fingerprint)
+        _explain_into(single, clf, rows, labels, kwargs, progress, f"explaining {out.name}")
+        path = single.finish()
+        start = single.resumed
         typer.echo(
             f"wrote {len(rows)} record{'s' if len(rows) != 1 else ''} to {path}"
             + (f" ({start} from the interrupted run)" if start else "")
@@ -48,7 +47,7 @@ def run_batch(
         _html(path, html_out)
         return
     error: BaseException | None = None
-    writer = None
+    writer: RecordWriter | None = None
     shards: list[list[list[int]]] = []
     try:
         if out.exists():
@@ -204,7 +203,10 @@ def _explain_into(
                 chunk = rows[begin : begin + CHUNK]
                 gold = labels[begin : begin + CHUNK] if labels is not None else None
                 done_before = writer.done
-                report: Callable[[int], None] = lambda n, base=done_before: update(base + n)  # noqa: E731
+
+                def report(n: int, base: int = done_before) -> None:
+                    update(base + n)
+
                 records = ak.explain(clf, [r.model_input for r in chunk], labels=gold, progress=report, **kwargs)
                 writer.write(records)
                 update(writer.done)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,7 +31,8 @@ def export(
     clf = ak.load_classifier(model, device="cpu")
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    clf.model.to(getattr(torch, dtype)).save_pretrained(staging)
+    converted: Any = clf.model.to(getattr(torch, dtype))
+    converted.save_pretrained(staging)
     clf.tokenizer.save_pretrained(staging)
     _slim_tokenizer(clf.tokenizer, staging)
     if card is not None:
@@ -51,7 +53,7 @@ PROBES = (
 )
 
 
-def _slim_tokenizer(tokenizer: object, folder: Path) -> None:
+def _slim_tokenizer(tokenizer: Any, folder: Path) -> None:
     """Replace tokenizer.json (~0.7 MB for BERT) by vocab.txt when that rebuilds the same tokenizer.
 
     Only for WordPiece tokenizers, and only if the rebuilt tokenizer gives the same ids on probe texts.

@@ -34,8 +34,8 @@ def integration_points(rule: str, steps: int) -> tuple[list[float], list[float]]
     if rule == "gausslegendre":
         if m < 2:
             raise OptionError("gausslegendre needs steps >= 2; use rule='riemann_right' for single-step IG")
-        nodes, weights = np.polynomial.legendre.leggauss(m)
-        return list(0.5 * nodes + 0.5), list(0.5 * weights)
+        gl_nodes, gl_weights = np.polynomial.legendre.leggauss(m)
+        return [float(a) for a in 0.5 * gl_nodes + 0.5], [float(w) for w in 0.5 * gl_weights]
     if rule == "riemann_trapezoid":
         if m < 2:
             raise OptionError("riemann_trapezoid needs steps >= 2")

@@ -8,7 +8,10 @@ white = 0); unsigned maps a sequential one (white -> orange -> dark red). Colour
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # end colours (RGB) of the scales; white is the zero point
 _POSITIVE = (214, 39, 40)
@@ -20,7 +23,7 @@ def _mix(low: tuple[int, int, int], high: tuple[int, int, int], t: float) -> tup
     return tuple(round(a + (b - a) * t) for a, b in zip(low, high))  # type: ignore[return-value]
 
 
-def is_signed(scores: Sequence[float], options: Mapping[str, Any] | None = None) -> bool:
+def is_signed(scores: Sequence[float] | np.ndarray, options: Mapping[str, Any] | None = None) -> bool:
     """Whether a map is drawn on the diverging scale.
 
     From the options that produced it when they say (``sign='absolute'`` or ``aggregate='l2'``
@@ -32,7 +35,7 @@ def is_signed(scores: Sequence[float], options: Mapping[str, Any] | None = None)
     return any(float(s) < 0 for s in scores)
 
 
-def scale_of(scores: Sequence[float]) -> float:
+def scale_of(scores: Sequence[float] | np.ndarray) -> float:
     """The largest ``|score|``, the value at which the colour saturates (0 for an empty or zero map)."""
     return max((abs(float(s)) for s in scores), default=0.0)
 

@@ -171,8 +171,10 @@ def render_html(
     Returns:
         The HTML text. Opens offline: no scripts, no external resources.
     """
-    items = (
-        [records] if hasattr(records, "tokens") and hasattr(records, "scores") else list(records)
+    items: list[Attribution] = (
+        [records]  # type: ignore[list-item]
+        if hasattr(records, "tokens") and hasattr(records, "scores")
+        else list(records)
     )  # one record, or many
     numbered = len(items) > 1
     body = "".join(record_html(r, views=views, top=top, index=i if numbered else None) for i, r in enumerate(items))
