@@ -17,8 +17,8 @@ through ``accelerate launch bench/paper_run.py`` (the Hugging Face Trainer; all 
 
 Usage:
     python bench/reproduce.py plan                       # what will run, in order, and what is done
-    python bench/reproduce.py run [--tasks rte,mrpc] [--rows kd,adkd] [--seeds 2,3] [--hours 2.5]  # default: every row at its own seeds
-    python bench/reproduce.py report                     # table, figures, gap and case studies -> docs/results.md
+    python bench/reproduce.py run --data-dir GLUE_DIR [--tasks rte,mrpc] [--rows kd,adkd] [--seeds 2,3] [--hours 2.5]  # default: every row at its own seeds
+    python bench/reproduce.py report --data-dir GLUE_DIR    # table, figures, gap and case studies -> docs/results.md
     python bench/reproduce.py run --config paper --seeds 1,2,3   # on a CUDA machine: the paper's table
 
 The settings per task (train subset, epochs, learning rates) are in :data:`TASKS`; the distillation
@@ -40,7 +40,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "reproduce"
 RUNS = ROOT / "runs" / "reproduce"
-GLUE = ROOT.parent / "shared" / "data" / "glue"
+DATA: dict[str, Path | None] = {"glue": None}  # --data-dir
+
+
+def glue_dir() -> Path:
+    """The GLUE folder given with ``--data-dir``; exits with one line when it is missing."""
+    folder = DATA["glue"]
+    if folder is None or not (folder / "MRPC").is_dir():
+        sys.exit(
+            "error: --data-dir must name a folder with the GLUE task folders (RTE/, MRPC/, STS-B/, CoLA/, SST-2/"
+            + (")" if folder is None else f"); {folder} has no MRPC/")
+        )
+    return folder
+
+
 STUDENT_LAYERS = "0,2,4"
 
 
@@ -258,7 +271,7 @@ def command(run: Run) -> list[str]:
         "--task",
         setting.directory,
         "--data-dir",
-        str(GLUE),
+        str(glue_dir()),
         "--out",
         str(run.out),
         "--seed",
@@ -368,7 +381,9 @@ def main() -> None:
     parser.add_argument("--rows", default=None)
     parser.add_argument("--seeds", default=None, help="Comma-separated; default: each row's own seeds (1-3, or 1).")
     parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    parser.add_argument("--data-dir", type=Path, default=None, help="Folder with the GLUE task folders (MRPC/, ...).")
     args = parser.parse_args()
+    DATA["glue"] = args.data_dir
     configure(args.config)
     all_tasks = PAPER_TASKS if args.config == "paper" else tuple(TASKS)
     all_rows = PAPER_ROWS if args.config == "paper" else tuple(PRIORITY)

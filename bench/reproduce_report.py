@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from reproduce import GLUE, RESULTS, ROOT, ROWS, RUNS, TASKS, TOP_K_SWEEP, teacher_dir
+from reproduce import RESULTS, ROOT, ROWS, RUNS, TASKS, TOP_K_SWEEP, glue_dir, teacher_dir
 
 DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "figures"
@@ -227,7 +227,7 @@ def attribution_gap(task: str) -> dict[str, float]:
 
     teacher = ak.load_classifier(teacher_dir(task), device="cpu")
     spec = get_task(TASKS[task].directory)
-    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=glue_dir())
     dev = encode_examples(teacher.tokenizer, examples, max_length=MAX_LENGTH)
     loss = AttributionLoss()
     gaps = {}
@@ -260,7 +260,7 @@ def disagreements(task: str, n: int) -> list:
     from attribkit_distill.tasks import get_task, load_examples, split_names
 
     spec = get_task(TASKS[task].directory)
-    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=GLUE)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=glue_dir())
     kd, adkd = (ak.load_classifier(kept_student(task, row), device="cpu") for row in ("kd", "adkd"))
     chosen = []
     for start in range(0, len(examples), 64):

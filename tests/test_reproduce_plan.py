@@ -22,9 +22,20 @@ def reproduce():
     module = importlib.util.module_from_spec(spec)
     sys.modules["reproduce"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
+    module.DATA["glue"] = Path(__file__).parent / "data" / "glue"  # the GLUE-layout fixture (--data-dir)
     yield module
     sys.path.remove(str(BENCH))
     del sys.modules["reproduce"]
+
+
+@pytest.fixture(scope="module")
+def study_v2():
+    spec = importlib.util.spec_from_file_location("study_v2", BENCH / "study_v2.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["study_v2"] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules["study_v2"]
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +220,43 @@ def test_table_shows_the_students_teacher_apart_from_the_teacher_mean(report):
     teacher, students_teacher = lines[2], lines[3]
     assert teacher.startswith("| Teacher (MiniLM") and "| 56.0 ± 2.1 (2) | 86.8 (1) |" in teacher  # std: 2.9 / sqrt(2)
     assert students_teacher.startswith("| Teacher, seed 1") and "| 57.4 (1) | — |" in students_teacher
+
+
+def test_the_glue_folder_is_an_option_with_a_one_line_error(reproduce, tmp_path):
+    reproduce.DATA["glue"] = tmp_path  # no MRPC/ in it
+    try:
+        with pytest.raises(SystemExit, match="--data-dir must name a folder with the GLUE task folders"):
+            reproduce.glue_dir()
+    finally:
+        reproduce.DATA["glue"] = Path(__file__).parent / "data" / "glue"
+
+
+def test_study_v2_follows_its_protocol(study_v2):
+    known = {"finetune": flags_of("finetune"), "distill": flags_of("distill")}
+    # the best of v1's three teacher seeds on dev (bench/results/reproduce/<task>/teacher/seed<N>.json)
+    assert {t: study_v2.teacher_seed(t) for t in study_v2.TASKS} == {"mrpc": 2, "stsb": 3, "cola": 3, "sst2": 2}
+    runs = study_v2.plan(["mrpc", "sst2"], list(study_v2.ROWS), [1, 2])
+    names = [(r.task, r.row, r.seed) for r in runs]
+    assert names[:4] == [("mrpc", "teacher", 2), ("mrpc", "no_teacher", 1), ("mrpc", "kd", 1), ("mrpc", "adkd", 1)]
+    assert names.index(("sst2", "adkd", 1)) < names.index(("mrpc", "no_teacher", 2))  # seed 1 everywhere first (gate)
+    assert len(runs) == 2 + 2 * 3 * 2
+    glue = Path("GLUE")
+    for run in runs:
+        argv = study_v2.command(run, glue)
+        command = argv[3]
+        used = [a for a in argv if a.startswith("--")]
+        assert set(used) <= known[command], (run, set(used) - known[command])
+        value = {flag: argv[argv.index(flag) + 1] for flag in used if argv.index(flag) + 1 < len(argv)}
+        assert value["--seed"] == str(run.seed)
+        if run.row == "teacher":
+            continue
+        # students: pre-trained MiniLM layers 0, 2, 4; 6 epochs at 5e-5, batch 32, length 128; T annealed per epoch
+        assert (value["--student-layers"], value["--epochs"], value["--lr"]) == ("0,2,4", "6", "5e-05")
+        assert (value["--batch-size"], value["--max-length"], value["--anneal-every"]) == ("32", "128", "epoch")
+        assert "--student-from" in used and "--student-init" not in used
+        assert value["--teacher"].endswith(f"teacher-seed{study_v2.teacher_seed(run.task)}")
+        # one fixed training subset for every seed and row where the task has more than 8,000 examples
+        assert ("--subset-seed" in used) == (run.task == "sst2")
+        if run.task == "sst2":
+            assert (value["--train-limit"], value["--subset-seed"]) == ("8000", "0")
+        assert ("--alpha" in used and value["--alpha"] == "0") == (run.row == "no_teacher")
