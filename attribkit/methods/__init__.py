@@ -5,14 +5,19 @@ from attribkit.methods.captum_ig import CaptumIntegratedGradients
 from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.methods.gradient import GradientXInput
 from attribkit.methods.occlusion import Occlusion
+from attribkit.methods.perturbation import FeatureAblation, KernelShap, Lime, ShapleySampling
 
 __all__ = [
     "METHODS",
     "AttributionMethod",
     "CaptumIntegratedGradients",
     "FastIntegratedGradients",
+    "FeatureAblation",
     "GradientXInput",
+    "KernelShap",
+    "Lime",
     "MethodResult",
     "Occlusion",
+    "ShapleySampling",
     "register_method",
 ]
