@@ -4,8 +4,10 @@ from attribkit.methods.base import METHODS, AttributionMethod, MethodResult, reg
 from attribkit.methods.captum_ig import CaptumIntegratedGradients
 from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.methods.gradient import GradientXInput
+from attribkit.methods.gradient_shap import GradientShap
 from attribkit.methods.occlusion import Occlusion
 from attribkit.methods.perturbation import FeatureAblation, KernelShap, Lime, ShapleySampling
+from attribkit.methods.saliency import Saliency
 
 __all__ = [
     "METHODS",
@@ -13,11 +15,13 @@ __all__ = [
     "CaptumIntegratedGradients",
     "FastIntegratedGradients",
     "FeatureAblation",
+    "GradientShap",
     "GradientXInput",
     "KernelShap",
     "Lime",
     "MethodResult",
     "Occlusion",
+    "Saliency",
     "ShapleySampling",
     "register_method",
 ]

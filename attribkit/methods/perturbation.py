@@ -21,6 +21,7 @@ from attribkit.methods.base import AttributionMethod, MethodResult, predicted_ta
 from attribkit.methods.baselines import replacement_id
 from attribkit.methods.chunking import CPU_PASS_MB, DEFAULT_MEMORY_MB, rows_for_budget, trim_rows
 from attribkit.methods.occlusion import REPLACEMENTS
+from attribkit.methods.seeding import seeded
 from attribkit.methods.surrogate import WeightedLinearModel
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -148,8 +149,7 @@ class TokenPerturbation(AttributionMethod):
         explainer = self.explainer(forward)
         out = []
         for target in targets.tolist():
-            with torch.random.fork_rng(devices=[inputs.device] if inputs.device.type == "cuda" else []):
-                torch.manual_seed(self.seed)
+            with seeded(self.seed, inputs.device):
                 attribution = explainer.attribute(
                     inputs,
                     baselines=baselines,

@@ -42,7 +42,9 @@ class WeightedLinearModel(Model):
             penalty[-1] = 0.0
             gram = gram + torch.diag(penalty)
         rhs = design.T @ (y * w[:, None])
-        solution = torch.linalg.lstsq(gram, rhs).solution  # lstsq: a singular system still gets the minimum-norm fit
+        # the pseudo-inverse: few samples leave the system singular (features always drawn together); its
+        # minimum-norm fit is stable where a least-squares driver would amplify rounding differences
+        solution = torch.linalg.pinv(gram, hermitian=True) @ rhs
         self.coefficients = solution[:-1].T.float()  # [outputs, M], as Captum's linear models report
         self.intercept = solution[-1].float()
         return {}
