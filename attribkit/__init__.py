@@ -44,6 +44,8 @@ _EXPORTS = {
     "Alignment": "attribkit.alignment",
     "faithfulness": "attribkit.erasure",
     "FaithfulnessScores": "attribkit.erasure",
+    "soft_faithfulness": "attribkit.soft_erasure",
+    "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
     "InputRow": "attribkit.inputs",
     "default_model_path": "attribkit.assets",
@@ -111,5 +113,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
     from attribkit.render.terminal import render_terminal
+    from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution

@@ -27,6 +27,10 @@ def faithfulness(
     fractions: str = typer.Option(
         "0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."
     ),
+    soft: bool = typer.Option(
+        False, "--soft", help="Also the soft criterion (Zhao & Aletras, ACL 2023): Soft-NC and Soft-NS."
+    ),
+    soft_samples: int = typer.Option(10, "--soft-samples", help="Bernoulli draws per example for --soft."),
     json_out: Path | None = typer.Option(None, "--json", help="Write per-example and mean scores as JSON."),
     device: str | None = opt.DEVICE,
     batch_size: int = opt.BATCH_SIZE,
@@ -60,6 +64,8 @@ def faithfulness(
                 ) from None
             if not levels or any(not 0 < f <= 1 for f in levels):
                 raise ak.OptionError(f"--fractions must be numbers in (0, 1]; got {fractions!r}")
+            if soft_samples < 1:
+                raise ak.OptionError(f"--soft-samples must be a positive integer; got {soft_samples}")
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group))
             mine = list(range(len(rows)))
             if group is not None:
@@ -72,7 +78,8 @@ def faithfulness(
         agree(group, error)
         try:
             show = progress and (group is None or group.is_main)
-            with opt.progress_bar(2 * len(mine), "explaining, then deleting", show) as update:
+            steps = (3 if soft else 2) * len(mine)
+            with opt.progress_bar(steps, "explaining, then deleting", show) as update:
                 records = ak.explain(
                     clf,
                     [rows[i].model_input for i in mine],
@@ -91,23 +98,41 @@ def faithfulness(
                     max_length=max_length,
                     progress=lambda n: update(len(mine) + n),
                 )
+                soft_scores = (
+                    ak.soft_faithfulness(
+                        clf,
+                        records,
+                        n_samples=soft_samples,
+                        batch_size=batch_size,
+                        max_length=max_length,
+                        progress=lambda n: update(2 * len(mine) + n),
+                    )
+                    if soft
+                    else [None] * len(records)
+                )
         except Exception as exc:
             error = exc
         agree(group, error)
         if group is not None:
-            gathered = gather_to_main(group, list(zip(mine, records, scores)))
+            gathered = gather_to_main(group, list(zip(mine, records, scores, soft_scores)))
             if gathered is None:
                 return  # the main process reports
             ordered = sorted((item for part in gathered for item in part), key=lambda item: item[0])
             records, scores = [item[1] for item in ordered], [item[2] for item in ordered]
+            soft_scores = [item[3] for item in ordered]
     per_fraction = [
         {
             **{f"comprehensiveness@{f:g}": c for f, c in zip(s.fractions, s.comprehensiveness)},
             **{f"sufficiency@{f:g}": v for f, v in zip(s.fractions, s.sufficiency)},
             "aopc_comprehensiveness": s.aopc_comprehensiveness,
             "aopc_sufficiency": s.aopc_sufficiency,
+            **(
+                {"soft_comprehensiveness": z.soft_comprehensiveness, "soft_sufficiency": z.soft_sufficiency}
+                if z is not None
+                else {}
+            ),
         }
-        for s in scores
+        for s, z in zip(scores, soft_scores)
     ]
     summary = summarize(per_fraction)
     table = Table(
@@ -121,6 +146,11 @@ def faithfulness(
         table.add_row(f"{f:g}", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}")
     c, s = summary["aopc_comprehensiveness"], summary["aopc_sufficiency"]
     table.add_row("AOPC", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}", style="bold")
+    if soft:
+        c, s = summary["soft_comprehensiveness"], summary["soft_sufficiency"]
+        table.add_row(
+            "soft (NC / NS, higher better)", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}"
+        )
     Console().print(table)
     if json_out is not None:
         data = {
@@ -128,7 +158,10 @@ def faithfulness(
             "options": records[0].options,
             "fractions": levels,
             "summary": summary,
-            "examples": [{"text": r.text, "pair": r.pair, **sc.to_dict()} for r, sc in zip(records, scores)],
+            "examples": [
+                {"text": r.text, "pair": r.pair, **sc.to_dict(), **({"soft": z.to_dict()} if z is not None else {})}
+                for r, sc, z in zip(records, scores, soft_scores)
+            ],
         }
         opt.write_json(data, json_out)
         typer.echo(f"wrote {json_out}")
