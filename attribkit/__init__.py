@@ -45,6 +45,10 @@ _EXPORTS = {
     "faithfulness": "attribkit.erasure",
     "FaithfulnessScores": "attribkit.erasure",
     "soft_faithfulness": "attribkit.soft_erasure",
+    "plausibility": "attribkit.rationales",
+    "PlausibilityScores": "attribkit.rationales",
+    "rationale_from_spans": "attribkit.rationales",
+    "rationale_from_word_mask": "attribkit.rationales",
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
     "InputRow": "attribkit.inputs",
@@ -108,6 +112,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method
     from attribkit.methods.integration import integration_points
     from attribkit.model import Classifier
+    from attribkit.rationales import (
+        PlausibilityScores,
+        plausibility,
+        rationale_from_spans,
+        rationale_from_word_mask,
+    )
     from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
     from attribkit.render.comparison import render_comparison
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
