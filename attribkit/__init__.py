@@ -46,6 +46,8 @@ _EXPORTS = {
     "FaithfulnessScores": "attribkit.erasure",
     "soft_faithfulness": "attribkit.soft_erasure",
     "plausibility": "attribkit.rationales",
+    "randomization_check": "attribkit.sanity",
+    "RandomizationCheck": "attribkit.sanity",
     "PlausibilityScores": "attribkit.rationales",
     "rationale_from_spans": "attribkit.rationales",
     "rationale_from_word_mask": "attribkit.rationales",
@@ -123,6 +125,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
     from attribkit.render.terminal import render_terminal
+    from attribkit.sanity import RandomizationCheck, randomization_check
     from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution
