@@ -1,5 +1,6 @@
 """Attribution methods: one module per family, registered by name on import."""
 
+from attribkit.methods.attnlrp import AttnLRP
 from attribkit.methods.base import METHODS, AttributionMethod, MethodResult, register_method
 from attribkit.methods.captum_ig import CaptumIntegratedGradients
 from attribkit.methods.fast_ig import FastIntegratedGradients
@@ -11,6 +12,7 @@ from attribkit.methods.saliency import Saliency
 
 __all__ = [
     "METHODS",
+    "AttnLRP",
     "AttributionMethod",
     "CaptumIntegratedGradients",
     "FastIntegratedGradients",
