@@ -59,9 +59,9 @@ def test_max_length_truncates_below_the_model_limit_and_bad_values_are_refused(t
 def test_unknown_method_lists_the_choices(tiny):
     clf = tiny("bert", 2)
     with pytest.raises(ak.UnknownNameError) as info:
-        ak.explain(clf, ["good"], method="lime")
+        ak.explain(clf, ["good"], method="gradcam")
     message = str(info.value)
-    assert "unknown method 'lime'" in message
+    assert "unknown method 'gradcam'" in message
     for name in ("fast_ig", "integrated_gradients", "occlusion", "gradient_x_input"):
         assert name in message
 

@@ -53,7 +53,7 @@ def test_subprocess_bad_input_is_one_line_exit_2(checkpoint_dir, tmp_path):
     cases = [
         (["explain", "--model", str(tmp_path / "missing"), "--text", "hi"], "no such checkpoint directory"),
         (["explain", "--model", model, "--text", "   "], "empty or whitespace"),
-        (["explain", "--model", model, "--text", "good", "--method", "lime"], "unknown method 'lime'"),
+        (["explain", "--model", model, "--text", "good", "--method", "gradcam"], "unknown method 'gradcam'"),
         (["explain", "--model", model, "--text", "good", "--target", "7"], "out of range"),
         (["explain", "--bogus"], "No such option"),
     ]

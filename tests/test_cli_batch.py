@@ -337,7 +337,7 @@ BAD = [
     (["explain", "--input", "{d}/in.txt", "--text", "hi", "--out", "{d}/o.jsonl"], "exactly one of"),
     (["explain", "--input", "{d}/in.txt", "--target", "gold", "--out", "{d}/o.jsonl"], "needs a label"),
     (["explain", "--input", "{d}/bad.jsonl", "--out", "{d}/o.jsonl"], "not valid JSON"),
-    (["explain", "--input", "{d}/in.txt", "--out", "{d}/o.jsonl", "--method", "lime"], "unknown method 'lime'"),
+    (["explain", "--input", "{d}/in.txt", "--out", "{d}/o.jsonl", "--method", "gradcam"], "unknown method 'gradcam'"),
     (["explain", "--input", "{d}/in.txt", "--out", "{d}/o.jsonl", "--normalize", "zscore"], "unknown normalize"),
     (["explain", "--model", "{d}", "--text", "hi"], "config.json"),
     (["explain", "--dataset", "{d}/nothing-here", "--out", "{d}/o.jsonl"], "cannot load dataset"),

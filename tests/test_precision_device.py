@@ -29,7 +29,7 @@ def test_occlusion_in_bfloat16_is_close_to_float32_and_says_so(tiny):
 
 @pytest.mark.parametrize("method", ["fast_ig", "integrated_gradients", "gradient_x_input"])
 def test_gradient_methods_refuse_reduced_precision(tiny, method):
-    with pytest.raises(ak.OptionError, match="inference-only methods \\(occlusion\\)"):
+    with pytest.raises(ak.OptionError, match="inference-only methods \\(.*occlusion"):
         ak.explain(tiny("bert", 2), "good", method=method, dtype="float16")
 
 

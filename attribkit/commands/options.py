@@ -50,12 +50,16 @@ def model_path(model: str | None) -> str:
 
 def method_options(method: str, steps: int | None, target_fn: str, layer: str) -> dict[str, Any]:
     """The method's own options from the flags (checks the method name first)."""
+    import inspect
+
     from attribkit.facade import get_method
 
-    get_method(method)  # unknown names fail here, before any model is loaded
+    accepted = inspect.signature(get_method(method).__init__).parameters  # unknown names fail here
     options: dict[str, Any] = {"target_fn": target_fn}
-    if method != "occlusion":
+    if "layer" in accepted:
         options["layer"] = layer
+    elif layer != "word_embeddings":
+        raise OptionError(f"--layer does not apply to {method}: it perturbs tokens, not a layer's output")
     if steps is not None:
         options["steps"] = steps
     return options
