@@ -67,12 +67,17 @@ class Classifier:
         self.model: Any = model
         self.tokenizer: Any = tokenizer
         config: Any = model.config
+        _pad_with_eos(config, tokenizer)
         n = int(config.num_labels)
         id2label = getattr(config, "id2label", None) or {}
         self.labels: tuple[str, ...] = tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(n))
         self.is_regression = n == 1 or getattr(config, "problem_type", None) == "regression"
         params = inspect.signature(model.forward).parameters
-        self.uses_token_types = "token_type_ids" in params and getattr(config, "type_vocab_size", 2) > 1
+        # a classifier needs no key-value cache (decoders build one by default; Captum cannot copy it)
+        self.forward_flags: dict[str, Any] = {"use_cache": False} if "use_cache" in params else {}
+        self.uses_token_types = (
+            "token_type_ids" in params and getattr(config, "type_vocab_size", 0) > 1
+        )  # GPT-2 takes them but has no such table
 
     # ------------------------------------------------------------------ properties
     @property
@@ -106,10 +111,10 @@ class Classifier:
 
     @property
     def pad_token_id(self) -> int:
-        """Padding id (tokenizer first, then config, else 0)."""
-        pad = getattr(self.tokenizer, "pad_token_id", None)
+        """Padding id: the model's (a decoder head pools the last token that is not it), else the tokenizer's, else 0."""
+        pad = getattr(self.model.config, "pad_token_id", None)
         if pad is None:
-            pad = getattr(self.model.config, "pad_token_id", None)
+            pad = getattr(self.tokenizer, "pad_token_id", None)
         return int(pad or 0)
 
     def label_index(self, label: int | str) -> int:
@@ -252,10 +257,15 @@ class Classifier:
 
     # ------------------------------------------------------------------ layers
     def layer_module(self, layer: str) -> nn.Module:
-        """The module whose output is attributed: ``word_embeddings`` or ``embeddings``.
+        """The module whose output (or, for :meth:`layer_is_block_input`, input) is attributed.
+
+        ``word_embeddings``: the token embedding table. ``embeddings``: the input of the first
+        block, which is the embedding module's output on encoders (BERT, RoBERTa, ELECTRA,
+        DeBERTa-v2, ModernBERT ...) and the first block's input on decoders (GPT-2: token +
+        position embeddings; Llama, Qwen2, Mistral: the token embeddings).
 
         Raises:
-            OptionError: unknown layer name or a model without that module.
+            OptionError: unknown layer name or a model whose first block cannot be found.
         """
         if layer == "word_embeddings":
             return self.model.get_input_embeddings()
@@ -263,8 +273,18 @@ class Classifier:
             module = getattr(self.model.base_model, "embeddings", None)
             if isinstance(module, nn.Module):
                 return module
-            raise OptionError(f"{type(self.model).__name__} has no 'embeddings' module; use layer='word_embeddings'")
+            block = first_block(self.model.base_model)
+            if block is not None:
+                return block
+            raise OptionError(
+                f"cannot find the input of the first block of {type(self.model).__name__} "
+                f"({getattr(self.model.config, 'model_type', '?')}); use layer='word_embeddings'"
+            )
         raise OptionError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+
+    def layer_is_block_input(self, layer: str) -> bool:
+        """True when ``layer`` is read at the *input* of :meth:`layer_module` (decoders' ``embeddings``)."""
+        return layer == "embeddings" and not isinstance(getattr(self.model.base_model, "embeddings", None), nn.Module)
 
     def layer_output(self, batch: dict[str, Tensor], layer: str) -> Tensor:
         """Output of ``layer`` for ``batch``; keeps the autograd graph to the parameters.
@@ -280,9 +300,17 @@ class Classifier:
             captured.append(output[0] if isinstance(output, tuple) else output)
             raise _StopForward
 
-        handle = self.layer_module(layer).register_forward_hook(stop)
+        def stop_at_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _StopForward
+
+        module = self.layer_module(layer)
+        if self.layer_is_block_input(layer):
+            handle = module.register_forward_pre_hook(stop_at_input, with_kwargs=True)
+        else:
+            handle = module.register_forward_hook(stop)
         try:
-            self.model(**self.model_inputs(batch))
+            self.model(**self.model_inputs(batch), **self.forward_flags)
         except _StopForward:
             pass
         finally:
@@ -321,15 +349,30 @@ class Classifier:
                 capture.append(new)
             return (new, *output[1:]) if isinstance(output, tuple) else new
 
-        handle = self.layer_module(layer).register_forward_hook(hook)
+        def pre_hook(_module: nn.Module, args: tuple, kwargs: dict) -> Any:
+            if args:
+                new = replace(args[0])
+                args = (new, *args[1:])
+            else:
+                new = replace(kwargs["hidden_states"])
+                kwargs = {**kwargs, "hidden_states": new}
+            if capture is not None:
+                capture.append(new)
+            return args, kwargs
+
+        module = self.layer_module(layer)
+        if self.layer_is_block_input(layer):
+            handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        else:
+            handle = module.register_forward_hook(hook)
         try:
-            return self.model(**self.model_inputs(batch)).logits
+            return self.model(**self.model_inputs(batch), **self.forward_flags).logits
         finally:
             handle.remove()
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         """Plain forward pass. Shapes: ``[batch, num_labels]``."""
-        return self.model(**self.model_inputs(batch)).logits
+        return self.model(**self.model_inputs(batch), **self.forward_flags).logits
 
     @contextlib.contextmanager
     def double_backward(self) -> Iterator[None]:
@@ -354,6 +397,35 @@ class Classifier:
                 yield
             finally:
                 self.model.set_attn_implementation(impl)
+
+
+def _pad_with_eos(config: Any, tokenizer: Any) -> None:
+    """Decoders often have no padding token: pad with end-of-sequence, as their users do.
+
+    The classification head finds the last real token by the model's ``pad_token_id``, so a model without
+    one cannot take a padded batch; attribkit pads right, so every text keeps the positions it has alone.
+    """
+    if getattr(config, "pad_token_id", None) is not None:
+        return
+    candidates: list[Any] = [getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)]
+    eos = getattr(config, "eos_token_id", None)
+    candidates += list(eos) if isinstance(eos, (list, tuple)) else [eos]
+    chosen = next((c for c in candidates if isinstance(c, int)), None)
+    if chosen is not None:
+        config.pad_token_id = chosen
+
+
+BLOCK_LISTS = ("layers", "h", "layer", "blocks")  # where HF models keep their transformer blocks
+
+
+def first_block(base: nn.Module) -> nn.Module | None:
+    """The first transformer block of a base model (``layers[0]``, ``h[0]`` ...), searched one level down too."""
+    for owner in (base, *base.children()):
+        for name in BLOCK_LISTS:
+            blocks = getattr(owner, name, None)
+            if isinstance(blocks, nn.ModuleList) and len(blocks):
+                return blocks[0]
+    return None
 
 
 class _StopForward(Exception):

@@ -34,6 +34,15 @@ def replacement_id(clf: Classifier, kind: str) -> int:
     return int(token_id)
 
 
+def default_replacement(clf: Classifier, replacement: str | None) -> str:
+    """The replacement token to use: the one asked for, else ``mask``, else ``unk``, else ``pad`` (decoders
+    usually have neither a mask nor an unknown token)."""
+    if replacement is not None:
+        return replacement
+    available = [k for k in ("mask", "unk") if getattr(clf.tokenizer, f"{k}_token_id", None) is not None]
+    return available[0] if available else "pad"
+
+
 def baseline_ids(clf: Classifier, batch: dict[str, Tensor], kind: str) -> Tensor:
     """``input_ids`` with every real token replaced by the ``kind`` token; special tokens kept.
 

@@ -142,7 +142,10 @@ class CaptumIntegratedGradients(AttributionMethod):
         clf = self.classifier
         keys = [k for k in ("attention_mask", "token_type_ids", "special_tokens_mask") if k in sub]
         extra = tuple(sub[k] for k in keys)
-        if base_ids is None:
+        if base_ids is None or clf.layer_is_block_input(self.layer):
+            # a zero baseline, or a decoder's block input (Captum's layer-input hook cannot copy the block's
+            # other arguments): Captum's IntegratedGradients on the layer's values, baseline = the layer's value
+            # on the baseline ids, which is the path LayerIntegratedGradients integrates along
 
             def on_layer(z: Tensor, ids: Tensor, *rest: Tensor) -> Tensor:
                 logits = clf.forward_with_layer({"input_ids": ids, **dict(zip(keys, rest))}, self.layer, lambda _out: z)
@@ -150,8 +153,13 @@ class CaptumIntegratedGradients(AttributionMethod):
 
             with torch.no_grad():
                 x = clf.layer_output(sub, self.layer)
+                base = (
+                    torch.zeros_like(x)
+                    if base_ids is None
+                    else clf.layer_output({**sub, "input_ids": base_ids}, self.layer)
+                )
             explainer: Any = IntegratedGradients(on_layer)
-            inputs, baselines, extra = x, torch.zeros_like(x), (sub["input_ids"], *extra)
+            inputs, baselines, extra = x, base, (sub["input_ids"], *extra)
         else:
 
             def on_ids(ids: Tensor, *rest: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
-from attribkit.methods.baselines import replacement_id
+from attribkit.methods.baselines import default_replacement, replacement_id
 from attribkit.methods.chunking import length_sorted_chunks, trim_rows
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -27,7 +27,8 @@ class Occlusion(AttributionMethod):
 
     Args:
         classifier: Model to explain.
-        replacement: Token put in place of the occluded one: ``mask``, ``pad`` or ``unk``.
+        replacement: Token put in place of the occluded one: ``mask``, ``pad`` or ``unk``; None = ``mask``
+            where the tokenizer has one, else ``unk``, else ``pad``.
         internal_batch_size: Occluded variants per forward pass.
         target_fn: ``logit``, ``prob`` or ``log_prob``.
 
@@ -43,11 +44,12 @@ class Occlusion(AttributionMethod):
         self,
         classifier: Classifier,
         *,
-        replacement: str = "mask",
+        replacement: str | None = None,
         internal_batch_size: int = 256,
         target_fn: str = "logit",
     ) -> None:
         super().__init__(classifier, layer="word_embeddings", target_fn=target_fn)
+        replacement = default_replacement(classifier, replacement)
         if replacement not in REPLACEMENTS:
             raise OptionError(f"unknown replacement {replacement!r}; choose one of: {', '.join(REPLACEMENTS)}")
         if not isinstance(internal_batch_size, int) or internal_batch_size < 1:

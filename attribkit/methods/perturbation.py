@@ -18,7 +18,7 @@ from torch import Tensor
 
 from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
-from attribkit.methods.baselines import replacement_id
+from attribkit.methods.baselines import default_replacement, replacement_id
 from attribkit.methods.chunking import CPU_PASS_MB, DEFAULT_MEMORY_MB, rows_for_budget, trim_rows
 from attribkit.methods.occlusion import REPLACEMENTS
 from attribkit.methods.seeding import seeded
@@ -32,7 +32,8 @@ class TokenPerturbation(AttributionMethod):
 
     Args:
         classifier: Model to explain.
-        replacement: Token whose embedding a perturbed token takes: ``mask``, ``pad`` or ``unk``.
+        replacement: Token whose embedding a perturbed token takes: ``mask``, ``pad`` or ``unk``; None = ``mask``
+            where the tokenizer has one, else ``unk``, else ``pad``.
         n_samples: Samples per example (permutations for Shapley sampling, coalitions for Kernel
             SHAP and LIME); unused by leave-one-out.
         seed: Seed of the sampling, per example.
@@ -52,7 +53,7 @@ class TokenPerturbation(AttributionMethod):
         self,
         classifier: Classifier,
         *,
-        replacement: str = "mask",
+        replacement: str | None = None,
         n_samples: int | None = None,
         seed: int = 0,
         perturbations_per_eval: int | None = None,
@@ -60,6 +61,7 @@ class TokenPerturbation(AttributionMethod):
         target_fn: str = "logit",
     ) -> None:
         super().__init__(classifier, layer="word_embeddings", target_fn=target_fn)
+        replacement = default_replacement(classifier, replacement)
         if replacement not in REPLACEMENTS:
             raise OptionError(f"unknown replacement {replacement!r}; choose one of: {', '.join(REPLACEMENTS)}")
         samples = n_samples if self.sampled else None
@@ -181,7 +183,7 @@ class FeatureAblation(TokenPerturbation):
         self,
         classifier: Classifier,
         *,
-        replacement: str = "mask",
+        replacement: str | None = None,
         perturbations_per_eval: int | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
         target_fn: str = "logit",
@@ -220,7 +222,7 @@ class ShapleySampling(TokenPerturbation):
         *,
         n_samples: int = 25,
         seed: int = 0,
-        replacement: str = "mask",
+        replacement: str | None = None,
         perturbations_per_eval: int | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
         target_fn: str = "logit",
@@ -257,7 +259,7 @@ class KernelShap(TokenPerturbation):
         *,
         n_samples: int = 200,
         seed: int = 0,
-        replacement: str = "mask",
+        replacement: str | None = None,
         perturbations_per_eval: int | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
         target_fn: str = "logit",
@@ -301,7 +303,7 @@ class Lime(TokenPerturbation):
         n_samples: int = 200,
         seed: int = 0,
         ridge: float = 1.0,
-        replacement: str = "mask",
+        replacement: str | None = None,
         perturbations_per_eval: int | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
         target_fn: str = "logit",
