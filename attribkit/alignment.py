@@ -16,6 +16,7 @@ import numpy as np
 from attribkit.errors import InvalidInputError
 from attribkit.render.html import token_labels
 from attribkit.types import Attribution
+from attribkit.units import Unit, shared_units, unit_members
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,7 @@ def align(first: Attribution, second: Attribution) -> Alignment:
     a, b = np.asarray(first.scores[0], dtype=np.float64), np.asarray(second.scores[0], dtype=np.float64)
     if first.tokens == second.tokens and first.offsets == second.offsets and first.segments == second.segments:
         return Alignment(tuple(token_labels(first)), a, b, "tokens")
-    units: list[tuple[int, int, int]] = []  # (segment, start, end)
-    for segment in sorted({s for s in first.segments + second.segments if s >= 0}):
-        spans = sorted(
-            (start, end)
-            for record in (first, second)
-            for (start, end), s in zip(record.offsets, record.segments)
-            if s == segment and end > start
-        )
-        for start, end in spans:
-            if units and units[-1][0] == segment and start < units[-1][2]:
-                units[-1] = (segment, units[-1][1], max(units[-1][2], end))
-            else:
-                units.append((segment, start, end))
+    units = shared_units(first.offsets, first.segments, second.offsets, second.segments)
     return Alignment(
         tuple((first.text if s == 0 else first.pair or "")[start:end] for s, start, end in units),
         _pool(first, a, units),
@@ -67,14 +56,10 @@ def align(first: Attribution, second: Attribution) -> Alignment:
     )
 
 
-def _pool(record: Attribution, scores: np.ndarray, units: list[tuple[int, int, int]]) -> np.ndarray:
+def _pool(record: Attribution, scores: np.ndarray, units: list[Unit]) -> np.ndarray:
     """Sum a record's token scores into the units that contain each token."""
     pooled = np.zeros(len(units), dtype=np.float64)
-    for score, (start, end), segment in zip(scores, record.offsets, record.segments):
-        if segment < 0 or end <= start:
-            continue
-        for u, (s, a, b) in enumerate(units):
-            if s == segment and a <= start and end <= b:
-                pooled[u] += score
-                break
+    for score, unit in zip(scores, unit_members(record.offsets, record.segments, units)):
+        if unit >= 0:
+            pooled[unit] += score
     return pooled

@@ -130,6 +130,14 @@ class AttributionLoss(nn.Module):
         self, model: nn.Module, batch: dict[str, Tensor], *, top_k: int | None, create_graph: bool
     ) -> tuple[Tensor, Tensor | None]:
         """Normalized token maps ``[batch, views, seq]`` and, when shared, the logits ``[batch, labels]``."""
+        scores, logits = self.token_scores(model, batch, top_k=top_k, create_graph=create_graph)
+        mask = batch["attention_mask"][:, None, :]
+        return normalize_scores(scores, mask, method=self.normalize), logits
+
+    def token_scores(
+        self, model: nn.Module, batch: dict[str, Tensor], *, top_k: int | None, create_graph: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Token scores before normalisation ``[batch, views, seq]`` and, when shared, the logits."""
         targets = self.view_targets(model, batch)
         if self.baseline == "zero":
             out = forward_with_maps(
@@ -157,9 +165,7 @@ class AttributionLoss(nn.Module):
                 baseline=self.baseline,
             )
             logits = None
-        scores = reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")
-        mask = batch["attention_mask"][:, None, :]
-        return normalize_scores(scores, mask, method=self.normalize), logits
+        return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2"), logits
 
     def teacher_maps(self, teacher: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """The teacher's maps (top-K, detached) and its logits: ``[batch, views, seq]``, ``[batch, labels]``."""
