@@ -113,6 +113,10 @@ class Attribution:
             parts.append(
                 f"{o['steps']} step{'s' if o['steps'] != 1 else ''}" + (f" ({o['rule']})" if o.get("rule") else "")
             )
+        if "n_samples" in o:
+            parts.append(f"{o['n_samples']} samples (seed {o.get('seed', 0)})")
+        if o.get("stdevs"):
+            parts.append(f"noise {o['stdevs']:g}")
         for key, label in (
             ("baseline", "baseline"),
             ("replacement", "replacement"),

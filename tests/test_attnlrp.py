@@ -25,7 +25,7 @@ def relevance_and_biases(clf, layer, rules=True):
         with eager_attention(clf.model), _BiasesOnly(tracker):
             logits = clf.forward_with_layer(batch, layer, lambda _out: x)
     logits[0, 1].backward()
-    return float((x * x.grad).sum()), float(tracker.total()), float(logits[0, 1].detach())
+    return float((x * x.grad).sum().detach()), float(tracker.total()), float(logits[0, 1].detach())
 
 
 class _BiasesOnly(AttnLRPMode):
