@@ -111,7 +111,7 @@ def _probabilities(
     return values
 
 
-def _check_same_length(record: Attribution, item: TokenizedText, units: list[list[int]], number: int) -> None:
+def check_same_length(record: Attribution, item: TokenizedText, units: list[list[int]], number: int) -> None:
     """Refuse a record explained on a differently truncated input than the one about to be perturbed.
 
     Only checked when either side was truncated: then tokens the record never scored would stay in every
@@ -141,7 +141,7 @@ def _variants(
         record.text if record.pair is None else (record.text, record.pair), max_length=max_length
     )
     units = unit_positions(record, item)
-    _check_same_length(record, item, units, number)
+    check_same_length(record, item, units, number)
     scores = record.scores[0]
     real = [i for i, positions in enumerate(units) if positions]
     if not real:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attribkit.erasure import _check_same_length, unit_positions
+from attribkit.erasure import check_same_length, unit_positions
 from attribkit.errors import InvalidInputError, OptionError
 from attribkit.model import Classifier
 from attribkit.types import Attribution
@@ -124,7 +124,7 @@ def _one(
 ) -> SoftFaithfulnessScores:
     item = clf.tokenize(record.text if record.pair is None else (record.text, record.pair), max_length=max_length)
     units = unit_positions(record, item)
-    _check_same_length(record, item, units, number)
+    check_same_length(record, item, units, number)
     q, real = retention(record, units, len(item.input_ids))
     batch = clf.collate([item])
     x = clf.layer_output(batch, "word_embeddings").detach()  # [1, seq, hidden]

@@ -11,7 +11,7 @@ from attribkit.errors import OptionError
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_output, check_baseline
 from attribkit.methods.chunking import trim_rows
-from attribkit.methods.seeding import seeded
+from attribkit.methods.seeding import check_sampling, seeded
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
@@ -54,12 +54,9 @@ class GradientShap(AttributionMethod):
         target_fn: str = "logit",
     ) -> None:
         super().__init__(classifier, layer=layer, target_fn=target_fn)
-        if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
-            raise OptionError(f"n_samples must be a positive integer; got {n_samples!r}")
+        check_sampling(n_samples, seed)
         if not isinstance(stdevs, (int, float)) or isinstance(stdevs, bool) or stdevs < 0:
             raise OptionError(f"stdevs must be a number >= 0; got {stdevs!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise OptionError(f"seed must be an integer; got {seed!r}")
         self.n_samples, self.stdevs, self.seed = n_samples, float(stdevs), seed
         self.baseline = check_baseline(baseline, layer)
 

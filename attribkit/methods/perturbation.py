@@ -21,7 +21,7 @@ from attribkit.methods.base import AttributionMethod, MethodResult, predicted_ta
 from attribkit.methods.baselines import default_replacement, replacement_id
 from attribkit.methods.chunking import CPU_PASS_MB, DEFAULT_MEMORY_MB, rows_for_budget, trim_rows
 from attribkit.methods.occlusion import REPLACEMENTS
-from attribkit.methods.seeding import seeded
+from attribkit.methods.seeding import check_sampling, seeded
 from attribkit.methods.surrogate import WeightedLinearModel
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
@@ -65,10 +65,7 @@ class TokenPerturbation(AttributionMethod):
         if replacement not in REPLACEMENTS:
             raise OptionError(f"unknown replacement {replacement!r}; choose one of: {', '.join(REPLACEMENTS)}")
         samples = n_samples if self.sampled else None
-        if self.sampled and (not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1):
-            raise OptionError(f"n_samples must be a positive integer; got {n_samples!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise OptionError(f"seed must be an integer; got {seed!r}")
+        check_sampling(n_samples if self.sampled else None, seed)
         if perturbations_per_eval is not None and (
             not isinstance(perturbations_per_eval, int) or perturbations_per_eval < 1
         ):
