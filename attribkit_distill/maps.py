@@ -107,10 +107,19 @@ def forward_with_maps(
         captured["x"], captured["path"] = x, path
         return (path, *output[1:]) if isinstance(output, tuple) else path
 
-    handle = clf.layer_module(layer).register_forward_hook(hook)
+    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        if args:  # decoders' ``embeddings``: the first block's input (positional or keyword)
+            return (hook(module, (), args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": hook(module, (), kwargs["hidden_states"])}
+
+    module = clf.layer_module(layer)
+    if clf.layer_is_block_input(layer):
+        handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+    else:
+        handle = module.register_forward_hook(hook)
     try:
         with clf.double_backward(), torch.enable_grad():
-            logits = model(**inputs).logits
+            logits = model(**inputs, **clf.forward_flags).logits
             attributions = _path_gradients(
                 logits, captured["path"], targets, m, target_fn, clf.is_regression, create_graph
             )

@@ -178,6 +178,35 @@ def test_fused_forward_matches_attribkit_attribute_for_every_architecture(checkp
             torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2"])
+def test_fused_forward_matches_attribkit_attribute_on_decoders(arch):
+    """Decoders' ``embeddings`` is the first block's *input*: the training maps read it there too."""
+    from test_decoders import decoder
+
+    clf = decoder(arch)
+    batch = clf.encode(["the movie was really good", "bad", "a cat sat on the mat"])
+    targets = torch.tensor([[0, 1]] * 3)
+    for layer in ("embeddings", "word_embeddings"):
+        got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn="log_prob").attributions
+        want = ak.attribute(
+            clf,
+            batch,
+            targets=targets,
+            method="fast_ig",
+            steps=2,
+            rule="riemann_right",
+            layer=layer,
+            target_fn="log_prob",
+            baseline="zero",
+        )
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
+    # GPT-2's block input is token + position embeddings: not the token embeddings alone
+    if arch == "gpt2":
+        words = forward_with_maps(clf.model, batch, targets, layer="word_embeddings").attributions
+        block = forward_with_maps(clf.model, batch, targets, layer="embeddings").attributions
+        assert (words - block).abs().max() > 1e-6
+
+
 def test_pad_baseline_goes_through_attribkit(student_teacher, checkpoint_dir):
     student, teacher = student_teacher(2)
     batch = encode(checkpoint_dir, 2)
