@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CrossTokenizerAttributionLoss": "attribkit_distill.cross_tokenizer",
     "cross_tokenizer_batch": "attribkit_distill.cross_tokenizer",
+    "CrossTokenizerCollator": "attribkit_distill.cross_tokenizer",
+    "CrossEncodedData": "attribkit_distill.cross_data",
+    "encode_cross_examples": "attribkit_distill.cross_data",
     "AttributionLoss": "attribkit_distill.loss",
     "AttributionLossOutput": "attribkit_distill.loss",
     "check_shared_vocabulary": "attribkit_distill.loss",
@@ -50,7 +53,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit_distill.cache import TeacherCache
-    from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss, cross_tokenizer_batch
+    from attribkit_distill.cross_data import CrossEncodedData, encode_cross_examples
+    from attribkit_distill.cross_tokenizer import (
+        CrossTokenizerAttributionLoss,
+        CrossTokenizerCollator,
+        cross_tokenizer_batch,
+    )
     from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps

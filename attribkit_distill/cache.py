@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from attribkit import InvalidInputError
+from attribkit_distill.cross_data import CrossEncodedData, teacher_side
+from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
 from attribkit_distill.loss import AttributionLoss
 from attribkit_distill.maps import model_inputs, unwrap
@@ -37,12 +39,18 @@ def model_fingerprint(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def cache_key(teacher_fingerprint: str, data: EncodedData, loss_fn: AttributionLoss | None) -> dict[str, Any]:
-    """What a cache was computed from; a cache is usable only when all of it matches."""
+def cache_key(
+    teacher_fingerprint: str, data: EncodedData | CrossEncodedData, loss_fn: AttributionLoss | None
+) -> dict[str, Any]:
+    """What a cache was computed from; a cache is usable only when all of it matches.
+
+    Across tokenizers the maps are unit maps: the key holds the teacher's encoding and the units
+    (their boundaries and the teacher tokens in each), so a student tokenizer with other units is refused.
+    """
     return {
         "format": FORMAT_VERSION,
         "teacher": teacher_fingerprint,
-        "data": data.fingerprint(),
+        **data.cache_fields(),
         "options": None if loss_fn is None else loss_fn.options(),
     }
 
@@ -50,6 +58,9 @@ def cache_key(teacher_fingerprint: str, data: EncodedData, loss_fn: AttributionL
 @dataclass(frozen=True)
 class TeacherCache:
     """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
+
+    ``length`` counts an example's tokens, or its units when teacher and student tokenize differently
+    (the maps are then unit maps, see :mod:`attribkit_distill.cross_tokenizer`).
 
     Build with :meth:`build` (computes or reuses a file) or open with :meth:`load`; read a
     batch's share with :meth:`outputs`.
@@ -67,7 +78,7 @@ class TeacherCache:
         cls,
         path: str | Path,
         teacher: nn.Module,
-        data: EncodedData,
+        data: EncodedData | CrossEncodedData,
         loss_fn: AttributionLoss | None,
         *,
         batch_size: int = 64,
@@ -84,6 +95,12 @@ class TeacherCache:
             progress: Show a progress bar.
         """
         path = Path(path)
+        if (
+            isinstance(data, CrossEncodedData)
+            and loss_fn is not None
+            and not isinstance(loss_fn, CrossTokenizerAttributionLoss)
+        ):
+            raise InvalidInputError("data for two tokenizers needs unit maps: use CrossTokenizerAttributionLoss")
         key = cache_key(model_fingerprint(teacher), data, loss_fn)
         if path.exists():
             cached = cls._read(path)
@@ -95,7 +112,12 @@ class TeacherCache:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, teacher: nn.Module, data: EncodedData, loss_fn: AttributionLoss | None
+        cls,
+        path: str | Path,
+        *,
+        teacher: nn.Module,
+        data: EncodedData | CrossEncodedData,
+        loss_fn: AttributionLoss | None,
     ) -> TeacherCache:
         """Open a cache, refusing it unless it matches ``teacher``, ``data`` and ``loss_fn``'s options.
 
@@ -107,7 +129,7 @@ class TeacherCache:
             raise InvalidInputError(f"no teacher cache at {path}; build one with TeacherCache.build")
         cache = cls._read(path)
         want = cache_key(model_fingerprint(teacher), data, loss_fn)
-        differs = [name for name in want if cache.key.get(name) != want[name]]
+        differs = [name for name in sorted(set(want) | set(cache.key)) if cache.key.get(name) != want.get(name)]
         if differs:
             raise InvalidInputError(
                 f"the teacher cache {path} was computed for a different {' and '.join(differs)}; rebuild it (TeacherCache.build)"
@@ -119,16 +141,17 @@ class TeacherCache:
         if "index" not in batch:
             raise InvalidInputError("the batch has no 'index' (example positions); the cache is looked up by it")
         index = batch["index"].cpu()
-        device = batch["attention_mask"].device
-        lengths = batch["attention_mask"].sum(dim=1).cpu()
+        mask = batch.get("unit_mask", batch["attention_mask"])
+        device = mask.device
+        lengths = mask.sum(dim=1).cpu()
         if not torch.equal(lengths, self.lengths[index]):
             raise InvalidInputError(
-                "the batch's token counts differ from the cached examples'; was the cache built for this data?"
+                "the batch's token (or unit) counts differ from the cached examples'; was the cache built for this data?"
             )
         logits = self.logits[index].to(device)
         if self.maps is None or self.offsets is None:
             return TeacherOutputs(logits)
-        width = batch["attention_mask"].shape[1]
+        width = mask.shape[1]
         maps = torch.zeros(len(index), self.views, width)
         for row, i in enumerate(index.tolist()):
             n = int(self.lengths[i])
@@ -143,7 +166,7 @@ class TeacherCache:
         cls,
         key: dict[str, Any],
         teacher: nn.Module,
-        data: EncodedData,
+        data: EncodedData | CrossEncodedData,
         loss_fn: AttributionLoss | None,
         batch_size: int,
         progress: bool,
@@ -152,7 +175,7 @@ class TeacherCache:
 
         teacher.eval()
         device = next(teacher.parameters()).device
-        lengths = torch.tensor([len(r) for r in data.input_ids])
+        lengths = torch.tensor(data.map_lengths())
         order = torch.argsort(lengths, descending=True, stable=True).tolist()
         logits: list[Tensor | None] = [None] * len(data)
         maps: list[Tensor | None] = [None] * len(data)
@@ -162,11 +185,11 @@ class TeacherCache:
                 chunk = order[start : start + batch_size]
                 batch = data.batch(chunk, device)
                 if loss_fn is None:
-                    out_logits, out_maps = teacher(**model_inputs(batch)).logits, None
+                    out_logits, out_maps = teacher(**model_inputs(teacher_side(batch))).logits, None
                 else:
                     out_maps, out_logits = loss_fn.teacher_maps(teacher, batch)
                     if out_logits is None:
-                        out_logits = teacher(**model_inputs(batch)).logits
+                        out_logits = teacher(**model_inputs(teacher_side(batch))).logits
                 for row, i in enumerate(chunk):
                     logits[i] = out_logits[row].float().cpu()
                     if out_maps is not None:

@@ -61,7 +61,9 @@ def finetune(
 
     spec = _task(task)
     _check_writable(out, "--out")
-    clf = _load_for_task(model, spec, device)
+    from attribkit_distill.pairing import load_for_task
+
+    clf = load_for_task(model, spec, device)
     config = _config(
         FINETUNE_DEFAULTS,
         learning_rate=learning_rate,
@@ -170,10 +172,11 @@ def distill(
     """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task)."""
     import attribkit as ak
     from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
     from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
     from attribkit_distill.objective import DistillationObjective, KDLoss, describe
+    from attribkit_distill.pairing import build_student, same_tokenizer
     from attribkit_distill.presets import DISTILL_PRESETS, scaled_top_k
-    from attribkit_distill.students import narrow_student, student_from_layers
     from attribkit_distill.train import train
 
     if objective not in OBJECTIVES:
@@ -194,32 +197,29 @@ def distill(
         )
     if student_hidden is not None and student_layers is None:
         raise ak.OptionError("--student-hidden narrows a student made with --student-layers; give both")
-    if student_from is not None:
-        import torch
-
-        from attribkit_distill.students import student_from_pretrained
-
-        torch.manual_seed(seed)  # the fresh head
-        student = student_from_pretrained(
-            student_from,
-            _layers(student_layers),
-            num_labels=spec.num_labels,
-            hidden=student_hidden,
-            labels=spec.labels,
-            regression=spec.is_regression,
+    student_clf = build_student(
+        teacher_clf,
+        spec,
+        student_init=student_init,
+        student_layers=None if student_layers is None else _layers(student_layers),
+        student_from=student_from,
+        student_hidden=student_hidden,
+        seed=seed,
+        device=device,
+    )
+    student = student_clf.model
+    cross = not same_tokenizer(student_clf.tokenizer, teacher_clf.tokenizer)
+    if cross and objective.endswith("iit"):
+        raise ak.OptionError(
+            f"--objective {objective}: interchange intervention swaps hidden states token by token, which needs "
+            "one tokenizer; this student tokenizes differently from the teacher (use kd or adkd)"
         )
-        student = student.to(teacher_clf.device)
-    elif student_hidden is not None:
-        student = narrow_student(teacher_clf.model, _layers(student_layers), student_hidden)
-    elif student_layers is not None:
-        student = student_from_layers(teacher_clf.model, _layers(student_layers))
-    else:
-        assert student_init is not None  # exactly one of --student-init and --student-layers (checked above)
-        student = _load_for_task(student_init, spec, device).model
-    check_shared_vocabulary(student, teacher_clf.model)
+    if not cross:
+        check_shared_vocabulary(student, teacher_clf.model)
     hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
     k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
-    attribution = AttributionLoss(top_k=k, steps=ig_steps) if objective.startswith("adkd") else None
+    loss_class = CrossTokenizerAttributionLoss if cross else AttributionLoss
+    attribution = loss_class(top_k=k, steps=ig_steps) if objective.startswith("adkd") else None
     extra = None
     if objective.endswith("iit"):
         from attribkit_distill.iit import InterchangeInterventionLoss
@@ -257,11 +257,17 @@ def distill(
         extra=extra,
     )
     train_data, dev_sets = _data(
-        spec, teacher_clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed)
+        spec,
+        student_clf.tokenizer,
+        data_dir,
+        max_length,
+        train_limit,
+        _pick(subset_seed, seed),
+        teacher_tokenizer=teacher_clf.tokenizer if cross else None,
     )
     created = _prepare_out(
         out,
-        teacher_clf.tokenizer,
+        student_clf.tokenizer,
         {
             "command": "distill",
             "teacher": teacher,
@@ -269,6 +275,7 @@ def distill(
             "student_from": student_from,
             "student_layers": student_layers,
             "student_hidden": student_hidden,
+            **({"cross_tokenizer": True} if cross else {}),
             "task": spec.directory,
             "objective": objective,
             "loss": describe(loss),
@@ -372,28 +379,26 @@ def _task(name: str) -> Any:
     return get_task(name)
 
 
-def _load_for_task(path: str, spec: Any, device: str | None) -> Any:
-    """A classifier with ``spec``'s label count (a fresh head on a bare encoder) and label names."""
-    import attribkit as ak
-
-    clf = ak.load_classifier(path, device=device, num_labels=spec.num_labels)
-    if clf.num_labels != spec.num_labels:
-        raise ak.OptionError(f"{path} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
-    config = clf.model.config
-    config.id2label = dict(enumerate(spec.labels))
-    config.label2id = {label: i for i, label in enumerate(spec.labels)}
-    config.problem_type = "regression" if spec.is_regression else "single_label_classification"
-    return ak.Classifier(clf.model, clf.tokenizer)  # re-read the label names
-
-
 def _data(
-    spec: Any, tokenizer: Any, data_dir: Path | None, max_length: int, limit: int | None, seed: int
+    spec: Any,
+    tokenizer: Any,
+    data_dir: Path | None,
+    max_length: int,
+    limit: int | None,
+    seed: int,
+    *,
+    teacher_tokenizer: Any | None = None,
 ) -> tuple[Any, dict]:
+    """Training data (for both tokenizers when ``teacher_tokenizer`` is given) and dev sets (``tokenizer``'s)."""
+    from attribkit_distill.cross_data import encode_cross_examples
     from attribkit_distill.data import encode_examples, subsample
     from attribkit_distill.tasks import load_examples, split_names
 
     train_examples = subsample(load_examples(spec, "train", data_dir=data_dir), limit, seed=seed)
-    train_data = encode_examples(tokenizer, train_examples, max_length=max_length)
+    if teacher_tokenizer is not None:
+        train_data: Any = encode_cross_examples(tokenizer, teacher_tokenizer, train_examples, max_length=max_length)
+    else:
+        train_data = encode_examples(tokenizer, train_examples, max_length=max_length)
     dev_sets = {
         name: encode_examples(tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
         for name in split_names(spec, "dev")

@@ -40,6 +40,14 @@ class EncodedData:
         h.update(json.dumps([self.input_ids, self.token_type_ids, self.labels]).encode())
         return h.hexdigest()
 
+    def cache_fields(self) -> dict[str, str]:
+        """What a teacher cache of token maps depends on: this data."""
+        return {"data": self.fingerprint()}
+
+    def map_lengths(self) -> list[int]:
+        """Length of each example's map: its number of tokens."""
+        return [len(r) for r in self.input_ids]
+
     def batch(self, indices: Sequence[int], device: torch.device | str = "cpu") -> dict[str, Tensor]:
         """Padded batch of the given examples.
 

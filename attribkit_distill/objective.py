@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribkit import InvalidInputError, OptionError
+from attribkit_distill.cross_data import is_cross, student_side, teacher_side
+from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
 from attribkit_distill.maps import is_regression, model_inputs
 
@@ -187,8 +189,14 @@ class DistillationObjective(nn.Module):
         """
         if teacher is None and teacher_outputs is None:
             raise InvalidInputError("give the teacher model or its precomputed outputs (teacher_outputs=)")
-        if teacher is not None:
+        cross = is_cross(batch)
+        if teacher is not None and not cross:
             check_shared_vocabulary(student, teacher)
+        if cross and len(self.extra):
+            raise OptionError(
+                f"{', '.join(self.extra)}: these terms align hidden states token by token, which needs one "
+                "tokenizer for teacher and student; this batch has two"
+            )
         terms: dict[str, Tensor] = {}
         student_logits = teacher_logits = None
         if self.attribution is not None and self.beta > 0:
@@ -197,6 +205,10 @@ class DistillationObjective(nn.Module):
             )
             if source is None:
                 raise InvalidInputError("the teacher outputs hold no attribution maps: give the teacher model too")
+            if cross and not isinstance(self.attribution, CrossTokenizerAttributionLoss):
+                raise OptionError(
+                    "teacher and student tokenize differently: use CrossTokenizerAttributionLoss for the attribution term"
+                )
             out = self.attribution.compute(student, source, batch)
             terms["attr"] = out.loss
             student_logits, teacher_logits = out.student_logits, out.teacher_logits
@@ -206,9 +218,9 @@ class DistillationObjective(nn.Module):
             if teacher is None:
                 raise InvalidInputError("the teacher outputs hold no logits: give the teacher model too")
             with torch.no_grad():
-                teacher_logits = teacher(**model_inputs(batch)).logits
+                teacher_logits = teacher(**model_inputs(teacher_side(batch))).logits
         if student_logits is None:
-            student_logits = student(**model_inputs(batch)).logits
+            student_logits = student(**model_inputs(student_side(batch))).logits
         if self.alpha > 0:
             assert teacher_logits is not None  # from the cache, the attribution pass or the teacher above
             terms["kd"] = self.kd(student_logits, teacher_logits.to(student_logits.device), progress=progress)

@@ -11,28 +11,51 @@ from torch import Tensor, nn
 from attribkit import OptionError
 from attribkit_distill.maps import unwrap
 
-# where each architecture keeps its list of layers, and the config field counting them
-_LAYER_LISTS = (("encoder", "layer", "num_hidden_layers"), ("transformer", "layer", "n_layers"))
+# where each architecture keeps its list of layers (attribute path under the base model), and the
+# config field counting them: BERT/RoBERTa/ELECTRA/DeBERTa-v2, DistilBERT, GPT-2, Llama/Qwen2/ModernBERT
+_LAYER_LISTS = (
+    (("encoder", "layer"), "num_hidden_layers"),
+    (("transformer", "layer"), "n_layers"),
+    (("h",), "n_layer"),
+    (("layers",), "num_hidden_layers"),
+)
 
 
-def layer_list(model: nn.Module) -> tuple[nn.ModuleList, str]:
-    """The encoder's ``nn.ModuleList`` of layers and the config field that counts them."""
+def _find_layers(model: nn.Module) -> tuple[nn.Module, str, str]:
+    """The module owning the layer list, the list's attribute name and the config field counting them."""
     base = unwrap(model).base_model
-    for parent, child, field in _LAYER_LISTS:
-        layers = getattr(getattr(base, parent, None), child, None)
-        if isinstance(layers, nn.ModuleList):
-            return layers, field
+    for path, field in _LAYER_LISTS:
+        owner = base
+        for name in path[:-1]:
+            owner = getattr(owner, name, None)
+        if isinstance(getattr(owner, path[-1], None), nn.ModuleList):
+            return owner, path[-1], field
     raise OptionError(
         f"cannot find the transformer layers of {type(base).__name__}; use --student-init with a ready model"
     )
 
 
+def layer_list(model: nn.Module) -> tuple[nn.ModuleList, str]:
+    """The model's ``nn.ModuleList`` of transformer layers and the config field that counts them."""
+    owner, attribute, field = _find_layers(model)
+    return getattr(owner, attribute), field
+
+
 def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
     """A copy of ``teacher`` (embeddings, head included) keeping only the given layers, in order.
+
+    Works for encoders (BERT, RoBERTa, ELECTRA, DeBERTa-v2, DistilBERT, ModernBERT) and decoder
+    classifiers (GPT-2, Llama, Qwen2, Mistral). Per-layer config lists (``layer_types``) keep the
+    kept layers' entries, and the result must load back from its own config: a choice that the
+    architecture cannot rebuild (ModernBERT's first layer has no attention norm, so it must be
+    layer 0) is refused.
 
     Args:
         teacher: A Hugging Face sequence classifier.
         layers: 0-based indices of the layers to keep (e.g. ``[0, 2, 4]``).
+
+    Raises:
+        OptionError: bad indices, or a selection the architecture cannot rebuild.
     """
     inner = unwrap(teacher)
     available, field = layer_list(inner)
@@ -42,16 +65,36 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
             f"--student-layers must be distinct indices in 0..{n - 1}; got {','.join(map(str, layers)) or 'none'}"
         )
     student: Any = copy.deepcopy(inner)
-    kept, _ = layer_list(student)
+    owner, attribute, _ = _find_layers(student)
+    kept = getattr(owner, attribute)
     chosen = nn.ModuleList([kept[i] for i in layers])
     for i, layer in enumerate(chosen):  # attention layers that know their index (cache bookkeeping)
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
                 cast(Any, module).layer_idx = i
-    parent = student.base_model.encoder if field == "num_hidden_layers" else student.base_model.transformer
-    parent.layer = chosen
+    setattr(owner, attribute, chosen)
     setattr(student.config, field, len(layers))
+    types = getattr(student.config, "layer_types", None)
+    if isinstance(types, list) and len(types) == n:
+        student.config.layer_types = [types[i] for i in layers]
+    _check_rebuilds(student, layers)
     return student
+
+
+def _check_rebuilds(student: Any, layers: Sequence[int]) -> None:
+    """Refuse a student whose weights would not load back into a model built from its config."""
+    import torch
+
+    with torch.device("meta"):
+        fresh = type(student)(student.config)
+    want = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in student.state_dict().items()}
+    if want != have:
+        differs = sorted(set(want) ^ set(have)) or sorted(k for k in want if want[k] != have[k])
+        raise OptionError(
+            f"layers {','.join(map(str, layers))} of a {student.config.model_type} do not form a model that "
+            f"loads back from its config (e.g. {differs[0]}); start with layer 0"
+        )
 
 
 def student_from_pretrained(
@@ -121,6 +164,7 @@ _HEAD_OUTPUTS = (
     "attention.v_lin.",
 )
 _HEAD_INPUTS = ("attention.output.dense.", "attention.out_lin.")
+NARROWABLE = ("bert", "roberta", "electra", "distilbert")  # the layouts the fragments above describe
 
 
 def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn.Module:
@@ -139,6 +183,11 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
     """
     import torch
 
+    kind = getattr(unwrap(teacher).config, "model_type", "?")
+    if kind not in NARROWABLE:
+        raise OptionError(
+            f"--student-hidden narrows BERT-style encoders ({', '.join(NARROWABLE)}); a {kind} keeps its width"
+        )
     deep = student_from_layers(teacher, layers)
     config: Any = copy.deepcopy(deep.config)
     names = _width_fields(config)

@@ -1,6 +1,7 @@
 """Run by ``torchrun --nproc_per_node 2`` from test_distill_trainer.py: a few AD-KD steps with gloo.
 
-Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR [iit]  (iit: add the interchange intervention term)
+Usage: ddp_worker.py TEACHER_DIR STUDENT_DIR OUT_DIR [iit|cross]
+(iit: add the interchange intervention term; cross: the student has its own tokenizer, saved in STUDENT_DIR)
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from attribkit_distill import (
     AttributionDistillationTrainer,
     AttributionLoss,
+    CrossTokenizerAttributionLoss,
+    CrossTokenizerCollator,
     DistillationObjective,
     InterchangeInterventionLoss,
     KDLoss,
@@ -30,7 +33,13 @@ def main() -> None:
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir)
     student = AutoModelForSequenceClassification.from_pretrained(student_dir)
     texts = ["the movie was good", "an awful plot", "great fun", "boring and bad", "i love it", "never again"] * 4
-    features = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
+    cross = sys.argv[4:] == ["cross"]
+    if cross:
+        collator = CrossTokenizerCollator(AutoTokenizer.from_pretrained(student_dir), tokenizer)
+        features = [{"text": t, "labels": i % 2} for i, t in enumerate(texts)]
+    else:
+        collator = DataCollatorWithPadding(tokenizer)
+        features = [dict(tokenizer(t), labels=i % 2) for i, t in enumerate(texts)]
     args = TrainingArguments(
         output_dir=out,
         per_device_train_batch_size=3,
@@ -43,10 +52,15 @@ def main() -> None:
         logging_steps=1,
         disable_tqdm=True,
         seed=0,
+        remove_unused_columns=not cross,  # the cross collator tokenizes the texts itself
     )
     extra = {"iit": (1.0, InterchangeInterventionLoss())} if sys.argv[4:] == ["iit"] else None
     objective = DistillationObjective(
-        alpha=0.5, beta=5.0, kd=KDLoss(2.0), attribution=AttributionLoss(top_k=10), extra=extra
+        alpha=0.5,
+        beta=5.0,
+        kd=KDLoss(2.0),
+        attribution=(CrossTokenizerAttributionLoss if cross else AttributionLoss)(top_k=10),
+        extra=extra,
     )
     trainer = AttributionDistillationTrainer(
         model=student,
@@ -54,7 +68,7 @@ def main() -> None:
         train_dataset=features,
         teacher=teacher,
         objective=objective,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=collator,
     )
     trainer.train()
     torch.distributed.barrier()

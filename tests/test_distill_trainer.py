@@ -13,11 +13,19 @@ import pytest
 pytest.importorskip("accelerate")
 
 
-@pytest.mark.parametrize("objective", ["adkd", "adkd+iit"])
+@pytest.mark.parametrize("objective", ["adkd", "adkd+iit", "cross-tokenizer adkd"])
 def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_path, objective):
     worker = Path(__file__).with_name("ddp_worker.py")
     iit = objective.endswith("iit")
+    cross = objective.startswith("cross")
     student = checkpoint_dir("bert", 2, seed=1, layers=2 if iit else 1)  # IIT needs a layer below the last
+    if cross:  # a GPT-2 student with its own byte-level BPE and no padding token
+        from test_decoders import decoder
+
+        student = tmp_path / "gpt2-student"
+        clf = decoder("gpt2")
+        clf.model.float().save_pretrained(student)
+        clf.tokenizer.save_pretrained(student)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(sys.path),
@@ -31,12 +39,12 @@ def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_pa
         "--nproc_per_node",
         "2",
         "--master_port",
-        str(29517 + iit),
+        str(29517 + iit + 2 * cross),
         str(worker),
         str(checkpoint_dir("bert", 2)),
         str(student),
         str(tmp_path),
-        *(["iit"] if iit else []),
+        *(["iit"] if iit else ["cross"] if cross else []),
     ]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
