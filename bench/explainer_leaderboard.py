@@ -44,6 +44,7 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
     ("saliency", "default", {}),
     ("gradient_shap", "default", {}),
     ("gradient_shap", "cheap", {"n_samples": 5}),
+    ("deeplift", "default", {}),
     ("attnlrp", "default", {}),
     ("occlusion", "default", {}),
     ("feature_ablation", "default", {}),

@@ -3,6 +3,7 @@
 from attribkit.methods.attnlrp import AttnLRP
 from attribkit.methods.base import METHODS, AttributionMethod, MethodResult, register_method
 from attribkit.methods.captum_ig import CaptumIntegratedGradients
+from attribkit.methods.deeplift import DeepLift
 from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.methods.gradient import GradientXInput
 from attribkit.methods.gradient_shap import GradientShap
@@ -15,6 +16,7 @@ __all__ = [
     "AttnLRP",
     "AttributionMethod",
     "CaptumIntegratedGradients",
+    "DeepLift",
     "FastIntegratedGradients",
     "FeatureAblation",
     "GradientShap",
