@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from attribkit_distill.run_folder import attribution_share, check_writable, clean_failed_start, prepare_out
+
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
 # options shared by the commands
@@ -60,7 +62,7 @@ def finetune(
     from attribkit_distill.presets import FINETUNE_DEFAULTS
 
     spec = _task(task)
-    _check_writable(out, "--out")
+    check_writable(out, "--out")
     from attribkit_distill.pairing import load_for_task
 
     clf = load_for_task(model, spec, device)
@@ -76,7 +78,7 @@ def finetune(
         progress=progress,
     )
     train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
-    created = _prepare_out(
+    created = prepare_out(
         out,
         clf.tokenizer,
         {
@@ -96,7 +98,7 @@ def finetune(
     try:
         results = train(clf.model, spec, train_data, dev_sets, out, config, resume=resume)
     except BaseException:
-        _clean_failed_start(out, created)
+        clean_failed_start(out, created)
         raise
     _report(results, out)
 
@@ -188,7 +190,7 @@ def distill(
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
     spec = _task(task)
-    _check_writable(out, "--out")
+    check_writable(out, "--out")
     preset = DISTILL_PRESETS[spec.name]
     teacher_clf = ak.load_classifier(teacher, device=device)
     if teacher_clf.num_labels != spec.num_labels:
@@ -265,7 +267,7 @@ def distill(
         _pick(subset_seed, seed),
         teacher_tokenizer=teacher_clf.tokenizer if cross else None,
     )
-    created = _prepare_out(
+    created = prepare_out(
         out,
         student_clf.tokenizer,
         {
@@ -311,7 +313,7 @@ def distill(
             resume=resume,
         )
     except BaseException:
-        _clean_failed_start(out, created)
+        clean_failed_start(out, created)
         raise
     _report(results, out)
 
@@ -334,7 +336,7 @@ def evaluate_command(
 
     spec = _task(task)
     if json_out is not None:
-        _check_writable(json_out, "--json")
+        check_writable(json_out, "--json")
     clf = ak.load_classifier(model, device=device)
     if clf.num_labels != spec.num_labels:
         raise ak.OptionError(f"{model} has {clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}")
@@ -353,23 +355,6 @@ def evaluate_command(
         )
     if json_out is not None:
         json_out.write_text(json.dumps({"model": model, "task": spec.directory, "split": split, **metrics}, indent=1))
-
-
-def attribution_share(run: Path) -> dict[str, float] | None:
-    """Median, first and last share of the attribution term in the gradient norm, from a run's metrics.jsonl."""
-    import statistics
-
-    log = run / "metrics.jsonl"
-    if not log.is_file():
-        return None
-    shares = [
-        row["gradients"]["attr_share"]
-        for row in map(json.loads, filter(str.strip, log.read_text().splitlines()))
-        if row.get("kind") == "gradients" and "attr" in row.get("gradients", {})
-    ]
-    if not shares:
-        return None
-    return {"median": statistics.median(shares), "first": shares[0], "last": shares[-1], "steps": len(shares)}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -411,91 +396,6 @@ def _config(defaults: dict, **given: Any) -> Any:
 
     values = {k: v for k, v in given.items() if v is not None}
     return TrainConfig(**{**defaults, **values})
-
-
-#: Settings that change how a run looks, not what it computes: a resume may differ in them.
-DISPLAY_ONLY = ("config.progress", "config.diagnose_every")
-#: Run settings that name files or folders: compared as resolved paths (``./runs/t`` is ``runs/t``).
-PATH_KEYS = ("model", "teacher", "student_init", "student_from", "data_dir")
-
-
-def _prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> bool:
-    """Create ``out`` with the tokenizer and ``run.json``, or check a resumed run's settings.
-
-    Returns:
-        True when this call created the folder (so a run that fails before its first checkpoint
-        can remove it again, see :func:`_clean_failed_start`).
-    """
-    import attribkit as ak
-
-    run_file = out / "run.json"
-    if not resume and run_file.is_file():
-        raise ak.OptionError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    current = _comparable(run)
-    if resume and run_file.is_file():
-        before = _comparable(json.loads(run_file.read_text()))
-        changed = [
-            k for k in sorted(set(before) | set(current)) if before.get(k) != current.get(k) and k not in DISPLAY_ONLY
-        ]
-        if changed:
-            key = changed[0]
-            raise ak.OptionError(
-                f"--resume with different settings than the run in {out}: {key} was {before.get(key)!r}, "
-                f"now {current.get(key)!r}"
-                + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
-                + "; use the same command"
-            )
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
-    stored = {k: (_resolved(v) if k in PATH_KEYS else v) for k, v in run.items()}
-    run_file.write_text(json.dumps(stored, indent=1))
-    return created
-
-
-def _comparable(run: dict) -> dict:
-    """A run's settings as flat dotted keys, through JSON, with paths resolved."""
-    flat: dict = {}
-    for key, value in run.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in _comparable(value).items()})
-        else:
-            flat[key] = json.loads(json.dumps(_resolved(value) if key in PATH_KEYS else value, default=str))
-    return flat
-
-
-def _resolved(value: Any) -> Any:
-    """A local path as its absolute form; hub names and None as they are."""
-    if isinstance(value, (str, Path)) and Path(value).expanduser().exists():
-        return str(Path(value).expanduser().resolve())
-    return value
-
-
-def _check_writable(path: Path, flag: str) -> None:
-    """Refuse, before any work, an output under a folder that cannot be written (read-only, no permission)."""
-    import tempfile
-
-    import attribkit as ak
-
-    folder = path if path.is_dir() else path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # the nearest folder that exists is where the new ones would be made
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".attribkit-", suffix=".probe"):
-            pass
-    except OSError as exc:
-        raise ak.OptionError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
-
-
-def _clean_failed_start(out: Path, created: bool) -> None:
-    """Remove a folder this command created when the run died before writing any checkpoint or result."""
-    import shutil
-
-    from attribkit_distill.checkpoint import find_checkpoint
-    from attribkit_distill.train import RESULTS
-
-    if created and out.is_dir() and find_checkpoint(out) is None and not (out / RESULTS).is_file():
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def _report(results: dict, out: Path) -> None:

@@ -393,17 +393,17 @@ def test_resume_ignores_display_options_and_path_spellings_but_names_a_real_diff
 
 def test_a_run_that_dies_before_its_first_checkpoint_leaves_no_folder(checkpoint_dir, glue, tmp_path):
     """The folder would otherwise block the rerun with 'already holds a run'."""
-    from attribkit_distill.cli import _clean_failed_start, _prepare_out
+    from attribkit_distill.run_folder import clean_failed_start, prepare_out
 
     clf = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
     out = tmp_path / "new"
-    assert _prepare_out(out, clf.tokenizer, {"command": "finetune"}, resume=False) is True
-    _clean_failed_start(out, created=True)
+    assert prepare_out(out, clf.tokenizer, {"command": "finetune"}, resume=False) is True
+    clean_failed_start(out, created=True)
     assert not out.exists()
     kept = tmp_path / "kept"  # a folder the user made keeps existing
     kept.mkdir()
-    assert _prepare_out(kept, clf.tokenizer, {"command": "finetune"}, resume=False) is False
-    _clean_failed_start(kept, created=False)
+    assert prepare_out(kept, clf.tokenizer, {"command": "finetune"}, resume=False) is False
+    clean_failed_start(kept, created=False)
     assert (kept / "run.json").is_file()
 
 
