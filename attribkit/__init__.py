@@ -53,6 +53,7 @@ _EXPORTS = {
     "rationale_from_word_mask": "attribkit.rationales",
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
+    "shrink_vocabulary": "attribkit.vocabulary",
     "InputRow": "attribkit.inputs",
     "default_model_path": "attribkit.assets",
     "AttribkitError": "attribkit.errors",
@@ -129,3 +130,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution
+    from attribkit.vocabulary import shrink_vocabulary

@@ -16,6 +16,14 @@ def export(
     out: Path = typer.Option(..., "--out", help="New folder for the exported checkpoint."),
     dtype: str = typer.Option("float16", "--dtype", help="Weight dtype on disk: float32, float16 or bfloat16."),
     card: Path | None = typer.Option(None, "--card", help="A model card (markdown) to copy in as README.md."),
+    vocab_from: Path | None = typer.Option(
+        None,
+        "--vocab-from",
+        help="Shrink the vocabulary to the tokens this text file (one text per line) uses most (WordPiece models).",
+    ),
+    vocab_size: int = typer.Option(
+        8000, "--vocab-size", help="With --vocab-from: corpus tokens to keep (+ specials, characters)."
+    ),
 ) -> None:
     """Write a checkpoint in a smaller dtype with only the tokenizer files it needs (loads back in float32 on CPU)."""
     import torch
@@ -28,7 +36,18 @@ def export(
         raise ak.OptionError(f"{out} exists and is not empty; choose a new folder")
     if card is not None and not card.is_file():
         raise ak.InvalidInputError(f"no such model card: {card}")
+    if vocab_from is not None and not vocab_from.is_file():
+        raise ak.InvalidInputError(f"no such corpus file: {vocab_from}")
     clf = ak.load_classifier(model, device="cpu")
+    if vocab_from is not None:
+        from attribkit.vocabulary import unchanged_share
+
+        corpus = vocab_from.read_text(encoding="utf-8").splitlines()
+        original, clf = clf, ak.shrink_vocabulary(clf, corpus, vocab_size)
+        typer.echo(
+            f"vocabulary {len(original.tokenizer)} -> {len(clf.tokenizer)} tokens; "
+            f"{unchanged_share(original, clf, corpus):.1%} of the corpus lines tokenize as before"
+        )
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     converted: Any = clf.model.to(getattr(torch, dtype))
