@@ -234,6 +234,28 @@ def _diagnostics(out: Path) -> list[dict]:
     return [r for r in rows if r.get("kind") == "gradients"]
 
 
+def dev_gap(run: Run, data_dir: Path) -> float:
+    """The attribution gap on dev: the mean AD-KD attribution loss (all dims, L2-normalised single-step maps, as
+    in v1) between the teacher and the run's saved student (its best-on-dev checkpoint), per example."""
+    import torch
+
+    import attribkit as ak
+    from attribkit_distill import AttributionLoss
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.tasks import get_task, load_examples, split_names
+
+    teacher = ak.load_classifier(Run(run.task, "teacher", teacher_seed(run.task)).out, device="cpu")
+    spec = get_task(TASKS[run.task].directory)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir)
+    dev = encode_examples(teacher.tokenizer, examples, max_length=128)
+    student = ak.load_classifier(run.out, device="cpu").model.eval()
+    loss, total = AttributionLoss(), 0.0
+    for start in range(0, len(dev), 64):
+        batch = dev.batch(list(range(start, min(start + 64, len(dev)))), torch.device("cpu"))
+        total += float(loss.compute(student, teacher.model, batch).loss.detach()) * batch["input_ids"].shape[0]
+    return total / len(dev)
+
+
 def execute(run: Run, data_dir: Path, log) -> dict:
     """Run (or resume) one command and write its result JSON; returns the record."""
     out = run.out
@@ -284,6 +306,7 @@ def execute(run: Run, data_dir: Path, log) -> dict:
         record["threads"] = 1
     else:
         record["teacher_sha256"] = check_teacher(run.task)
+        record["attribution_gap"] = dev_gap(run, data_dir)  # before the weights are removed below
     run.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = run.result.with_name(run.result.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1))

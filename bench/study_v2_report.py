@@ -181,6 +181,25 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
             runs = list(table.get((t, row), {}).values())
             cells.append("—" if not runs else f"{statistics.fmean(r['seconds'] for r in runs) / 60:.0f} min")
         lines.append(f"| {label}, wall-clock per run (1 thread) | " + " | ".join(cells) + " |")
+    gaps = [
+        (
+            label,
+            [[r["attribution_gap"] for r in table.get((t, row), {}).values() if "attribution_gap" in r] for t in TASKS],
+        )
+        for row, label in STUDENT_ROWS.items()
+    ]
+    if any(cell for _, cells in gaps for cell in cells):
+        lines += [
+            "",
+            "Attribution gap on dev (the AD-KD loss between teacher and student maps, all dims, per example; "
+            "lower = closer; the saved best-on-dev student; mean over the seeds measured, their number in brackets):",
+            "",
+            "| row | " + " | ".join(TASKS.values()) + " |",
+            "|---|" + "---:|" * len(TASKS),
+        ]
+        for label, cells in gaps:
+            text = [f"{statistics.fmean(c):.4f} ({len(c)})" if c else "—" for c in cells]
+            lines.append(f"| {label} | " + " | ".join(text) + " |")
     shares = _shares(table)
     if shares:
         lines += ["", "Median share of the attribution term in the gradient norm (AD-KD, every diagnosed step):"]
