@@ -30,12 +30,20 @@ def load_tokenizer(path_or_name: str) -> Any:
 
 
 def same_tokenizer(first: Any, second: Any) -> bool:
-    """True when two tokenizers turn every text into the same ids (same pipeline and vocabulary)."""
+    """True when two tokenizers turn every text into the same ids: the same normaliser, pre-tokeniser, model
+    (vocabulary), post-processor and added tokens. Padding and truncation settings, which a saved copy of the
+    same tokenizer may differ in, do not count."""
     if first is second:
         return True
     one, two = (getattr(t, "backend_tokenizer", None) for t in (first, second))
     if one is not None and two is not None:
-        return bool(one.to_str() == two.to_str())
+        import json
+
+        pipelines = [json.loads(b.to_str()) for b in (one, two)]
+        for pipeline in pipelines:
+            pipeline.pop("padding", None)
+            pipeline.pop("truncation", None)
+        return bool(pipelines[0] == pipelines[1])
     return bool(first.get_vocab() == second.get_vocab() and type(first) is type(second))
 
 

@@ -272,3 +272,19 @@ def test_narrowing_is_refused_where_the_weight_layout_is_not_bert_like():
 
     with pytest.raises(ak.OptionError, match="narrows BERT-style encoders .* a gpt2 keeps its width"):
         narrow_student(decoder("gpt2").model, [0], 8)
+
+
+def test_a_saved_copy_of_the_same_tokenizer_is_the_same_tokenizer(checkpoint_dir, tmp_path):
+    """A fine-tuned teacher's saved tokenizer may carry other padding/truncation settings: still the same ids."""
+    from transformers import AutoTokenizer
+
+    from attribkit_distill.pairing import same_tokenizer
+
+    original = AutoTokenizer.from_pretrained(checkpoint_dir("bert", 2))
+    padded = AutoTokenizer.from_pretrained(checkpoint_dir("bert", 2))
+    padded.backend_tokenizer.enable_padding(length=128)
+    padded.backend_tokenizer.enable_truncation(max_length=64)
+    assert same_tokenizer(original, padded)
+    assert not same_tokenizer(original, bpe("gpt2")) and not same_tokenizer(original, bpe("modernbert"))
+    lower = AutoTokenizer.from_pretrained(checkpoint_dir("bert", 2), do_lower_case=False)
+    assert not same_tokenizer(original, lower)  # another normaliser: other ids for "The"
