@@ -188,7 +188,7 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
         )
         for row, label in STUDENT_ROWS.items()
     ]
-    if any(cell for _, cells in gaps for cell in cells):
+    if any(cell for _, row_cells in gaps for cell in row_cells):
         lines += [
             "",
             "Attribution gap on dev (the AD-KD loss between teacher and student maps, all dims, per example; "
@@ -197,8 +197,8 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
             "| row | " + " | ".join(TASKS.values()) + " |",
             "|---|" + "---:|" * len(TASKS),
         ]
-        for label, cells in gaps:
-            text = [f"{statistics.fmean(c):.4f} ({len(c)})" if c else "—" for c in cells]
+        for label, row_cells in gaps:
+            text = [f"{statistics.fmean(c):.4f} ({len(c)})" if c else "—" for c in row_cells]
             lines.append(f"| {label} | " + " | ".join(text) + " |")
     shares = _shares(table)
     if shares:
