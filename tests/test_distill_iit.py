@@ -177,3 +177,19 @@ def test_options_and_combination_with_adkd(deep_pair, student_teacher):
     assert set(out.terms) == {"kd", "ce", "attr", "iit"}
     expected = 0.5 * out.terms["kd"] + 0.5 * out.terms["ce"] + 2.0 * out.terms["attr"] + 0.7 * out.terms["iit"]
     torch.testing.assert_close(out.total.detach(), expected)
+
+
+def test_interchange_intervention_across_architectures_with_one_tokenizer():
+    """A GPT-2 teacher and a Llama student that share a tokenizer: layers are aligned by index, as for encoders."""
+    from test_decoders import decoder
+
+    from attribkit_distill import InterchangeInterventionLoss
+
+    teacher, student = decoder("gpt2"), decoder("llama")
+    batch = teacher.encode(["the movie was really good", "an awful plot and boring actors", "bad", "i like it"])
+    batch["labels"] = torch.tensor([1, 0, 0, 1])
+    loss = InterchangeInterventionLoss()(student.model, teacher.model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and float(loss) > 0
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.model.parameters())
+    assert all(p.grad is None for p in teacher.model.parameters())
