@@ -104,6 +104,11 @@ def run(args: argparse.Namespace) -> None:
     for method, setting, options in SETTINGS:
         path = cell_path(name, method, setting)
         if path.is_file():
+            done = json.loads(path.read_text())["sentences"]
+            if done != len(texts):  # one table, one set of sentences: never mix a resumed run's settings
+                sys.exit(
+                    f"error: {path.parent.name} was scored on {done} sentences; rerun with --n {done} or --name NEW"
+                )
             continue
         print(f"{name}: {method} ({setting}) ...", flush=True)
         result = run_cell(clf, texts, method, options)
