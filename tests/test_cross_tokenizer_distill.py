@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_decoders import DECODERS
+from test_decoders import DECODERS, assert_every_method_batches_like_single_texts
 from tiny_glue import FILLER, NEGATIVE, POSITIVE, write_tiny_glue
 from typer.testing import CliRunner
 
@@ -292,21 +292,9 @@ def test_a_saved_copy_of_the_same_tokenizer_is_the_same_tokenizer(checkpoint_dir
 
 def test_a_modernbert_student_is_explained_like_any_encoder(pretrained):
     """Every method but attnlrp at both layers on a ModernBERT classifier with its own BPE: batch == alone."""
-    import numpy as np
-
     tokenizer = bpe("modernbert")
     torch.manual_seed(0)
     clf = ak.Classifier(
         student_from_pretrained(str(pretrained("modernbert")), [0, 1], num_labels=2).double(), tokenizer
     )
-    for method in ak.list_methods():
-        if method == "attnlrp":
-            continue
-        takes_layer = "layer" in ak.get_method(method).__init__.__code__.co_varnames
-        for layer in ["word_embeddings", "embeddings"] if takes_layer else [None]:
-            options = {} if layer is None else {"layer": layer}
-            options.update({"steps": 4} if method in ("fast_ig", "integrated_gradients") else {})
-            alone = ak.explain(clf, ["bad"], method=method, **options)[0]
-            batched = ak.explain(clf, ["the movie was really good", "bad"], method=method, batch_size=2, **options)[1]
-            np.testing.assert_allclose(batched.scores, alone.scores, rtol=1e-6, atol=1e-9, err_msg=f"{method} {layer}")
-            assert np.abs(alone.scores).sum() > 0
+    assert_every_method_batches_like_single_texts(clf)

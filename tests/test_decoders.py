@@ -72,6 +72,11 @@ def decoder(arch: str, padding_side: str = "right") -> ak.Classifier:
 def test_padding_falls_back_to_end_of_text_and_batches_equal_single_texts(arch):
     clf = decoder(arch)
     assert clf.model.config.pad_token_id == clf.tokenizer.eos_token_id == clf.pad_token_id
+    assert_every_method_batches_like_single_texts(clf)
+
+
+def assert_every_method_batches_like_single_texts(clf: ak.Classifier) -> None:
+    """Every method but attnlrp, at both layers where it takes one: a text's map alone == in a padded batch."""
     for method in ak.list_methods():
         if method == "attnlrp":
             continue

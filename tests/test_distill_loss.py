@@ -156,26 +156,22 @@ def test_all_zero_maps_give_a_finite_loss_and_gradients(student_teacher, checkpo
     assert loss.item() == pytest.approx(3 / int(batch["attention_mask"].sum()), rel=1e-12)
 
 
+def _assert_fused_forward_is_attribkits(clf, batch, targets, target_fn, label):
+    """Two-step zero-baseline IG from the training forward == attribkit.attribute's fast_ig, at both layers."""
+    for layer in ("embeddings", "word_embeddings"):
+        got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn=target_fn).attributions
+        want = ak.attribute(
+            clf, batch, targets=targets, method="fast_ig", steps=2, rule="riemann_right", layer=layer,
+            target_fn=target_fn, baseline="zero",
+        )  # fmt: skip
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{label} {layer}")
+
+
 def test_fused_forward_matches_attribkit_attribute_for_every_architecture(checkpoint_dir):
     for arch in ("bert", "roberta", "distilbert", "electra"):
         clf = ak.load_classifier(checkpoint_dir(arch, 3), device="cpu")
         clf.model.double()
-        batch = clf.encode(TEXTS)
-        targets = torch.tensor([[0, 2]] * 3)
-        for layer in ("embeddings", "word_embeddings"):
-            got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn="prob").attributions
-            want = ak.attribute(
-                clf,
-                batch,
-                targets=targets,
-                method="fast_ig",
-                steps=2,
-                rule="riemann_right",
-                layer=layer,
-                target_fn="prob",
-                baseline="zero",
-            )
-            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
+        _assert_fused_forward_is_attribkits(clf, clf.encode(TEXTS), torch.tensor([[0, 2]] * 3), "prob", arch)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "llama", "qwen2"])
@@ -186,20 +182,7 @@ def test_fused_forward_matches_attribkit_attribute_on_decoders(arch):
     clf = decoder(arch)
     batch = clf.encode(["the movie was really good", "bad", "a cat sat on the mat"])
     targets = torch.tensor([[0, 1]] * 3)
-    for layer in ("embeddings", "word_embeddings"):
-        got = forward_with_maps(clf.model, batch, targets, steps=2, layer=layer, target_fn="log_prob").attributions
-        want = ak.attribute(
-            clf,
-            batch,
-            targets=targets,
-            method="fast_ig",
-            steps=2,
-            rule="riemann_right",
-            layer=layer,
-            target_fn="log_prob",
-            baseline="zero",
-        )
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=f"{arch} {layer}")
+    _assert_fused_forward_is_attribkits(clf, batch, targets, "log_prob", arch)
     # GPT-2's block input is token + position embeddings: not the token embeddings alone
     if arch == "gpt2":
         words = forward_with_maps(clf.model, batch, targets, layer="word_embeddings").attributions
