@@ -80,3 +80,47 @@ def test_subprocess_pair_input(checkpoint_dir):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("explaining:") == 3
+
+
+def test_method_options_pass_through_with_o(checkpoint_dir, tmp_path):
+    import numpy as np
+
+    import attribkit as ak
+
+    model = str(checkpoint_dir("bert", 2))
+    out = tmp_path / "r.jsonl"
+    result = runner.invoke(
+        app,
+        ["explain", "--model", model, "--text", "the movie was good", "--method", "kernel_shap",
+         "-o", "n_samples=30", "--option", "seed=3", "-o", "replacement=pad", "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = ak.load(out)
+    assert record.options["n_samples"] == 30 and record.options["seed"] == 3 and record.options["replacement"] == "pad"
+    clf = ak.load_classifier(model, device="cpu")
+    (want,) = ak.explain(clf, ["the movie was good"], method="kernel_shap", n_samples=30, seed=3, replacement="pad")
+    np.testing.assert_allclose(record.scores, want.scores, rtol=1e-6)
+    for args, message in (
+        (["-o", "bogus=1"], "kernel_shap has no option 'bogus'; it takes: n_samples, seed"),
+        (["-o", "n_samples"], "-o/--option takes KEY=VALUE"),
+        (["-o", "steps=3"], "give steps with --steps, not -o"),
+        (["-o", "n_samples=0"], "n_samples must be a positive integer"),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "attribkit",
+                "explain",
+                "--model",
+                model,
+                "--text",
+                "good",
+                "--method",
+                "kernel_shap",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -23,6 +23,7 @@ def compare(
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = typer.Option("fast_ig", "--method", help="Attribution method for both models."),
     steps: int | None = opt.STEPS,
+    method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     normalize: str | None = opt.NORMALIZE,
@@ -54,7 +55,7 @@ def compare(
     from attribkit.render.comparison import plotly_js_mode
 
     rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
-    options = opt.method_options(method, steps, target_fn, layer)
+    options = opt.method_options(method, steps, target_fn, layer, method_option)
     opt.check_suffix(html_out, (".html", ".htm"), "--html")
     opt.check_suffix(json_out, (".json",), "--json")
     plotly_js_mode(plotly_js)

@@ -23,6 +23,7 @@ def explain(
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
     steps: int | None = opt.STEPS,
+    method_option: list[str] | None = opt.METHOD_OPTION,
     target: str = typer.Option("pred", "--target", help="pred, all, gold (labelled inputs), or a class index or name."),
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
@@ -67,7 +68,7 @@ def explain(
         try:
             rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
             spec = opt.target_spec(target)
-            options = opt.method_options(method, steps, target_fn, layer)
+            options = opt.method_options(method, steps, target_fn, layer, method_option)
             opt.check_explain_options(sign, aggregate, top_k, normalize)
             for path, suffixes, flag in (
                 (json_out, (".jsonl", ".json"), "--json"),

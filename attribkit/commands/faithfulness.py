@@ -21,6 +21,7 @@ def faithfulness(
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
     steps: int | None = opt.STEPS,
+    method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     word_level: bool = opt.WORD_LEVEL,
@@ -54,7 +55,7 @@ def faithfulness(
         error: BaseException | None = None
         try:
             rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)
-            options = opt.method_options(method, steps, target_fn, layer)
+            options = opt.method_options(method, steps, target_fn, layer, method_option)
             opt.check_suffix(json_out, (".json",), "--json")
             try:
                 levels = [float(f) for f in fractions.split(",") if f.strip()]

@@ -15,6 +15,12 @@ MODEL = typer.Option(None, "--model", help="Checkpoint directory or hub name (de
 PAIR = typer.Option(None, "--pair", help="Second text of a sentence pair.")
 METHOD = typer.Option("integrated_gradients", "--method", help="Attribution method (see `attribkit methods`).")
 STEPS = typer.Option(None, "--steps", help="Integration steps (IG methods).")
+METHOD_OPTION = typer.Option(
+    None,
+    "--option",
+    "-o",
+    help="A method option as KEY=VALUE, repeatable (e.g. -o n_samples=50 -o seed=1; see `attribkit methods`).",
+)
 TARGET_FN = typer.Option("logit", "--target-fn", help="logit, prob or log_prob.")
 LAYER = typer.Option("word_embeddings", "--layer", help="word_embeddings or embeddings.")
 SIGN = typer.Option("signed", "--sign", help="signed or absolute.")
@@ -48,8 +54,10 @@ def model_path(model: str | None) -> str:
     return str(default_model_path())
 
 
-def method_options(method: str, steps: int | None, target_fn: str, layer: str) -> dict[str, Any]:
-    """The method's own options from the flags (checks the method name first)."""
+def method_options(
+    method: str, steps: int | None, target_fn: str, layer: str, extra: list[str] | None = None
+) -> dict[str, Any]:
+    """The method's own options from the flags and ``-o KEY=VALUE`` pairs (checks the method name first)."""
     import inspect
 
     from attribkit.facade import get_method
@@ -62,7 +70,34 @@ def method_options(method: str, steps: int | None, target_fn: str, layer: str) -
         raise OptionError(f"--layer does not apply to {method}: it perturbs tokens, not a layer's output")
     if steps is not None:
         options["steps"] = steps
+    flags = {"steps": "--steps", "layer": "--layer", "target_fn": "--target-fn"}
+    for item in extra or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise OptionError(f"-o/--option takes KEY=VALUE (e.g. n_samples=50); got {item!r}")
+        if key in flags:
+            raise OptionError(f"give {key} with {flags[key]}, not -o")
+        if key not in accepted or key in ("self", "classifier"):
+            names = [n for n in accepted if n not in ("self", "classifier", *flags)]
+            raise OptionError(f"{method} has no option {key!r}; it takes: {', '.join(names) or 'none'}")
+        options[key] = parse_value(text.strip())
     return options
+
+
+def parse_value(text: str) -> Any:
+    """A command-line option value: none/true/false, an integer, a number, else the string itself."""
+    lowered = text.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def check_explain_options(sign: str, aggregate: str, top_k: int | None, normalize: str | None) -> None:

@@ -60,6 +60,7 @@ def plausibility(
     model: str | None = opt.MODEL,
     method: str = opt.METHOD,
     steps: int | None = opt.STEPS,
+    method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str = opt.TARGET_FN,
     layer: str = opt.LAYER,
     k: int = typer.Option(5, "--k", help="Units in the method's hard rationale (its top K positive)."),
@@ -73,7 +74,7 @@ def plausibility(
     import attribkit as ak
 
     rows = read_rationales(input_file)
-    options = opt.method_options(method, steps, target_fn, layer)
+    options = opt.method_options(method, steps, target_fn, layer, method_option)
     opt.check_suffix(json_out, (".json",), "--json")
     if k < 1:
         raise ak.OptionError(f"--k must be a positive integer; got {k}")
