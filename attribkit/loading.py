@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from attribkit.errors import ModelLoadError, OptionError
-from attribkit.model import Classifier, quiet_transformers
+from attribkit.model import Classifier
+from attribkit.quiet import quiet_transformers
 
 _TOKENIZER_FILES = (
     "tokenizer.json",

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from attribkit.architectures import first_block, pad_with_eos
 from attribkit.errors import InvalidInputError, ModelLoadError, OptionError, TruncationWarning
+from attribkit.quiet import quiet_transformers
 
 Text = str | tuple[str, str]
 LAYERS = ("word_embeddings", "embeddings")
@@ -67,7 +69,7 @@ class Classifier:
         self.model: Any = model
         self.tokenizer: Any = tokenizer
         config: Any = model.config
-        _pad_with_eos(config, tokenizer)
+        pad_with_eos(config, tokenizer)
         n = int(config.num_labels)
         id2label = getattr(config, "id2label", None) or {}
         self.labels: tuple[str, ...] = tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(n))
@@ -399,35 +401,6 @@ class Classifier:
                 self.model.set_attn_implementation(impl)
 
 
-def _pad_with_eos(config: Any, tokenizer: Any) -> None:
-    """Decoders often have no padding token: pad with end-of-sequence, as their users do.
-
-    The classification head finds the last real token by the model's ``pad_token_id``, so a model without
-    one cannot take a padded batch; attribkit pads right, so every text keeps the positions it has alone.
-    """
-    if getattr(config, "pad_token_id", None) is not None:
-        return
-    candidates: list[Any] = [getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)]
-    eos = getattr(config, "eos_token_id", None)
-    candidates += list(eos) if isinstance(eos, (list, tuple)) else [eos]
-    chosen = next((c for c in candidates if isinstance(c, int)), None)
-    if chosen is not None:
-        config.pad_token_id = chosen
-
-
-BLOCK_LISTS = ("layers", "h", "layer", "blocks")  # where HF models keep their transformer blocks
-
-
-def first_block(base: nn.Module) -> nn.Module | None:
-    """The first transformer block of a base model (``layers[0]``, ``h[0]`` ...), searched one level down too."""
-    for owner in (base, *base.children()):
-        for name in BLOCK_LISTS:
-            blocks = getattr(owner, name, None)
-            if isinstance(blocks, nn.ModuleList) and len(blocks):
-                return blocks[0]
-    return None
-
-
 class _StopForward(Exception):
     """Raised by a hook to stop a forward pass once the wanted layer has run."""
 
@@ -443,23 +416,6 @@ def _split_text(text: Text) -> tuple[str, str | None]:
         if part is not None and not part.strip():
             raise InvalidInputError(f"the {name} is empty or whitespace only; give it some words")
     return first, second
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' logging and progress bars inside the block."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def as_classifier(model: Classifier | nn.Module, tokenizer: Any | None = None) -> Classifier:
