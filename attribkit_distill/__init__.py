@@ -31,6 +31,7 @@ _EXPORTS = {
     "interchange": "attribkit_distill.iit",
     "uniform_layer_map": "attribkit_distill.iit",
     "get_task": "attribkit_distill.tasks",
+    "attribution_gap": "attribkit_distill.evaluation",
     "forward_with_maps": "attribkit_distill.maps",
     "ForwardMaps": "attribkit_distill.maps",
 }
@@ -54,6 +55,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit_distill.cache import TeacherCache
     from attribkit_distill.cross_data import CrossEncodedData, encode_cross_examples
+    from attribkit_distill.evaluation import attribution_gap
     from attribkit_distill.cross_tokenizer import (
         CrossTokenizerAttributionLoss,
         CrossTokenizerCollator,

@@ -1,4 +1,4 @@
-"""Score a classifier on a GLUE split."""
+"""Score a classifier on a GLUE split, and a student's attribution gap to its teacher."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import torch
 from torch import nn
 
 from attribkit import InvalidInputError
+from attribkit_distill.cross_data import CrossEncodedData
+from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
 from attribkit_distill.glue_metrics import task_metrics
+from attribkit_distill.loss import AttributionLoss
 from attribkit_distill.maps import model_inputs
 from attribkit_distill.tasks import GlueTask
 
@@ -47,3 +50,36 @@ def evaluate(
         mains.append(metrics[task.main])
     results["score"] = round(sum(mains) / len(mains), 4)
     return results
+
+
+def attribution_gap(
+    student: nn.Module,
+    teacher: nn.Module,
+    data: EncodedData | CrossEncodedData,
+    *,
+    loss_fn: AttributionLoss | None = None,
+    batch_size: int = 64,
+) -> float:
+    """How far the student's maps are from the teacher's on ``data`` (lower = it explains more like the teacher).
+
+    The AD-KD attribution loss of each batch (views summed, divided by the batch's tokens or units),
+    averaged over batches weighted by their examples — the measure the studies report.
+
+    Args:
+        student: The student classifier (put in eval mode here).
+        teacher: The teacher classifier.
+        data: Encoded examples; for two tokenizers, :class:`CrossEncodedData` (maps compared on units).
+        loss_fn: The loss that defines the maps; default ``AttributionLoss()`` (all dims), or its
+            cross-tokenizer form for :class:`CrossEncodedData`.
+        batch_size: Examples per pass.
+    """
+    if loss_fn is None:
+        loss_fn = CrossTokenizerAttributionLoss() if isinstance(data, CrossEncodedData) else AttributionLoss()
+    student.eval()
+    teacher.eval()
+    device = next(student.parameters()).device
+    total = 0.0
+    for start in range(0, len(data), batch_size):
+        batch = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
+        total += float(loss_fn.compute(student, teacher, batch).loss.detach()) * batch["input_ids"].shape[0]
+    return total / len(data)

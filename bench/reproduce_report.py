@@ -218,30 +218,20 @@ def kept_student(task: str, row: str) -> Path:
 
 def attribution_gap(task: str) -> dict[str, float]:
     """Mean AD-KD attribution loss between the teacher and the seed-1 KD / AD-KD students on dev (lower = closer)."""
-    import torch
-
     import attribkit as ak
-    from attribkit_distill import AttributionLoss
     from attribkit_distill.data import encode_examples
+    from attribkit_distill.evaluation import attribution_gap as gap
     from attribkit_distill.tasks import get_task, load_examples, split_names
 
     teacher = ak.load_classifier(teacher_dir(task), device="cpu")
     spec = get_task(TASKS[task].directory)
     examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=glue_dir())
     dev = encode_examples(teacher.tokenizer, examples, max_length=MAX_LENGTH)
-    loss = AttributionLoss()
     gaps = {}
     for row in ("kd", "adkd"):
         folder = kept_student(task, row)
-        if not (folder / "model.safetensors").is_file():
-            continue
-        student = ak.load_classifier(folder, device="cpu").model.eval()
-        total, count = 0.0, 0
-        for start in range(0, len(dev), 64):
-            batch = dev.batch(list(range(start, min(start + 64, len(dev)))), torch.device("cpu"))
-            total += float(loss.compute(student, teacher.model, batch).loss.detach()) * batch["input_ids"].shape[0]
-            count += batch["input_ids"].shape[0]
-        gaps[row] = total / count
+        if (folder / "model.safetensors").is_file():
+            gaps[row] = gap(ak.load_classifier(folder, device="cpu").model, teacher.model, dev)
     return gaps
 
 

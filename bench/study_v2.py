@@ -235,25 +235,18 @@ def _diagnostics(out: Path) -> list[dict]:
 
 
 def dev_gap(run: Run, data_dir: Path) -> float:
-    """The attribution gap on dev: the mean AD-KD attribution loss (all dims, L2-normalised single-step maps, as
-    in v1) between the teacher and the run's saved student (its best-on-dev checkpoint), per example."""
-    import torch
-
+    """The attribution gap on dev (v1's measure: the AD-KD loss to the teacher, all dims, per example) of the
+    run's saved student (its best-on-dev checkpoint)."""
     import attribkit as ak
-    from attribkit_distill import AttributionLoss
     from attribkit_distill.data import encode_examples
+    from attribkit_distill.evaluation import attribution_gap
     from attribkit_distill.tasks import get_task, load_examples, split_names
 
     teacher = ak.load_classifier(Run(run.task, "teacher", teacher_seed(run.task)).out, device="cpu")
     spec = get_task(TASKS[run.task].directory)
     examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir)
     dev = encode_examples(teacher.tokenizer, examples, max_length=128)
-    student = ak.load_classifier(run.out, device="cpu").model.eval()
-    loss, total = AttributionLoss(), 0.0
-    for start in range(0, len(dev), 64):
-        batch = dev.batch(list(range(start, min(start + 64, len(dev)))), torch.device("cpu"))
-        total += float(loss.compute(student, teacher.model, batch).loss.detach()) * batch["input_ids"].shape[0]
-    return total / len(dev)
+    return attribution_gap(ak.load_classifier(run.out, device="cpu").model, teacher.model, dev)
 
 
 def execute(run: Run, data_dir: Path, log) -> dict:

@@ -251,3 +251,18 @@ def test_student_double_backward_on_minilm_in_train_mode(minilm_path):
     loss.backward()
     grad = student.bert.encoder.layer[0].attention.self.query.weight.grad
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_attribution_gap_is_the_mean_per_example_loss(student_teacher, checkpoint_dir):
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.evaluation import attribution_gap
+    from attribkit_distill.tasks import Example
+
+    student, teacher = student_teacher(2)
+    clf = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
+    data = encode_examples(clf.tokenizer, [Example(t, None, i % 2) for i, t in enumerate(TEXTS)])
+    by_hand = [
+        float(AttributionLoss()(student, teacher, data.batch([i])).detach()) for i in range(len(TEXTS))
+    ]  # one example at a time
+    assert attribution_gap(student, teacher, data, batch_size=1) == pytest.approx(sum(by_hand) / len(TEXTS), rel=1e-12)
+    assert attribution_gap(teacher, teacher, data) == 0.0
