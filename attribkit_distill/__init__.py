@@ -55,12 +55,12 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit_distill.cache import TeacherCache
     from attribkit_distill.cross_data import CrossEncodedData, encode_cross_examples
-    from attribkit_distill.evaluation import attribution_gap
     from attribkit_distill.cross_tokenizer import (
         CrossTokenizerAttributionLoss,
         CrossTokenizerCollator,
         cross_tokenizer_batch,
     )
+    from attribkit_distill.evaluation import attribution_gap
     from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
