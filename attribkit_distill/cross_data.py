@@ -106,11 +106,12 @@ def encode_cross_examples(
 
     student = encode_examples(student_tokenizer, examples, max_length=max_length)
     teacher = encode_examples(teacher_tokenizer, examples, max_length=max_length)
+    texts = [e.text for e in examples]
+    pairs = [e.pair or "" for e in examples] if examples[0].pair is not None else None
+    student_spans = _spans(student_tokenizer, texts, pairs, max_length)
+    teacher_spans = _spans(teacher_tokenizer, texts, pairs, max_length)
     student_units, teacher_units, all_units = [], [], []
-    for example in examples:
-        text = example.text if example.pair is None else (example.text, example.pair)
-        s = token_spans(student_tokenizer, text, max_length)
-        t = token_spans(teacher_tokenizer, text, max_length)
+    for example, s, t in zip(examples, student_spans, teacher_spans):
         units = covered_units(s, t)
         if not units:
             raise InvalidInputError(f"no text to align between the two tokenizations of {example.text[:40]!r}")
@@ -120,22 +121,31 @@ def encode_cross_examples(
     return CrossEncodedData(student, teacher, tuple(student_units), tuple(teacher_units), tuple(all_units))
 
 
-def token_spans(
-    tokenizer: Any, text: str | tuple[str, str], max_length: int
-) -> tuple[list[tuple[int, int]], list[int]]:
+Spans = tuple[list[tuple[int, int]], list[int]]
+
+
+def token_spans(tokenizer: Any, text: str | tuple[str, str], max_length: int) -> Spans:
     """Each token's character span (whitespace trimmed) and segment (-1: special token), as the model sees it."""
     first, second = (text, None) if isinstance(text, str) else text
+    return _spans(tokenizer, [first], None if second is None else [second], max_length)[0]
+
+
+def _spans(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int) -> list[Spans]:
+    """:func:`token_spans` of many texts from one batched tokenizer call."""
     try:
-        enc = tokenizer(first, second, truncation=True, max_length=max_length, return_offsets_mapping=True)
+        enc = tokenizer(texts, pairs, truncation=True, max_length=max_length, return_offsets_mapping=True)
     except NotImplementedError:
         raise OptionError(
             f"{type(tokenizer).__name__} gives no character offsets; distilling across tokenizers needs fast "
             "(Rust) tokenizers for both models"
         ) from None
-    segments = [-1 if s is None else int(s) for s in enc.sequence_ids()]
-    texts = (first, second or "")
-    offsets = [_trim(texts[max(seg, 0)], int(a), int(b)) for (a, b), seg in zip(enc["offset_mapping"], segments)]
-    return offsets, segments
+    out = []
+    for i, text in enumerate(texts):
+        segments = [-1 if s is None else int(s) for s in enc.sequence_ids(i)]
+        sources = (text, pairs[i] if pairs is not None else "")
+        offsets = [_trim(sources[max(g, 0)], int(a), int(b)) for (a, b), g in zip(enc["offset_mapping"][i], segments)]
+        out.append((offsets, segments))
+    return out
 
 
 def covered_units(
