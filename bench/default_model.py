@@ -41,7 +41,8 @@ def minilm() -> str:
 
 def attribkit(*args: str, out: Path) -> None:
     """Run one attribkit command whose output folder is ``out``: skipped when finished, resumed when started."""
-    if (out / "results.json").is_file() or ((out / "config.json").is_file() and args[0] == "export"):
+    finished = out / ("config.json" if args[0] == "export" else "results.json")  # what each step writes last
+    if finished.is_file():
         return
     argv = [sys.executable, "-m", "attribkit.cli", *args]
     if args[0] in ("finetune", "distill") and (out / "run.json").is_file():
