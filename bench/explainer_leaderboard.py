@@ -97,10 +97,16 @@ def run_cell(clf: ak.Classifier, texts: list[str], method: str, options: dict[st
     }
 
 
+def default_name(clf: ak.Classifier) -> str:
+    """The shipped model's table name, with its shape: a new default model gets a new table, never a mixed one."""
+    config = clf.model.config
+    return f"shipped-default-{config.num_hidden_layers}x{config.hidden_size}"
+
+
 def run(args: argparse.Namespace) -> None:
     texts = read_sentences(args.data_dir, args.n)
     clf = ak.load_classifier(args.model or ak.default_model_path(), device=args.device)
-    name = args.name or ("shipped-default" if args.model is None else Path(args.model).name)
+    name = args.name or (default_name(clf) if args.model is None else Path(args.model).name)
     for method, setting, options in SETTINGS:
         path = cell_path(name, method, setting)
         if path.is_file():
