@@ -192,7 +192,8 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
         lines += [
             "",
             "Attribution gap on dev (the AD-KD loss between teacher and student maps, all dims, per example; "
-            "lower = closer; the saved best-on-dev student; mean over the seeds measured, their number in brackets):",
+            "lower = closer; the saved best-on-dev student; mean over the seeds measured, their number in brackets; "
+            "seed-1 students that finished before the measurement landed had already dropped their weights):",
             "",
             "| row | " + " | ".join(TASKS.values()) + " |",
             "|---|" + "---:|" * len(TASKS),
