@@ -13,6 +13,7 @@ is retrained first with its recorded recipe and checked against its recorded dev
 Usage:
     python bench/study_v2.py plan --data-dir GLUE_DIR          # what will run, in order, and what is done
     python bench/study_v2.py run --data-dir GLUE_DIR [--tasks mrpc] [--rows kd,adkd] [--seeds 1] [--hours 2]
+        (start it once per core: the runners share the plan, each taking the next run no other holds)
     python bench/study_v2.py calibrate --data-dir GLUE_DIR     # STS-B's extra arm: its beta, before it runs
     python bench/study_v2.py report                            # statistics and tables -> docs/results.md
 
@@ -22,6 +23,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -273,7 +276,8 @@ def execute(run: Run, data_dir: Path, log) -> dict:
             )
     if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
         shared.parent.mkdir(parents=True, exist_ok=True)
-        os.link(out / "teacher_cache.pt", shared)
+        with contextlib.suppress(FileExistsError):  # another runner shared the same cache first
+            os.link(out / "teacher_cache.pt", shared)
     results = json.loads((out / "results.json").read_text())
     record = {
         "task": run.task,
@@ -310,6 +314,31 @@ def execute(run: Run, data_dir: Path, log) -> dict:
     return record
 
 
+@contextlib.contextmanager
+def claimed(run: Run):
+    """Hold ``run`` for this process (an OS lock, freed even on a kill); yields False if another runner has it.
+
+    Several runners may be given the same tasks: each takes the next run nobody holds, so the
+    cores stay busy to the end whatever the runs' lengths.
+    """
+    path = RUNS / "locks" / f"{run.task}-{run.row}-seed{run.seed}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def done(run: Run) -> bool:
+    return teacher_ready(run.task) if run.row == "teacher" else run.result.is_file()
+
+
 def teacher_ready(task: str) -> bool:
     return (Run(task, "teacher", teacher_seed(task)).out / "results.json").is_file()
 
@@ -342,7 +371,9 @@ def main() -> None:
     runs = plan(tasks, rows, seeds)
     if args.action == "plan":
         for run in runs:
-            print(f"{'done' if run.result.is_file() else 'todo'}  {run.task:5s} {run.row:10s} seed {run.seed}")
+            with claimed(run) as free:
+                state = "done" if done(run) else "todo" if free else "busy"  # busy: a runner holds it now
+            print(f"{state}  {run.task:5s} {run.row:10s} seed {run.seed}")
         return
     if args.data_dir is None or not (args.data_dir / TASKS[tasks[0]].directory).is_dir():
         raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
@@ -355,17 +386,25 @@ def main() -> None:
     deadline = time.time() + args.hours * 3600 if args.hours else None
     with (RUNS / "log.txt").open("a") as log:
         for run in runs:
-            if (run.row == "teacher" and teacher_ready(run.task)) or (run.row != "teacher" and run.result.is_file()):
+            if done(run):
                 continue
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")
                 break
+            teacher = Run(run.task, "teacher", teacher_seed(run.task))
             if run.row != "teacher" and not teacher_ready(run.task):  # a fresh clone: the teacher comes first
-                teacher = Run(run.task, "teacher", teacher_seed(run.task))
-                print(f"{teacher.task}/teacher/seed{teacher.seed} (retrained for its students) ...", flush=True)
-                execute(teacher, args.data_dir, log)
-            print(f"{run.task}/{run.row}/seed{run.seed} ...", flush=True)
-            record = execute(run, args.data_dir, log)
+                with claimed(teacher) as mine:
+                    if not mine:
+                        print(f"{run.task}/{run.row}/seed{run.seed}: another runner is training its teacher; skipped")
+                        continue
+                    if not teacher_ready(run.task):
+                        print(f"{teacher.task}/teacher/seed{teacher.seed} (retrained for its students) ...", flush=True)
+                        execute(teacher, args.data_dir, log)
+            with claimed(run) as mine:
+                if not mine or done(run):  # another runner holds it, or finished it meanwhile
+                    continue
+                print(f"{run.task}/{run.row}/seed{run.seed} ...", flush=True)
+                record = execute(run, args.data_dir, log)
             print(
                 f"  -> final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s", flush=True
             )
