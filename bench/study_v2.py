@@ -384,6 +384,7 @@ def main() -> None:
         return
     RUNS.mkdir(parents=True, exist_ok=True)
     deadline = time.time() + args.hours * 3600 if args.hours else None
+    runs.sort(key=lambda run: not (run.out / "checkpoint").is_dir())  # interrupted runs first, then the plan's order
     with (RUNS / "log.txt").open("a") as log:
         for run in runs:
             if done(run):
