@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from attribkit_distill.command_setup import (
+    build_objective,
+    load_data,
+    parse_layers,
+    path_text,
+    pick,
+    report_results,
+    task_spec,
+    train_config,
+)
 from attribkit_distill.run_folder import attribution_share, check_writable, clean_failed_start, prepare_out
 
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
@@ -61,12 +70,12 @@ def finetune(
     """Fine-tune a model on a GLUE task (teachers, or students without a teacher)."""
     from attribkit_distill.presets import FINETUNE_DEFAULTS
 
-    spec = _task(task)
+    spec = task_spec(task)
     check_writable(out, "--out")
     from attribkit_distill.pairing import load_for_task
 
     clf = load_for_task(model, spec, device)
-    config = _config(
+    config = train_config(
         FINETUNE_DEFAULTS,
         learning_rate=learning_rate,
         batch_size=batch_size,
@@ -77,7 +86,7 @@ def finetune(
         seed=seed,
         progress=progress,
     )
-    train_data, dev_sets = _data(spec, clf.tokenizer, data_dir, max_length, train_limit, _pick(subset_seed, seed))
+    train_data, dev_sets = load_data(spec, clf.tokenizer, data_dir, max_length, train_limit, pick(subset_seed, seed))
     created = prepare_out(
         out,
         clf.tokenizer,
@@ -85,7 +94,7 @@ def finetune(
             "command": "finetune",
             "model": model,
             "task": spec.directory,
-            "data_dir": _s(data_dir),
+            "data_dir": path_text(data_dir),
             "train_examples": len(train_data),
             **({"subset_seed": subset_seed} if subset_seed is not None else {}),
             "max_length": max_length,
@@ -100,7 +109,7 @@ def finetune(
     except BaseException:
         clean_failed_start(out, created)
         raise
-    _report(results, out)
+    report_results(results, out)
 
 
 def distill(
@@ -174,11 +183,10 @@ def distill(
     """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task)."""
     import attribkit as ak
     from attribkit_distill.cache import TeacherCache
-    from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
-    from attribkit_distill.loss import AttributionLoss, check_shared_vocabulary
-    from attribkit_distill.objective import DistillationObjective, KDLoss, describe
+    from attribkit_distill.loss import check_shared_vocabulary
+    from attribkit_distill.objective import describe
     from attribkit_distill.pairing import build_student, same_tokenizer
-    from attribkit_distill.presets import DISTILL_PRESETS, scaled_top_k
+    from attribkit_distill.presets import DISTILL_PRESETS
     from attribkit_distill.train import train
 
     if objective not in OBJECTIVES:
@@ -189,7 +197,7 @@ def distill(
         raise ak.OptionError("--student-from PRETRAINED takes its layers from --student-layers 0,2,4; give both")
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
-    spec = _task(task)
+    spec = task_spec(task)
     check_writable(out, "--out")
     preset = DISTILL_PRESETS[spec.name]
     teacher_clf = ak.load_classifier(teacher, device=device)
@@ -203,7 +211,7 @@ def distill(
         teacher_clf,
         spec,
         student_init=student_init,
-        student_layers=None if student_layers is None else _layers(student_layers),
+        student_layers=None if student_layers is None else parse_layers(student_layers),
         student_from=student_from,
         student_hidden=student_hidden,
         seed=seed,
@@ -218,18 +226,9 @@ def distill(
         )
     if not cross:
         check_shared_vocabulary(student, teacher_clf.model)
-    hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
-    k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
-    loss_class = CrossTokenizerAttributionLoss if cross else AttributionLoss
-    attribution = loss_class(top_k=k, steps=ig_steps) if objective.startswith("adkd") else None
-    extra = None
-    if objective.endswith("iit"):
-        from attribkit_distill.iit import InterchangeInterventionLoss
-
-        extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
     if diagnose_every < 0:
         raise ak.OptionError(f"--diagnose-every must be >= 0 (0 = never); got {diagnose_every}")
-    config = _config(
+    config = train_config(
         {"batch_size": preset.batch_size, "learning_rate": preset.learning_rate, "epochs": preset.epochs},
         learning_rate=learning_rate,
         batch_size=batch_size,
@@ -241,30 +240,33 @@ def distill(
         progress=progress,
         diagnose_every=diagnose_every,
     )
-    import math
-
-    kd = KDLoss(
-        _pick(temperature, preset.temperature),
-        t_squared=t_squared,
-        anneal=_pick(anneal, preset.anneal),
+    hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
+    loss, attribution = build_objective(
+        objective,
+        preset,
+        hidden=hidden,
+        cross_tokenizer=cross,
+        epochs=config.epochs,
+        alpha=alpha,
+        temperature=temperature,
+        beta=beta,
+        top_k=top_k,
+        ig_steps=ig_steps,
+        anneal=anneal,
         anneal_every=anneal_every,
-        epochs=max(1, math.ceil(config.epochs)),
-        regression=regression_kd,
+        regression_kd=regression_kd,
+        t_squared=t_squared,
+        iit_weight=iit_weight,
+        iit_span=iit_span,
+        iit_temperature=iit_temperature,
     )
-    loss = DistillationObjective(
-        alpha=_pick(alpha, preset.alpha),
-        beta=_pick(beta, preset.beta) if attribution else 0.0,
-        kd=kd,
-        attribution=attribution,
-        extra=extra,
-    )
-    train_data, dev_sets = _data(
+    train_data, dev_sets = load_data(
         spec,
         student_clf.tokenizer,
         data_dir,
         max_length,
         train_limit,
-        _pick(subset_seed, seed),
+        pick(subset_seed, seed),
         teacher_tokenizer=teacher_clf.tokenizer if cross else None,
     )
     created = prepare_out(
@@ -281,7 +283,7 @@ def distill(
             "task": spec.directory,
             "objective": objective,
             "loss": describe(loss),
-            "data_dir": _s(data_dir),
+            "data_dir": path_text(data_dir),
             "train_examples": len(train_data),
             "max_length": max_length,
             "config": config.__dict__,
@@ -315,7 +317,7 @@ def distill(
     except BaseException:
         clean_failed_start(out, created)
         raise
-    _report(results, out)
+    report_results(results, out)
 
 
 def evaluate_command(
@@ -334,7 +336,7 @@ def evaluate_command(
     from attribkit_distill.evaluation import evaluate
     from attribkit_distill.tasks import load_examples, split_names
 
-    spec = _task(task)
+    spec = task_spec(task)
     if json_out is not None:
         check_writable(json_out, "--json")
     clf = ak.load_classifier(model, device=device)
@@ -355,72 +357,3 @@ def evaluate_command(
         )
     if json_out is not None:
         json_out.write_text(json.dumps({"model": model, "task": spec.directory, "split": split, **metrics}, indent=1))
-
-
-# ---------------------------------------------------------------------- helpers
-def _task(name: str) -> Any:
-    from attribkit_distill.tasks import get_task
-
-    return get_task(name)
-
-
-def _data(
-    spec: Any,
-    tokenizer: Any,
-    data_dir: Path | None,
-    max_length: int,
-    limit: int | None,
-    seed: int,
-    *,
-    teacher_tokenizer: Any | None = None,
-) -> tuple[Any, dict]:
-    """Training data (for both tokenizers when ``teacher_tokenizer`` is given) and dev sets (``tokenizer``'s)."""
-    from attribkit_distill.cross_data import encode_cross_examples
-    from attribkit_distill.data import encode_examples, subsample
-    from attribkit_distill.tasks import load_examples, split_names
-
-    train_examples = subsample(load_examples(spec, "train", data_dir=data_dir), limit, seed=seed)
-    if teacher_tokenizer is not None:
-        train_data: Any = encode_cross_examples(tokenizer, teacher_tokenizer, train_examples, max_length=max_length)
-    else:
-        train_data = encode_examples(tokenizer, train_examples, max_length=max_length)
-    dev_sets = {
-        name: encode_examples(tokenizer, load_examples(spec, name, data_dir=data_dir), max_length=max_length)
-        for name in split_names(spec, "dev")
-    }
-    return train_data, dev_sets
-
-
-def _config(defaults: dict, **given: Any) -> Any:
-    from attribkit_distill.train import TrainConfig
-
-    values = {k: v for k, v in given.items() if v is not None}
-    return TrainConfig(**{**defaults, **values})
-
-
-def _report(results: dict, out: Path) -> None:
-    best = results.get("best", {})
-    summary = ", ".join(f"{k} {v:.2f}" for k, v in best.items())
-    typer.echo(f"best dev (step {results.get('best_step')}): {summary}\nsaved to {out}")
-
-
-def _layers(text: str | None) -> list[int]:
-    import attribkit as ak
-
-    if text is None:
-        raise ak.OptionError("give the student's layers with --student-layers, e.g. 0,2,4")
-
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ak.OptionError(
-            f"--student-layers takes comma-separated layer indices such as 0,2,4; got {text!r}"
-        ) from None
-
-
-def _pick(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
-def _s(path: Path | None) -> str | None:
-    return None if path is None else str(path)

@@ -491,7 +491,7 @@ def test_term_gradient_norms_match_a_hand_computed_case():
 
 
 def test_a_fixed_subset_seed_trains_every_seed_on_the_same_examples(checkpoint_dir, glue, tmp_path):
-    from attribkit_distill.cli import _data
+    from attribkit_distill.command_setup import load_data as _data
     from attribkit_distill.tasks import get_task
 
     tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
