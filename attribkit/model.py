@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit.architectures import first_block, pad_with_eos
+from attribkit.architectures import pad_with_eos
 from attribkit.errors import InvalidInputError, ModelLoadError, OptionError, TruncationWarning
+from attribkit.layer_hooks import find_layer, is_block_input, read_layer, run_with_layer
 from attribkit.quiet import quiet_transformers
 
 Text = str | tuple[str, str]
-LAYERS = ("word_embeddings", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -269,24 +269,11 @@ class Classifier:
         Raises:
             OptionError: unknown layer name or a model whose first block cannot be found.
         """
-        if layer == "word_embeddings":
-            return self.model.get_input_embeddings()
-        if layer == "embeddings":
-            module = getattr(self.model.base_model, "embeddings", None)
-            if isinstance(module, nn.Module):
-                return module
-            block = first_block(self.model.base_model)
-            if block is not None:
-                return block
-            raise OptionError(
-                f"cannot find the input of the first block of {type(self.model).__name__} "
-                f"({getattr(self.model.config, 'model_type', '?')}); use layer='word_embeddings'"
-            )
-        raise OptionError(f"unknown layer {layer!r}; choose one of: {', '.join(LAYERS)}")
+        return find_layer(self.model, layer)
 
     def layer_is_block_input(self, layer: str) -> bool:
         """True when ``layer`` is read at the *input* of :meth:`layer_module` (decoders' ``embeddings``)."""
-        return layer == "embeddings" and not isinstance(getattr(self.model.base_model, "embeddings", None), nn.Module)
+        return is_block_input(self.model, layer)
 
     def layer_output(self, batch: dict[str, Tensor], layer: str) -> Tensor:
         """Output of ``layer`` for ``batch``; keeps the autograd graph to the parameters.
@@ -296,28 +283,7 @@ class Classifier:
         Shapes:
             returns ``[batch, seq, hidden]`` (``hidden`` of that layer).
         """
-        captured: list[Tensor] = []
-
-        def stop(_module: nn.Module, _inputs: Any, output: Any) -> None:
-            captured.append(output[0] if isinstance(output, tuple) else output)
-            raise _StopForward
-
-        def stop_at_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-            captured.append(args[0] if args else kwargs["hidden_states"])
-            raise _StopForward
-
-        module = self.layer_module(layer)
-        if self.layer_is_block_input(layer):
-            handle = module.register_forward_pre_hook(stop_at_input, with_kwargs=True)
-        else:
-            handle = module.register_forward_hook(stop)
-        try:
-            self.model(**self.model_inputs(batch), **self.forward_flags)
-        except _StopForward:
-            pass
-        finally:
-            handle.remove()
-        return captured[0]
+        return read_layer(self.model, layer, lambda: self.model(**self.model_inputs(batch), **self.forward_flags))
 
     @torch.no_grad()
     def layer_width(self, layer: str) -> int:
@@ -343,34 +309,13 @@ class Classifier:
         Returns:
             Logits ``[rows, num_labels]``.
         """
-
-        def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
-            original = output[0] if isinstance(output, tuple) else output
-            new = replace(original)
-            if capture is not None:
-                capture.append(new)
-            return (new, *output[1:]) if isinstance(output, tuple) else new
-
-        def pre_hook(_module: nn.Module, args: tuple, kwargs: dict) -> Any:
-            if args:
-                new = replace(args[0])
-                args = (new, *args[1:])
-            else:
-                new = replace(kwargs["hidden_states"])
-                kwargs = {**kwargs, "hidden_states": new}
-            if capture is not None:
-                capture.append(new)
-            return args, kwargs
-
-        module = self.layer_module(layer)
-        if self.layer_is_block_input(layer):
-            handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
-        else:
-            handle = module.register_forward_hook(hook)
-        try:
-            return self.model(**self.model_inputs(batch), **self.forward_flags).logits
-        finally:
-            handle.remove()
+        return run_with_layer(
+            self.model,
+            layer,
+            replace,
+            lambda: self.model(**self.model_inputs(batch), **self.forward_flags).logits,
+            capture=capture,
+        )
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
         """Plain forward pass. Shapes: ``[batch, num_labels]``."""
@@ -399,10 +344,6 @@ class Classifier:
                 yield
             finally:
                 self.model.set_attn_implementation(impl)
-
-
-class _StopForward(Exception):
-    """Raised by a hook to stop a forward pass once the wanted layer has run."""
 
 
 def _split_text(text: Text) -> tuple[str, str | None]:

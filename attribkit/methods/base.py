@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 
 from attribkit.errors import InvalidInputError, OptionError
-from attribkit.model import LAYERS, Classifier
+from attribkit.layer_hooks import LAYERS
+from attribkit.model import Classifier
 from attribkit.registry import Registry
 from attribkit.targets import TARGET_FNS
 
