@@ -67,11 +67,7 @@ def read_layer(model: nn.Module, layer: str, forward: Callable[[], Any]) -> Tens
         captured.append(args[0] if args else kwargs["hidden_states"])
         raise StopForward
 
-    module = find_layer(model, layer)
-    if is_block_input(model, layer):
-        handle = module.register_forward_pre_hook(stop_at_input, with_kwargs=True)
-    else:
-        handle = module.register_forward_hook(stop)
+    handle = _attach(model, layer, on_output=stop, on_input=stop_at_input)
     try:
         forward()
     except StopForward:
@@ -117,12 +113,16 @@ def run_with_layer(
             capture.append(new)
         return args, kwargs
 
-    module = find_layer(model, layer)
-    if is_block_input(model, layer):
-        handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    else:
-        handle = module.register_forward_hook(hook)
+    handle = _attach(model, layer, on_output=hook, on_input=pre_hook)
     try:
         return forward()
     finally:
         handle.remove()
+
+
+def _attach(model: nn.Module, layer: str, *, on_output: Callable, on_input: Callable) -> Any:
+    """Hook ``layer``: ``on_output`` after its module runs, or ``on_input`` (with kwargs) before a block runs."""
+    module = find_layer(model, layer)
+    if is_block_input(model, layer):
+        return module.register_forward_pre_hook(on_input, with_kwargs=True)
+    return module.register_forward_hook(on_output)
