@@ -324,11 +324,15 @@ def claimed(run: Run):
     path = RUNS / "locks" / f"{run.task}-{run.row}-seed{run.seed}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        for attempt in range(3):  # `plan` probes a lock for microseconds; a runner holds it for the whole run
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 2:
+                    yield False
+                    return
+                time.sleep(0.2)
         try:
             yield True
         finally:
@@ -392,8 +396,8 @@ def main() -> None:
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")
                 break
-            teacher = Run(run.task, "teacher", teacher_seed(run.task))
             if run.row != "teacher" and not teacher_ready(run.task):  # a fresh clone: the teacher comes first
+                teacher = Run(run.task, "teacher", teacher_seed(run.task))
                 with claimed(teacher) as mine:
                     if not mine:
                         print(f"{run.task}/{run.row}/seed{run.seed}: another runner is training its teacher; skipped")
