@@ -324,15 +324,15 @@ def claimed(run: Run):
     path = RUNS / "locks" / f"{run.task}-{run.row}-seed{run.seed}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
-        for attempt in range(3):  # `plan` probes a lock for microseconds; a runner holds it for the whole run
+        for _ in range(3):  # `plan` probes a lock for microseconds; a runner holds it for the whole run
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == 2:
-                    yield False
-                    return
                 time.sleep(0.2)
+        else:
+            yield False
+            return
         try:
             yield True
         finally:
