@@ -122,9 +122,11 @@ def _effect(pairs: list[tuple[int, float]]) -> str:
     if len(pairs) < 2:
         return f"{pairs[0][1]:+.2f} (1 seed)" if pairs else "—"
     s = paired_summary([d for _, d in pairs])
+    ahead, behind = sum(d > 0 for _, d in pairs), sum(d < 0 for _, d in pairs)
+    per_seed = ", ".join(f"s{seed} {d:+.2f}" for seed, d in pairs)
     return (
         f"{s['mean']:+.2f} [{s['low']:+.2f}, {s['high']:+.2f}], t p = {s['p_t']:.3f}, "
-        f"sign-flip p = {s['p_sign_flip']:.3f} ({s['n']} seeds)"
+        f"sign-flip p = {s['p_sign_flip']:.3f} ({s['n']} seeds, ahead on {ahead}, behind on {behind}: {per_seed})"
     )
 
 

@@ -94,6 +94,11 @@ def test_gate_and_paired_differences(report):
     assert report.paired(table, "adkd", "kd", ["sst2"]) == [(1, 1.0), (2, -1.0)]
     lines = "\n".join(report.report_lines(table))
     assert "Gate after seed 1:** teacher minus no teacher" in lines and "85.0 (seed 2)" in lines
+    # every paired line shows its per-seed differences, so "ahead on every seed" can be read off the record
+    assert (
+        "SST-2 acc.: +0.00 [-12.71, +12.71]" in lines
+        and "(2 seeds, ahead on 1, behind on 1: s1 +1.00, s2 -1.00)" in lines
+    )
 
 
 @pytest.fixture()
