@@ -99,6 +99,18 @@ def test_gate_and_paired_differences(report):
         "SST-2 acc.: +0.00 [-12.71, +12.71]" in lines
         and "(2 seeds, ahead on 1, behind on 1: s1 +1.00, s2 -1.00)" in lines
     )
+    assert lines.startswith("Results so far: seeds 1, 2, 3 (the protocol's 6 per row).")
+    assert not report.is_complete(table)
+
+
+def test_report_says_complete_only_when_every_row_has_six_seeds(report):
+    rows = [(t, r) for t in report.TASKS for r in ("no_teacher", "kd", "adkd")] + [("stsb", "adkd_cal")]
+    table = {row: {s: _record(row[0], row[1], s, 80.0) for s in range(1, 7)} for row in rows}
+    assert report.is_complete(table)
+    assert report.report_lines(table)[0] == "Results: complete, all 6 seeds of the protocol on every row."
+    del table[("stsb", "adkd_cal")][6]  # the calibrated arm counts too
+    assert not report.is_complete(table)
+    assert report.report_lines(table)[0].startswith("Results so far: seeds 1, 2, 3, 4, 5, 6")
 
 
 @pytest.fixture()
