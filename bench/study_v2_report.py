@@ -263,7 +263,7 @@ def share_figure(table: dict[tuple[str, str], dict[int, dict[str, Any]]], path: 
         height=380,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(path, include_plotlyjs="directory")
+    figure.write_html(path, include_plotlyjs="directory", div_id="study-v2-share")  # fixed id: rebuilds diff cleanly
 
 
 def write_report() -> None:
