@@ -34,11 +34,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# the protocol's grid (one definition for the planner and the report) and the report itself
+from study_v2_report import ONLY, SEEDS, write_report
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "study-v2"
 V1_RESULTS = ROOT / "bench" / "results" / "reproduce"
 RUNS = ROOT / "runs" / "study-v2"
-SEEDS = (1, 2, 3, 4, 5, 6)
 STUDENT_LAYERS = "0,2,4"
 SUBSET = ("--train-limit", "8000", "--subset-seed", "0")  # one fixed subset for every seed and row
 CALIBRATION = RESULTS / "stsb" / "adkd_cal" / "calibration.json"
@@ -85,7 +87,6 @@ ROWS = {
     "adkd": ("--objective", "adkd"),
     "adkd_cal": ("--objective", "adkd"),  # + the calibrated --beta (study_v2_calibrate.py)
 }
-ONLY = {"adkd_cal": ("stsb",)}  # rows the protocol runs on some tasks only
 LABELS = {
     "teacher": "Teacher (MiniLM 6x384)",
     "no_teacher": "Student, no teacher (CE)",
@@ -365,8 +366,6 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
     args = parser.parse_args()
     if args.action == "report":
-        from study_v2_report import write_report
-
         write_report()
         return
     tasks = _csv(args.tasks, tuple(TASKS), "task")

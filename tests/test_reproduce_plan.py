@@ -30,11 +30,13 @@ def reproduce():
 
 @pytest.fixture(scope="module")
 def study_v2():
+    sys.path.insert(0, str(BENCH))  # study_v2.py imports its report module, as when run as a script
     spec = importlib.util.spec_from_file_location("study_v2", BENCH / "study_v2.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["study_v2"] = module
     spec.loader.exec_module(module)
     yield module
+    sys.path.remove(str(BENCH))
     del sys.modules["study_v2"]
 
 

@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.fixture
 def study(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # study_v2.py imports its report module, as when run as a script
     spec = importlib.util.spec_from_file_location("study_v2_under_test", BENCH / "study_v2.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["study_v2_under_test"] = module
