@@ -84,7 +84,7 @@ def main() -> None:
     warnings.formatwarning = _one_line_warning
     _load_plugins()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except (AttribkitError, UsageError) as exc:
         from attribkit.distributed import launched_group
 
@@ -101,14 +101,27 @@ def main() -> None:
             typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        typer.echo("interrupted: finished work is saved (--resume continues a training run)", err=True)
-        sys.exit(130)
+        _interrupted()
     except Exception as exc:
         # click's usage errors (typer may vendor click, so match by interface, not by class)
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             typer.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code or 2)
         raise
+    # Under standalone_mode=False typer turns Ctrl-C into Exit(130) and returns the code instead of raising:
+    # a returned code is the command's exit status, never dropped.
+    if code == INTERRUPTED:
+        _interrupted()
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        sys.exit(code)
+
+
+INTERRUPTED = 130  # the shell's code for a process stopped by SIGINT (128 + 2)
+
+
+def _interrupted() -> None:
+    typer.echo("interrupted: finished work is saved (--resume continues the run)", err=True)
+    sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":
