@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -40,25 +41,34 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 def cache_key(
-    teacher_fingerprint: str, data: EncodedData | CrossEncodedData, loss_fn: AttributionLoss | None
+    teacher_fingerprint: str,
+    data: EncodedData | CrossEncodedData,
+    loss_fn: AttributionLoss | None,
+    examples: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """What a cache was computed from; a cache is usable only when all of it matches.
 
     Across tokenizers the maps are unit maps: the key holds the teacher's encoding and the units
     (their boundaries and the teacher tokens in each), so a student tokenizer with other units is refused.
+    A cache of some examples only (``examples``) records which, so a longer run does not reuse it.
     """
-    return {
+    key = {
         "format": FORMAT_VERSION,
         "teacher": teacher_fingerprint,
         **data.cache_fields(),
         "options": None if loss_fn is None else loss_fn.options(),
     }
+    if examples is not None:
+        listed = ",".join(map(str, sorted(set(examples))))
+        key["examples"] = {"count": len(set(examples)), "sha256": hashlib.sha256(listed.encode()).hexdigest()}
+    return key
 
 
 @dataclass(frozen=True)
 class TeacherCache:
     """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
 
+    A cache may hold only the examples a short run visits (``covered``); asking it for another raises.
     ``length`` counts an example's tokens, or its units when teacher and student tokenize differently
     (the maps are then unit maps, see :mod:`attribkit_distill.cross_tokenizer`).
 
@@ -72,6 +82,7 @@ class TeacherCache:
     maps: Tensor | None
     offsets: Tensor | None
     views: int
+    covered: Tensor | None = None
 
     @classmethod
     def build(
@@ -83,6 +94,7 @@ class TeacherCache:
         *,
         batch_size: int = 64,
         progress: bool = False,
+        examples: Sequence[int] | None = None,
     ) -> TeacherCache:
         """Reuse the cache at ``path`` if it was made from this teacher, data and options; else compute it.
 
@@ -93,6 +105,8 @@ class TeacherCache:
             loss_fn: The attribution loss whose teacher maps are stored; None stores logits only.
             batch_size: Examples per teacher pass (grouped by length).
             progress: Show a progress bar.
+            examples: Compute only these example indices (those a short run visits,
+                :func:`attribkit_distill.data.visited_examples`); None = every example.
         """
         path = Path(path)
         if (
@@ -101,12 +115,16 @@ class TeacherCache:
             and not isinstance(loss_fn, CrossTokenizerAttributionLoss)
         ):
             raise InvalidInputError("data for two tokenizers needs unit maps: use CrossTokenizerAttributionLoss")
-        key = cache_key(model_fingerprint(teacher), data, loss_fn)
+        if examples is not None and len(set(examples)) == len(data):
+            examples = None
+        if examples is not None and (not examples or any(not 0 <= i < len(data) for i in examples)):
+            raise InvalidInputError(f"teacher cache: give one or more example indices in [0, {len(data)})")
+        key = cache_key(model_fingerprint(teacher), data, loss_fn, examples)
         if path.exists():
             cached = cls._read(path)
             if cached.key == key:
                 return cached
-        cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress)
+        cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress, examples)
         cache._write(path)
         return cache
 
@@ -141,6 +159,10 @@ class TeacherCache:
         if "index" not in batch:
             raise InvalidInputError("the batch has no 'index' (example positions); the cache is looked up by it")
         index = batch["index"].cpu()
+        if self.covered is not None and not bool(self.covered[index].all()):
+            raise InvalidInputError(
+                "the teacher cache holds only the examples of a shorter run; rebuild it for this run's steps"
+            )
         mask = batch.get("unit_mask", batch["attention_mask"])
         device = mask.device
         lengths = mask.sum(dim=1).cpu()
@@ -170,17 +192,24 @@ class TeacherCache:
         loss_fn: AttributionLoss | None,
         batch_size: int,
         progress: bool,
+        examples: Sequence[int] | None = None,
     ) -> TeacherCache:
         from rich.progress import Progress
 
         teacher.eval()
         device = next(teacher.parameters()).device
         lengths = torch.tensor(data.map_lengths())
-        order = torch.argsort(lengths, descending=True, stable=True).tolist()
+        covered = None
+        if examples is not None:
+            covered = torch.zeros(len(data), dtype=torch.bool)
+            covered[sorted(set(examples))] = True
+        order = [
+            i for i in torch.argsort(lengths, descending=True, stable=True).tolist() if covered is None or covered[i]
+        ]
         logits: list[Tensor | None] = [None] * len(data)
         maps: list[Tensor | None] = [None] * len(data)
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("teacher cache", total=len(data))
+            task = bar.add_task("teacher cache", total=len(order))
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = data.batch(chunk, device)
@@ -195,14 +224,18 @@ class TeacherCache:
                     if out_maps is not None:
                         maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
                 bar.advance(task, len(chunk))
-        filled = cast(list[Tensor], maps)  # every example written above
-        views = 0 if maps[0] is None else filled[0].numel() // int(lengths[0])
+        first = order[0]
+        views = 0 if maps[first] is None else cast(Tensor, maps[first]).numel() // int(lengths[first])
+        width = cast(Tensor, logits[first]).shape
+        # examples the run never visits hold NaN logits and empty maps (outputs() refuses them)
+        stacked = torch.stack([torch.full(width, float("nan")) if t is None else t for t in logits])
         flat = offsets = None
         if views:
+            filled = [torch.zeros(0) if m is None else m for m in maps]
             sizes = torch.tensor([m.numel() for m in filled])
             offsets = torch.cumsum(sizes, 0) - sizes
             flat = torch.cat(filled)
-        return cls(key, torch.stack(cast(list[Tensor], logits)), lengths, flat, offsets, views)
+        return cls(key, stacked, lengths, flat, offsets, views, covered)
 
     @classmethod
     def _read(cls, path: Path) -> TeacherCache:
@@ -215,6 +248,7 @@ class TeacherCache:
                 blob.get("maps"),
                 blob.get("offsets"),
                 int(blob["views"]),
+                blob.get("covered"),
             )
         except Exception as exc:
             raise InvalidInputError(
@@ -231,6 +265,8 @@ class TeacherCache:
         }
         if self.maps is not None:
             blob.update(maps=self.maps, offsets=self.offsets)
+        if self.covered is not None:
+            blob["covered"] = self.covered
         partial = path.with_name(path.name + ".partial")
         torch.save(blob, partial)
         os.replace(partial, path)

@@ -183,6 +183,7 @@ def distill(
     """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task)."""
     import attribkit as ak
     from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.data import visited_examples
     from attribkit_distill.loss import check_shared_vocabulary
     from attribkit_distill.objective import describe
     from attribkit_distill.pairing import build_student, same_tokenizer
@@ -301,6 +302,9 @@ def distill(
                 attribution,
                 batch_size=config.eval_batch_size,
                 progress=progress,
+                examples=visited_examples(
+                    len(train_data), config.batch_size, config.total_steps(len(train_data)), seed=config.seed
+                ),
             )
         results = train(
             student,

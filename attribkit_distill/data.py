@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,21 @@ def epoch_batches(n: int, batch_size: int, *, seed: int, epoch: int, shuffle: bo
     else:
         order = list(range(n))
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def visited_examples(n: int, batch_size: int, steps: int, *, seed: int) -> list[int]:
+    """The sorted indices of the examples a run of ``steps`` steps trains on (epoch orders as in :func:`epoch_batches`).
+
+    A short run (``--max-steps 20`` on 67k sentences) sees a few hundred examples; precomputing the
+    teacher's outputs for just these is what keeps it short.
+    """
+    per_epoch = math.ceil(n / batch_size)
+    if steps >= per_epoch:
+        return list(range(n))
+    seen: set[int] = set()
+    for indices in epoch_batches(n, batch_size, seed=seed, epoch=0)[:steps]:
+        seen.update(indices)
+    return sorted(seen)
 
 
 def subsample(examples: list[Example], limit: int | None, *, seed: int) -> list[Example]:

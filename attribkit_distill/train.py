@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attribkit import InvalidInputError
+from attribkit import InvalidInputError, OptionError
 from attribkit_distill.cache import TeacherCache
 from attribkit_distill.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, save_model_atomically
 from attribkit_distill.data import EncodedData, epoch_batches
@@ -70,10 +70,33 @@ class TrainConfig:
     progress: bool = True
     diagnose_every: int = 50
 
+    def __post_init__(self) -> None:
+        at_least_one = {
+            "batch_size": self.batch_size,
+            "max_steps": self.max_steps,
+            "eval_every": self.eval_every,
+            "save_every": self.save_every,
+            "eval_batch_size": self.eval_batch_size,
+        }
+        for name, value in at_least_one.items():
+            if value is not None and value < 1:
+                raise OptionError(f"{_flag(name)} must be at least 1; got {value}")
+        for name, number in {"learning_rate": self.learning_rate, "epochs": self.epochs}.items():
+            if not number > 0 or not math.isfinite(number):
+                raise OptionError(f"{_flag(name)} must be a positive number; got {number}")
+        if self.grad_clip <= 0 or self.weight_decay < 0 or self.diagnose_every < 0:
+            raise OptionError("grad_clip must be > 0, weight_decay >= 0 and diagnose_every >= 0")
+
     def total_steps(self, n_examples: int) -> int:
         if self.max_steps is not None:
             return self.max_steps
         return max(1, math.ceil(self.epochs * math.ceil(n_examples / self.batch_size)))
+
+
+def _flag(field_name: str) -> str:
+    """A setting as both its users name it: ``max_steps (--max-steps)``."""
+    flag = {"learning_rate": "--lr"}.get(field_name, "--" + field_name.replace("_", "-"))
+    return f"{field_name} ({flag})"
 
 
 @dataclass

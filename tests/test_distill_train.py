@@ -18,7 +18,7 @@ import attribkit as ak
 from attribkit.cli import _load_plugins, app
 from attribkit_distill import AttributionLoss, DistillationObjective, KDLoss
 from attribkit_distill.cache import TeacherCache
-from attribkit_distill.data import encode_examples
+from attribkit_distill.data import encode_examples, epoch_batches
 from attribkit_distill.tasks import get_task, load_examples
 
 _load_plugins()
@@ -243,6 +243,44 @@ def test_teacher_cache_gives_the_same_loss_and_refuses_other_teachers(student_te
     mtime = path.stat().st_mtime_ns
     TeacherCache.build(path, teacher, data, loss_fn)  # same key: reused, not recomputed
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_a_short_run_caches_only_the_examples_it_visits(student_teacher, checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "short"
+    invoke(*_train_args(checkpoint_dir, glue, out)[:-9], "--max-steps", 2, "--batch-size", 8, "--no-progress")
+    blob = torch.load(out / "teacher_cache.pt", weights_only=True)
+    visited = sorted(i for batch in epoch_batches(48, 8, seed=42, epoch=0)[:2] for i in batch)  # 48 train sentences
+    assert blob["covered"].nonzero().flatten().tolist() == visited and len(visited) == 16
+    assert blob["logits"][blob["covered"]].isfinite().all() and blob["logits"][~blob["covered"]].isnan().all()
+    # the subset cache gives exactly what the whole cache gives on its examples, and refuses the others
+    _, teacher = student_teacher(2)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, load_examples(get_task("sst2"), "train", data_dir=glue))
+    loss_fn = AttributionLoss(top_k=9)
+    whole = TeacherCache.build(tmp_path / "whole.pt", teacher, data, loss_fn, batch_size=5)
+    part = TeacherCache.build(tmp_path / "part.pt", teacher, data, loss_fn, batch_size=5, examples=visited)
+    batch = dict(data.batch(visited[:5]).items())
+    torch.testing.assert_close(part.outputs(batch).logits, whole.outputs(batch).logits, rtol=0, atol=0)
+    torch.testing.assert_close(part.outputs(batch).maps, whole.outputs(batch).maps, rtol=0, atol=0)
+    unvisited = next(i for i in range(48) if i not in visited)
+    with pytest.raises(ak.InvalidInputError, match="shorter run"):
+        part.outputs(dict(data.batch([visited[0], unvisited]).items()))
+    with pytest.raises(ak.InvalidInputError, match="different examples"):
+        TeacherCache.load(tmp_path / "part.pt", teacher=teacher, data=data, loss_fn=loss_fn)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-steps", "0"], "max_steps (--max-steps) must be at least 1; got 0"),
+        (["--epochs", "0"], "epochs (--epochs) must be a positive number; got 0.0"),
+        (["--batch-size", "0"], "batch_size (--batch-size) must be at least 1; got 0"),
+    ],
+)
+def test_a_run_of_no_steps_is_refused_before_any_work(checkpoint_dir, glue, tmp_path, args, message):
+    result = runner.invoke(app, [*_train_args(checkpoint_dir, glue, tmp_path / "o")[:-9], *args, "--no-progress"])
+    assert isinstance(result.exception, ak.OptionError) and str(result.exception) == message
+    assert not (tmp_path / "o").exists()
 
 
 def test_two_hundred_steps_of_adkd_lower_the_attribution_and_kd_losses(student_teacher, checkpoint_dir, glue):
