@@ -124,3 +124,61 @@ def test_method_options_pass_through_with_o(checkpoint_dir, tmp_path):
             text=True,
         )
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_command_line_takes_a_methods_own_defaults(monkeypatch, checkpoint_dir, tmp_path):
+    """A plugin whose target_fn defaults to prob gets prob from the CLI too, as from the Python API."""
+    from types import SimpleNamespace
+
+    import attribkit as ak
+    from attribkit.methods.base import METHODS
+    from attribkit.methods.gradient import GradientXInput
+
+    class ProbabilityGradient(GradientXInput):
+        name = "prob_gradient"
+
+        def __init__(self, classifier, *, layer: str = "embeddings", target_fn: str = "prob") -> None:
+            super().__init__(classifier, layer=layer, target_fn=target_fn)
+
+    fake = SimpleNamespace(name="prob_gradient", load=lambda: ProbabilityGradient)
+    monkeypatch.setattr("attribkit.registry.entry_points", lambda group: [fake] if group == "attribkit.methods" else [])
+    monkeypatch.setattr(METHODS, "_plugins_loaded", False)
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    model = str(checkpoint_dir("bert", 2))
+    out = tmp_path / "r.jsonl"
+    args = ["explain", "--model", model, "--text", "the movie was good", "--method", "prob_gradient", "--json", out]
+    result = runner.invoke(app, [*map(str, args)])
+    assert result.exit_code == 0, result.output
+    [cli] = ak.load(out)
+    [api] = ak.explain(ak.load_classifier(model, device="cpu"), "the movie was good", method="prob_gradient")
+    assert cli.options["target_fn"] == api.options["target_fn"] == "prob"
+    assert cli.options["layer"] == api.options["layer"] == "embeddings"
+    assert abs(cli.scores - api.scores).max() < 1e-6
+
+
+def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path):
+    model = str(checkpoint_dir("bert", 2))
+    cases = [
+        (["--steps", "0"], "error: --steps must be at least 1; got 0"),
+        (["--method", "fast_ig", "--steps", "-3"], "error: --steps must be at least 1; got -3"),
+        (["--steps", "1"], "error: --steps 1 needs --method fast_ig (Captum's integrated_gradients takes 2 or more)"),
+        (
+            ["--method", "occlusion", "--steps", "10"],
+            "error: --steps does not apply to occlusion: it takes no integration steps",
+        ),
+        (
+            ["--method", "occlusion", "--layer", "embeddings"],
+            "error: --layer does not apply to occlusion: it perturbs tokens, not a layer's output",
+        ),
+        (
+            ["--html", str(tmp_path / "x.html"), "--plot", str(tmp_path / "x.html")],
+            "error: --html and --plot both name",
+        ),
+    ]
+    for args, message in cases:
+        proc = run_cli("explain", "--model", model, "--text", "good", *args)
+        assert proc.returncode == 2 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, (
+            args,
+            proc.stderr,
+        )
+    assert not (tmp_path / "x.html").exists()

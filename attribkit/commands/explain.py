@@ -25,8 +25,8 @@ def explain(
     steps: int | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
     target: str = typer.Option("pred", "--target", help="pred, all, gold (labelled inputs), or a class index or name."),
-    target_fn: str = opt.TARGET_FN,
-    layer: str = opt.LAYER,
+    target_fn: str | None = opt.TARGET_FN,
+    layer: str | None = opt.LAYER,
     sign: str = opt.SIGN,
     top_k: int | None = opt.TOP_K,
     aggregate: str = opt.AGGREGATE,
@@ -77,6 +77,7 @@ def explain(
                 (out, (".jsonl", ".parquet"), "--out"),
             ):
                 opt.check_suffix(path, suffixes, flag)
+            opt.check_distinct_outputs(json=json_out, html=html_out, plot=plot_out, out=out)
             batch_mode = text is None
             if batch_mode and out is None:
                 raise OptionError(
@@ -125,7 +126,7 @@ def explain(
                 "model": opt.model_identity(opt.model_path(model)),
                 "inputs": opt.inputs_identity(rows),
                 "label_column": label_column,
-                **settings,
+                **opt.with_method_defaults(method, settings),
             }
             run_batch(clf, rows, labels, kwargs, out, html_out, resume, progress, fingerprint, group)
         else:

@@ -22,8 +22,8 @@ def faithfulness(
     method: str = opt.METHOD,
     steps: int | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
-    target_fn: str = opt.TARGET_FN,
-    layer: str = opt.LAYER,
+    target_fn: str | None = opt.TARGET_FN,
+    layer: str | None = opt.LAYER,
     word_level: bool = opt.WORD_LEVEL,
     fractions: str = typer.Option(
         "0.01,0.05,0.1,0.2,0.5", "--fractions", help="Deletion fractions (ERASER's by default)."

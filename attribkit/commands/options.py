@@ -14,15 +14,17 @@ from attribkit.errors import InvalidInputError, OptionError
 MODEL = typer.Option(None, "--model", help="Checkpoint directory or hub name (default: the packaged SST-2 model).")
 PAIR = typer.Option(None, "--pair", help="Second text of a sentence pair.")
 METHOD = typer.Option("integrated_gradients", "--method", help="Attribution method (see `attribkit methods`).")
-STEPS = typer.Option(None, "--steps", help="Integration steps (IG methods).")
+STEPS = typer.Option(None, "--steps", help="Integration steps (IG methods; default: the method's).")
 METHOD_OPTION = typer.Option(
     None,
     "--option",
     "-o",
     help="A method option as KEY=VALUE, repeatable (e.g. -o n_samples=50 -o seed=1; see `attribkit methods`).",
 )
-TARGET_FN = typer.Option("logit", "--target-fn", help="logit, prob or log_prob.")
-LAYER = typer.Option("word_embeddings", "--layer", help="word_embeddings or embeddings.")
+TARGET_FN = typer.Option(None, "--target-fn", help="logit, prob or log_prob (default: the method's, logit for the built-in ones).")
+LAYER = typer.Option(
+    None, "--layer", help="word_embeddings or embeddings (default: the method's, word_embeddings for the built-in ones)."
+)
 SIGN = typer.Option("signed", "--sign", help="signed or absolute.")
 TOP_K = typer.Option(None, "--top-k", help="Keep the K largest |A| over hidden dims per token.")
 AGGREGATE = typer.Option("sum", "--aggregate", help="sum or l2 over hidden dims.")
@@ -55,20 +57,32 @@ def model_path(model: str | None) -> str:
 
 
 def method_options(
-    method: str, steps: int | None, target_fn: str, layer: str, extra: list[str] | None = None
+    method: str, steps: int | None, target_fn: str | None, layer: str | None, extra: list[str] | None = None
 ) -> dict[str, Any]:
-    """The method's own options from the flags and ``-o KEY=VALUE`` pairs (checks the method name first)."""
+    """The method's own options from the flags and ``-o KEY=VALUE`` pairs (checks the method name first).
+
+    A flag left out is left out here too, so the method's own default applies, exactly as in the
+    Python API (a plugin whose ``target_fn`` defaults to ``prob`` gets ``prob`` on the command line).
+    """
     import inspect
 
     from attribkit.facade import get_method
 
     accepted = inspect.signature(get_method(method).__init__).parameters  # unknown names fail here
-    options: dict[str, Any] = {"target_fn": target_fn}
-    if "layer" in accepted:
+    options: dict[str, Any] = {}
+    if target_fn is not None:
+        options["target_fn"] = target_fn
+    if layer is not None:
+        if "layer" not in accepted:
+            raise OptionError(f"--layer does not apply to {method}: it perturbs tokens, not a layer's output")
         options["layer"] = layer
-    elif layer != "word_embeddings":
-        raise OptionError(f"--layer does not apply to {method}: it perturbs tokens, not a layer's output")
     if steps is not None:
+        if "steps" not in accepted:
+            raise OptionError(f"--steps does not apply to {method}: it takes no integration steps")
+        if steps < 1:
+            raise OptionError(f"--steps must be at least 1; got {steps}")
+        if steps == 1 and method == "integrated_gradients":
+            raise OptionError("--steps 1 needs --method fast_ig (Captum's integrated_gradients takes 2 or more)")
         options["steps"] = steps
     flags = {"steps": "--steps", "layer": "--layer", "target_fn": "--target-fn"}
     for item in extra or []:
@@ -83,6 +97,33 @@ def method_options(
             raise OptionError(f"{method} has no option {key!r}; it takes: {', '.join(names) or 'none'}")
         options[key] = parse_value(text.strip())
     return options
+
+
+def with_method_defaults(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus the method's own defaults for the flags left out (what a resumed run compares)."""
+    import inspect
+
+    from attribkit.facade import get_method
+
+    parameters = inspect.signature(get_method(method).__init__).parameters
+    defaults = {
+        name: parameters[name].default
+        for name in ("steps", "layer", "target_fn")
+        if name in parameters and parameters[name].default is not inspect.Parameter.empty
+    }
+    return {**defaults, **options}
+
+
+def check_distinct_outputs(**outputs: Path | None) -> None:
+    """Refuse one file named for two outputs (``--html x.html --plot x.html``): one would overwrite the other."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        where = path.expanduser().resolve()
+        if where in seen:
+            raise OptionError(f"{seen[where]} and --{flag} both name {path}; give each output its own file")
+        seen[where] = f"--{flag}"
 
 
 def parse_value(text: str) -> Any:

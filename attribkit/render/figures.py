@@ -49,13 +49,14 @@ def _heatmap(z: np.ndarray, rows: Sequence[str], columns: Sequence[str], title: 
             colorbar={"title": {"text": "score"}, "len": 1.0, "lenmode": "fraction", "thickness": 14},
         )
     )
-    # sized to its content: ~70 px per row of cells above the tick labels, ~28 px per token column
+    # height sized to its content (~70 px per row of cells above the tick labels); the width follows the
+    # window (autosize), so a long text never makes the page wider than the screen
     figure.update_layout(
         title=title,
-        xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45},
+        xaxis={"tickmode": "array", "tickvals": x, "ticktext": list(columns), "tickangle": -45, "automargin": True},
         yaxis={"autorange": "reversed"},
         height=200 + 70 * max(len(rows), 2),
-        width=max(640, 180 + 28 * len(columns)),
+        autosize=True,
         margin={"t": 60, "b": 120, "l": 90, "r": 40},
     )
     return figure
@@ -117,4 +118,7 @@ def save_figure(figure: go.Figure, path: str) -> None:
 
     from attribkit.files import atomic_write_text
 
-    atomic_write_text(Path(path), figure.to_html(include_plotlyjs=True, full_html=True))
+    page = figure.to_html(
+        include_plotlyjs=True, full_html=True, default_width="100%", config={"responsive": True}
+    )  # the width follows the window, also when it is resized
+    atomic_write_text(Path(path), page)
