@@ -53,6 +53,7 @@ _EXPORTS = {
     "rationale_from_word_mask": "attribkit.rationales",
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
+    "load_dataset_split": "attribkit.hub",
     "shrink_vocabulary": "attribkit.vocabulary",
     "InputRow": "attribkit.inputs",
     "default_model_path": "attribkit.assets",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownNameError,
     )
     from attribkit.facade import attribute, explain, get_method, list_methods
+    from attribkit.hub import load_dataset_split
     from attribkit.inputs import InputRow, read_inputs
     from attribkit.io import load, save
     from attribkit.loading import load_classifier

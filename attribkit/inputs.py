@@ -110,39 +110,26 @@ def read_dataset(
 
     Class labels stored as indices are turned into their names when the dataset declares them.
     """
-    from datasets import load_dataset
+    from attribkit.hub import load_dataset_split
 
     name, _, config = spec.partition(":")
     local = Path(name)
-    try:
-        if local.is_file():
-            builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
-                local.suffix.lower()
-            )
-            if builder is None:
-                raise InvalidInputError(f"cannot read {local} as a dataset: use csv, tsv, json, jsonl or parquet")
-            extra = {"delimiter": "\t"} if local.suffix.lower() == ".tsv" else {}
-            data = load_dataset(builder, data_files=str(local), split=split, **extra)
-        else:
-            from attribkit.hub import hub_host, hub_reachable, offline_datasets, offline_requested
+    if local.is_file():
+        from datasets import load_dataset
 
-            if local.exists() or offline_requested() or hub_reachable():
-                data = load_dataset(name, config or None, split=split)
-            else:  # only the local cache can have it: look there at once instead of retrying the network
-                try:
-                    with offline_datasets():
-                        data = load_dataset(name, config or None, split=split)
-                except Exception:
-                    raise InvalidInputError(
-                        f"cannot load dataset {spec!r} split {split!r}: it is not a local file or folder, "
-                        f"not in the local cache, and the Hugging Face Hub ({hub_host()}) cannot be "
-                        "reached"
-                    ) from None
-    except InvalidInputError:
-        raise
-    except Exception as exc:  # datasets raises many types (FileNotFoundError, ValueError, DatasetNotFoundError ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise InvalidInputError(f"cannot load dataset {spec!r} split {split!r}: {first}") from None
+        builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
+            local.suffix.lower()
+        )
+        if builder is None:
+            raise InvalidInputError(f"cannot read {local} as a dataset: use csv, tsv, json, jsonl or parquet")
+        extra = {"delimiter": "\t"} if local.suffix.lower() == ".tsv" else {}
+        try:
+            data = load_dataset(builder, data_files=str(local), split=split, **extra)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InvalidInputError(f"cannot load dataset {spec!r} split {split!r}: {first}") from None
+    else:
+        data = load_dataset_split(name, config or None, split=split)
     columns = list(data.column_names)
     label_names = None
     feature = data.features.get(label_column or next((c for c in LABEL_COLUMNS if c in columns), ""), None)

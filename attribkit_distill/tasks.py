@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from attribkit import InvalidInputError, UnknownNameError
+from attribkit import InvalidInputError, UnknownNameError, load_dataset_split
 
 HUB_DATASET = "nyu-mll/glue"
 
@@ -232,16 +232,10 @@ def _example(task: GlueTask, values: list[str], where: object, line: int) -> Exa
 
 
 def _read_hub(task: GlueTask, split: str) -> list[Example]:
-    from datasets import load_dataset
-
     hub_split = _HUB_SPLITS.get(split, split)
-    try:
-        data = load_dataset(HUB_DATASET, task.name, split=hub_split)
-    except Exception as exc:  # offline, unknown split, ...: one clear line
-        raise InvalidInputError(
-            f"could not load {HUB_DATASET}/{task.name} split {hub_split!r} from the hub ({type(exc).__name__}: {exc}); "
-            "offline, pass --data-dir with a local GLUE copy"
-        ) from None
+    data = load_dataset_split(
+        HUB_DATASET, task.name, split=hub_split, hint="offline, pass --data-dir with a local GLUE copy"
+    )
     *text_cols, label_col = task.hub_columns
     return [
         Example(row[text_cols[0]], row[text_cols[1]] if len(text_cols) > 1 else None, row[label_col])

@@ -187,7 +187,7 @@ def test_mistyped_local_checkpoint_fails_fast_with_close_matches(checkpoint_dir,
     assert time.time() - start < 20
 
 
-def test_an_unreachable_hub_fails_fast():
+def test_an_unreachable_hub_fails_fast(checkpoint_dir, tmp_path):
     offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")  # CI sets them; here the probe decides
     env = {**{k: v for k, v in ENV.items() if k not in offline}, "HF_ENDPOINT": "http://127.0.0.1:9"}  # nothing listens
     start = time.time()
@@ -195,6 +195,13 @@ def test_an_unreachable_hub_fails_fast():
     assert "not a local directory, and the Hugging Face Hub (127.0.0.1) cannot be reached" in line
     line = one_error_line(cli("explain", "--dataset", "someone/no-such-data", "--out", "/tmp/x.jsonl", env=env))
     assert "cannot load dataset 'someone/no-such-data'" in line and "cannot be reached" in line
+    # the GLUE commands without --data-dir: one line naming the way out, not a dozen "Retrying" lines
+    model = checkpoint_dir("bert", 2)
+    for command in (["evaluate", "--model", model], ["finetune", "--model", model, "--out", tmp_path / "ft"]):
+        line = one_error_line(cli(*command, "--task", "SST-2", env=env))
+        assert line.startswith("error: cannot load dataset 'nyu-mll/glue:sst2' split ")
+        assert "nyu-mll/glue:sst2" in line and "Hugging Face Hub (127.0.0.1) cannot be reached" in line
+        assert line.endswith("; offline, pass --data-dir with a local GLUE copy")
     # with offline mode asked for, the libraries' own offline errors are just as quick
     line = one_error_line(
         cli("explain", "--model", "someone/no-such-model", "--text", "good", env={**env, "HF_HUB_OFFLINE": "1"})

@@ -21,9 +21,13 @@ METHOD_OPTION = typer.Option(
     "-o",
     help="A method option as KEY=VALUE, repeatable (e.g. -o n_samples=50 -o seed=1; see `attribkit methods`).",
 )
-TARGET_FN = typer.Option(None, "--target-fn", help="logit, prob or log_prob (default: the method's, logit for the built-in ones).")
+TARGET_FN = typer.Option(
+    None, "--target-fn", help="logit, prob or log_prob (default: the method's, logit for the built-in ones)."
+)
 LAYER = typer.Option(
-    None, "--layer", help="word_embeddings or embeddings (default: the method's, word_embeddings for the built-in ones)."
+    None,
+    "--layer",
+    help="word_embeddings or embeddings (default: the method's, word_embeddings for the built-in ones).",
 )
 SIGN = typer.Option("signed", "--sign", help="signed or absolute.")
 TOP_K = typer.Option(None, "--top-k", help="Keep the K largest |A| over hidden dims per token.")
