@@ -304,6 +304,7 @@ def _record(
         delta=None if delta is None else delta.detach().float().cpu().numpy(),
         truncated=item.truncated,
         gold=None if gold is None else clf.labels[clf.label_index(gold)],
+        model=clf.name,
     )
 
 

@@ -60,6 +60,8 @@ class Classifier:
     Attributes:
         labels: Class names from ``config.id2label``, index-aligned with the logits.
         is_regression: True for a single-output regression head (e.g. STS-B).
+        name: What the records and pages name the model by: the path or hub name it was loaded
+            from (``config.name_or_path``), else the model's class name; assignable.
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any | None = None) -> None:
@@ -74,6 +76,7 @@ class Classifier:
         id2label = getattr(config, "id2label", None) or {}
         self.labels: tuple[str, ...] = tuple(str(id2label.get(i, f"LABEL_{i}")) for i in range(n))
         self.is_regression = n == 1 or getattr(config, "problem_type", None) == "regression"
+        self.name: str = str(getattr(config, "name_or_path", "") or type(model).__name__)
         params = inspect.signature(model.forward).parameters
         # a classifier needs no key-value cache (decoders build one by default; Captum cannot copy it)
         self.forward_flags: dict[str, Any] = {"use_cache": False} if "use_cache" in params else {}

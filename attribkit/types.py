@@ -43,6 +43,7 @@ class Attribution:
             or None when the method has none.
         truncated: True if the input was cut (to ``max_length`` or the model's limit).
         gold: Gold label name, when given.
+        model: The model that produced the map (``Classifier.name``: its path or hub name), when known.
 
     Shapes:
         scores ``[n_views, n_tokens]``; probs ``[n_labels]``; delta ``[n_views]``.
@@ -63,6 +64,7 @@ class Attribution:
     delta: np.ndarray | None = None
     truncated: bool = False
     gold: str | None = None
+    model: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -153,6 +155,7 @@ class Attribution:
             "delta": None if self.delta is None else self.delta.tolist(),
             "truncated": self.truncated,
             "gold": self.gold,
+            "model": self.model,
         }
 
     @classmethod

@@ -29,12 +29,18 @@ def test_explain_prints_prediction_and_writes_json(checkpoint_dir, tmp_path):
             "4",
             "--json",
             str(out),
+            "--html",
+            str(tmp_path / "page.html"),
         ],
     )
     assert result.exit_code == 0, result.output
     assert "prediction:" in result.output and "top 5 tokens" in result.output
     record = json.loads(out.read_text().splitlines()[0])
     assert record["tokens"] == ["[CLS]", "the", "movie", "was", "good", "[SEP]"] and record["options"]["steps"] == 4
+    # the record and the page name the model that produced them, as the user gave it
+    assert record["model"] == str(checkpoint_dir("bert", 2))
+    page = (tmp_path / "page.html").read_text()
+    assert f'<p class="ak-meta ak-model">model: {checkpoint_dir("bert", 2)}</p>' in page
 
 
 def test_methods_lists_every_method():

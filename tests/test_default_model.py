@@ -92,3 +92,4 @@ def test_cli_without_model_uses_the_default(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "prediction: positive" in proc.stdout and (tmp_path / "e.html").is_file()
+    assert "model: default-sst2 (attribkit&#x27;s packaged model)" in (tmp_path / "e.html").read_text()

@@ -100,6 +100,7 @@ def explain(
                     "--resume cannot continue a run with --num-labels: the fresh head is random each time"
                 )
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group), num_labels=num_labels)
+            clf.name = opt.model_name(model)  # records and pages name the model as the user did
             opt.check_target(clf, spec)
             labels = opt.gold_labels(rows, spec, clf)
         except Exception as exc:  # every process must learn of it, or the others wait forever

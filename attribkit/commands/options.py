@@ -60,6 +60,14 @@ def model_path(model: str | None) -> str:
     return str(default_model_path())
 
 
+DEFAULT_MODEL_NAME = "default-sst2 (attribkit's packaged model)"
+
+
+def model_name(model: str | None) -> str:
+    """How records and pages name the model: as the user gave it, or the packaged default's name."""
+    return DEFAULT_MODEL_NAME if model is None else model
+
+
 def method_options(
     method: str, steps: int | None, target_fn: str | None, layer: str | None, extra: list[str] | None = None
 ) -> dict[str, Any]:

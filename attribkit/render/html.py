@@ -180,7 +180,10 @@ def render_html(
     body = "".join(record_html(r, views=views, top=top, index=i if numbered else None) for i, r in enumerate(items))
     footer = options_footer(items)
     methods = list(dict.fromkeys(r.method_summary() for r in items))
-    body = "".join(f'<p class="ak-meta ak-method">method: {esc(m)}</p>' for m in methods) + body
+    models = list(dict.fromkeys(r.model for r in items if r.model))
+    meta = [f'<p class="ak-meta ak-model">model: {esc(m)}</p>' for m in models]
+    meta += [f'<p class="ak-meta ak-method">method: {esc(m)}</p>' for m in methods]
+    body = "".join(meta) + body
     if not full_page:
         return f'<div class="ak-root"><style>{STYLE.replace("body{", ".ak-root{")}</style>{body}{footer}</div>'
     return page(title, f"<h1>{esc(title)}</h1>{body}{footer}")
