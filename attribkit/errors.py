@@ -44,4 +44,21 @@ class TruncationWarning(UserWarning):
 
 
 class CompletenessWarning(UserWarning):
-    """Integrated Gradients' completeness error is large: the map does not add up to F(x) - F(x')."""
+    """Integrated Gradients' completeness error is large: the map does not add up to F(x) - F(x').
+
+    Attributes:
+        flagged: The inputs concerned (``attribkit.completeness.IncompleteInput``: position, text,
+            error and output change).
+        total: How many inputs were checked.
+        method: The method's registered name.
+        steps: Its integration steps, or None.
+    """
+
+    def __init__(
+        self, message: str, *, flagged: tuple = (), total: int = 0, method: str = "", steps: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.flagged = flagged
+        self.total = total
+        self.method = method
+        self.steps = steps

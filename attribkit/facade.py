@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from attribkit.completeness import IncompleteInput, completeness_warning, incomplete_inputs
 from attribkit.errors import InvalidInputError, OptionError
 from attribkit.methods import METHODS, AttributionMethod
 from attribkit.model import Classifier, Text, TokenizedText, as_classifier
@@ -162,6 +164,7 @@ def explain(
         else contextlib.nullcontext()
     )
     records: list[Attribution | None] = [None] * len(texts)
+    flagged: list[IncompleteInput] = []
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
         batch = classifier.collate([items[i] for i in order])
@@ -179,7 +182,8 @@ def explain(
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
         if result.delta is not None:
-            _warn_if_incomplete(result.attributions.detach(), result.delta, runner)
+            first_texts = [t if isinstance(t, str) else t[0] for t in texts]
+            flagged += incomplete_inputs(result.attributions.detach(), result.delta.detach(), order, first_texts)
         scores = result.attributions.detach()
         if runner.granularity == "dims":
             scores = reduce_dims(scores, sign=sign, top_k=top_k, aggregate=aggregate)
@@ -204,31 +208,12 @@ def explain(
         done += len(order)
         if progress is not None:
             progress(done)
-    return [r for r in records if r is not None]
-
-
-#: A completeness error above this share of |F(x) - F(x')| gets a warning.
-COMPLETENESS_TOLERANCE = 0.1
-
-
-def _warn_if_incomplete(attributions: Tensor, delta: Tensor, runner: AttributionMethod) -> None:
-    """Warn (once per run: the message is the same every time) when a map does not add up to the output change."""
-    import warnings
-
-    from attribkit.errors import CompletenessWarning
-
-    dims = tuple(range(2, attributions.dim()))
-    change = attributions.sum(dim=dims) - delta  # F(x) - F(x')
-    off = (delta.abs() > COMPLETENESS_TOLERANCE * change.abs()) & (delta.abs() > 1e-3)
-    if bool(off.any()):
-        steps = runner.options().get("steps")
+    if flagged:  # one warning for the call, naming the worst input and the steps to try next
         warnings.warn(
-            f"completeness error above {COMPLETENESS_TOLERANCE:.0%} of F(x) - F(x') on some inputs ({runner.name}"
-            + (f", {steps} step{'s' if steps != 1 else ''}" if steps is not None else "")
-            + "): those maps do not add up to the output change; use more steps (e.g. 50)",
-            CompletenessWarning,
-            stacklevel=3,
+            completeness_warning(flagged, len(texts), method=runner.name, steps=runner.options().get("steps")),
+            stacklevel=2,
         )
+    return [r for r in records if r is not None]
 
 
 def autocast_dtype(dtype: str | None, runner: AttributionMethod) -> torch.dtype | None:

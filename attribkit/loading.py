@@ -84,8 +84,8 @@ def load_classifier(
     if not is_classifier and num_labels is None:
         raise ModelLoadError(
             f"{name} is not a sequence-classification checkpoint (architectures: "
-            f"{', '.join(architectures) or 'none'}); fine-tune it first, or pass num_labels= "
-            "to attach a fresh random head"
+            f"{', '.join(architectures) or 'none'}); fine-tune it first (attribkit finetune), or attach a fresh "
+            "random head (num_labels=N in Python, --num-labels N with attribkit explain)"
         )
     kwargs: dict[str, Any] = {}
     if num_labels is not None and not is_classifier:

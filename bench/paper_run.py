@@ -82,9 +82,13 @@ def main() -> None:
     if source is None:
         parser.error("student rows need --teacher")
     tokenizer = AutoTokenizer.from_pretrained(source)
-    labels = {"id2label": dict(enumerate(spec.labels)), "label2id": {n: i for i, n in enumerate(spec.labels)}}
     if args.row == "teacher":
-        model = AutoModelForSequenceClassification.from_pretrained(args.base, num_labels=spec.num_labels, **labels)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.base,
+            num_labels=spec.num_labels,
+            id2label=dict(enumerate(spec.labels)),
+            label2id={n: i for i, n in enumerate(spec.labels)},
+        )
         teacher, settings = None, TEACHER_SETTINGS
     else:
         teacher = AutoModelForSequenceClassification.from_pretrained(args.teacher)

@@ -188,3 +188,13 @@ def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path):
             proc.stderr,
         )
     assert not (tmp_path / "x.html").exists()
+
+
+def test_a_model_without_a_classification_head_says_what_to_do_on_the_command_line(minilm_path):
+    proc = run_cli("compare", "--teacher", str(minilm_path), "--student", str(minilm_path), "--text", "good")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is not a sequence-classification checkpoint (architectures: BertModel)" in proc.stderr
+    assert proc.stderr.rstrip().endswith(
+        "fine-tune it first (attribkit finetune), or attach a fresh random head "
+        "(num_labels=N in Python, --num-labels N with attribkit explain)"
+    )

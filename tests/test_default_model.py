@@ -40,10 +40,14 @@ def test_small_enough_with_a_card_and_a_small_wordpiece_vocabulary(default):
     assert default.tokenizer.tokenize("A gripping film") == ["a", "gripping", "film"]
     pieces = default.tokenizer.tokenize("unputdownable")  # a word outside the small vocabulary: spelled in pieces
     assert len(pieces) > 1 and "".join(p.removeprefix("##") for p in pieces) == "unputdownable"
+    # ... but a character SST-2's training sentences never use makes its word [UNK], as the card says
+    for word in ("<", "%", "~", "\U0001f600", "\u0639\u0631\u0628\u064a", "gro\u00dfartig"):
+        assert default.tokenizer.tokenize(word) == ["[UNK]"], word
     card = (folder / "README.md").read_text(encoding="utf-8")
     for fact in ("attribkit finetune", "attribkit distill", "attribkit export", "--vocab-from", "--objective adkd"):
         assert fact in card
     assert "../shared" not in card and "SST-2" in card
+    assert "never `[UNK]`" not in card and "turns its whole word into `[UNK]`" in card
     assert card_accuracy() >= 88.0  # issue 22: at least 88 % SST-2 dev accuracy
 
 

@@ -28,3 +28,13 @@ def test_readme_custom_loop_example_runs_and_matches_the_docs():
     lines = printed.getvalue().strip().splitlines()
     assert [line.split()[0] for line in lines] == ["0", "1", "2"]
     assert all("'attr'" in line and "'kd'" in line and "'ce'" in line for line in lines)
+
+
+def test_every_registered_method_is_named_in_the_readme_and_the_methods_page():
+    import attribkit as ak
+
+    root = Path(__file__).resolve().parent.parent
+    for page in ("README.md", "docs/methods.md"):
+        text = (root / page).read_text(encoding="utf-8")
+        missing = [name for name in ak.list_methods() if f"`{name}`" not in text]
+        assert not missing, (page, missing)

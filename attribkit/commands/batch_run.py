@@ -15,6 +15,7 @@ import typer
 
 from attribkit.batch import RecordWriter, write_parquet
 from attribkit.commands import options as opt
+from attribkit.completeness import CompletenessTally
 from attribkit.distributed import ProcessGroup, agree, barrier
 from attribkit.errors import InvalidInputError, OptionError
 
@@ -196,6 +197,7 @@ def _explain_into(
         raise OptionError(
             f"{writer.partial} has {start} records but the input has only {len(rows)}; is it the same input?"
         )
+    tally = CompletenessTally()  # one completeness warning for the run, not one per chunk
     try:
         with opt.progress_bar(len(rows), description, progress) as update:
             update(start)
@@ -207,13 +209,15 @@ def _explain_into(
                 def report(n: int, base: int = done_before) -> None:
                     update(base + n)
 
-                records = ak.explain(clf, [r.model_input for r in chunk], labels=gold, progress=report, **kwargs)
+                with tally.watch(range(begin, begin + len(chunk))):
+                    records = ak.explain(clf, [r.model_input for r in chunk], labels=gold, progress=report, **kwargs)
                 writer.write(records)
                 update(writer.done)
     except BaseException:
         if writer.done == 0:
             writer.discard()  # nothing finished: leave no trace
         raise
+    tally.warn()
 
 
 def _explain_batches(
@@ -232,6 +236,7 @@ def _explain_batches(
     order = [i for batch in batches for i in batch]
     if writer.done > len(order):
         raise OptionError(f"{writer.partial} has {writer.done} records but this shard has only {len(order)}")
+    tally = CompletenessTally()  # one completeness warning for this process's share
     with opt.progress_bar(len(order), description, progress) as update:
         update(writer.done)
         position = 0
@@ -241,9 +246,11 @@ def _explain_batches(
             if not todo:
                 continue
             gold = [labels[i] for i in todo] if labels is not None else None
-            records = ak.explain(clf, [rows[i].model_input for i in todo], labels=gold, **kwargs)
+            with tally.watch(todo):
+                records = ak.explain(clf, [rows[i].model_input for i in todo], labels=gold, **kwargs)
             writer.write(records)
             update(writer.done)
+    tally.warn()
 
 
 def _html(path: Path, html_out: Path | None) -> None:
