@@ -43,6 +43,17 @@ class InputRow:
         return self.text if self.pair is None else (self.text, self.pair)
 
 
+def _refuse_empty(source: Path) -> None:
+    """An empty file (or only blank lines) is said to be empty, not to lack a text column."""
+    try:
+        with source.open("rb") as fh:
+            empty = not fh.read(1 << 16).strip()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {source}: {exc.strerror or exc}") from None
+    if empty and source.stat().st_size < (1 << 16):
+        raise InvalidInputError(f"{source} is empty: give a file with one or more inputs")
+
+
 def read_inputs(
     path: str | Path,
     *,
@@ -69,6 +80,7 @@ def read_inputs(
     suffix = source.suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInputError(f"cannot read {source}: use a {', '.join(SUFFIXES)} file")
+    _refuse_empty(source)
     try:
         with source.open(encoding="utf-8-sig", newline="") as fh:
             if suffix == ".txt":
@@ -115,7 +127,10 @@ def read_dataset(
     name, _, config = spec.partition(":")
     local = Path(name)
     if local.is_file():
-        from datasets import load_dataset
+        from datasets import disable_progress_bars, load_dataset
+
+        _refuse_empty(local)
+        disable_progress_bars()  # reading a local file is quick; its "Generating train split" bar is noise
 
         builder = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
             local.suffix.lower()

@@ -18,7 +18,13 @@ from attribkit_distill.command_setup import (
     task_spec,
     train_config,
 )
-from attribkit_distill.run_folder import attribution_share, check_writable, clean_failed_start, prepare_out
+from attribkit_distill.run_folder import (
+    attribution_share,
+    check_run_folder,
+    check_writable,
+    clean_failed_start,
+    prepare_out,
+)
 
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
@@ -71,7 +77,7 @@ def finetune(
     from attribkit_distill.presets import FINETUNE_DEFAULTS
 
     spec = task_spec(task)
-    check_writable(out, "--out")
+    check_run_folder(out, resume)
     from attribkit_distill.pairing import load_for_task
 
     clf = load_for_task(model, spec, device)
@@ -199,7 +205,7 @@ def distill(
     if (student_init is None) == (student_layers is None):
         raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
     spec = task_spec(task)
-    check_writable(out, "--out")
+    check_run_folder(out, resume)
     preset = DISTILL_PRESETS[spec.name]
     teacher_clf = ak.load_classifier(teacher, device=device)
     if teacher_clf.num_labels != spec.num_labels:

@@ -69,6 +69,21 @@ def _resolved(value: Any) -> Any:
     return value
 
 
+def check_run_folder(out: Path, resume: bool) -> None:
+    """Refuse, before any model or data is loaded, an ``--out`` that cannot take this run.
+
+    A file where the folder should be, a folder holding another run without ``--resume``, or a
+    place that cannot be written: each is one line at once, not an error after loading the models.
+    """
+    import attribkit as ak
+
+    if out.exists() and not out.is_dir():
+        raise ak.OptionError(f"--out {out} is a file; a run writes a folder there: choose a new or existing folder")
+    if not resume and (out / "run.json").is_file():
+        raise ak.OptionError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    check_writable(out, "--out")
+
+
 def check_writable(path: Path, flag: str) -> None:
     """Refuse, before any work, an output under a folder that cannot be written (read-only, no permission)."""
     import tempfile

@@ -144,3 +144,27 @@ def test_tensor_entry_validates_shapes(tiny):
         ak.attribute(clf, batch, targets=torch.tensor([0, 1]))
     with pytest.raises(ak.InvalidInputError, match="out of range"):
         ak.attribute(clf, batch, targets=torch.tensor([[0], [2]]))
+
+
+@pytest.mark.parametrize("name", ["in.tsv", "in.csv", "in.jsonl", "in.txt"])
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_an_empty_input_file_is_said_to_be_empty(tmp_path, name, content):
+    from attribkit.inputs import read_dataset
+
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ak.InvalidInputError) as raised:
+        ak.read_inputs(path)
+    assert str(raised.value) == f"{path} is empty: give a file with one or more inputs"
+    if name != "in.txt":
+        with pytest.raises(ak.InvalidInputError, match="is empty: give a file with one or more inputs"):
+            read_dataset(str(path), "train")
+
+
+def test_a_local_file_given_as_a_dataset_reads_its_only_split_by_default(tiny, tmp_path):
+    from attribkit.commands.options import read_rows
+
+    path = tmp_path / "local.tsv"
+    path.write_text("sentence\tlabel\ngood film\t1\nbad film\t0\n")
+    rows = read_rows(None, None, None, str(path), None, None, None, None, None)
+    assert [(r.text, r.label) for r in rows] == [("good film", 1), ("bad film", 0)]

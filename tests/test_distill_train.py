@@ -552,3 +552,28 @@ def test_a_fixed_subset_seed_trains_every_seed_on_the_same_examples(checkpoint_d
     )
     run = json.loads((out / "run.json").read_text())
     assert run["subset_seed"] == 0 and run["train_examples"] == 20 and run["config"]["seed"] == 3
+
+
+def test_an_unusable_out_is_refused_before_any_model_is_loaded(monkeypatch, checkpoint_dir, glue, tmp_path):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before --out was checked")
+
+    monkeypatch.setattr(ak, "load_classifier", no_loading)
+    (tmp_path / "file").write_text("not a folder")
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    (finished / "run.json").write_text("{}")
+    cases = [
+        (tmp_path / "file", f"--out {tmp_path / 'file'} is a file; a run writes a folder there"),
+        (finished, f"{finished} already holds a run; pass --resume to continue it or choose another --out"),
+    ]
+    for out, message in cases:
+        for command in (
+            _train_args(checkpoint_dir, glue, out),
+            ["finetune", "--model", "m", "--task", "SST-2", "--out", str(out)],
+        ):
+            result = runner.invoke(app, command)
+            assert isinstance(result.exception, ak.OptionError) and str(result.exception).startswith(message), (
+                result.exception
+            )
+    assert (tmp_path / "file").read_text() == "not a folder"

@@ -83,8 +83,11 @@ def test_cli_soft_rows_and_json(checkpoint_dir, tmp_path):
     args = ["faithfulness", "--model", model, "--text", "the movie was good", "--method", "occlusion", "--soft"]
     result = CliRunner().invoke(app, [*args, "--soft-samples", "3", "--json", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "soft (NC / NS" in result.output
     soft = json.loads(out.read_text())["examples"][0]["soft"]
+    # the soft scores have a table of their own, after the hard one, not a row under "sufficiency (lower better)"
+    hard, _, soft_part = result.output.partition("soft faithfulness of occlusion")
+    assert "AOPC" in hard and "soft" not in hard.split("AOPC")[1]
+    assert f"{soft['soft_comprehensiveness']:.4f}" in soft_part and f"{soft['soft_sufficiency']:.4f}" in soft_part
     clf = ak.load_classifier(model, device="cpu")
     record = ak.explain(clf, ["the movie was good"], method="occlusion")[0]
     direct = ak.soft_faithfulness(clf, [record], n_samples=3)[0]

@@ -17,7 +17,7 @@ def compare(
     pair: str | None = opt.PAIR,
     input_file: Path | None = opt.INPUT,
     dataset: str | None = opt.DATASET,
-    split: str = opt.SPLIT,
+    split: str | None = opt.SPLIT,
     text_column: str | None = opt.TEXT_COLUMN,
     pair_column: str | None = opt.PAIR_COLUMN,
     label_column: str | None = opt.LABEL_COLUMN,

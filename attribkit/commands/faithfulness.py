@@ -15,7 +15,7 @@ def faithfulness(
     pair: str | None = opt.PAIR,
     input_file: Path | None = opt.INPUT,
     dataset: str | None = opt.DATASET,
-    split: str = opt.SPLIT,
+    split: str | None = opt.SPLIT,
     text_column: str | None = opt.TEXT_COLUMN,
     pair_column: str | None = opt.PAIR_COLUMN,
     label_column: str | None = opt.LABEL_COLUMN,
@@ -147,12 +147,15 @@ def faithfulness(
         table.add_row(f"{f:g}", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}")
     c, s = summary["aopc_comprehensiveness"], summary["aopc_sufficiency"]
     table.add_row("AOPC", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}", style="bold")
-    if soft:
+    console = Console()
+    console.print(table)
+    if soft:  # its own table: soft sufficiency is better when higher, the hard one when lower
+        soft_table = Table(title=f"soft faithfulness of {method} (Zhao & Aletras, 2023)")
+        soft_table.add_column("normalised soft comprehensiveness (higher better)", justify="right")
+        soft_table.add_column("normalised soft sufficiency (higher better)", justify="right")
         c, s = summary["soft_comprehensiveness"], summary["soft_sufficiency"]
-        table.add_row(
-            "soft (NC / NS, higher better)", f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}"
-        )
-    Console().print(table)
+        soft_table.add_row(f"{c['mean']:.4f} ± {c['std']:.4f}", f"{s['mean']:.4f} ± {s['std']:.4f}")
+        console.print(soft_table)
     if json_out is not None:
         data = {
             "method": method,

@@ -38,7 +38,9 @@ DEVICE = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: cuda i
 BATCH_SIZE = typer.Option(16, "--batch-size", help="Texts per forward/backward batch.")
 INPUT = typer.Option(None, "--input", help="File of inputs: .txt (one per line), .tsv/.csv (header) or .jsonl.")
 DATASET = typer.Option(None, "--dataset", help="A `datasets` dataset NAME[:CONFIG] (hub name or local folder/file).")
-SPLIT = typer.Option("validation", "--split", help="Split of --dataset.")
+SPLIT = typer.Option(
+    None, "--split", help="Split of --dataset (default: validation; train for a local file, its only split)."
+)
 TEXT_COLUMN = typer.Option(None, "--text-column", help="Column with the text (default: text, sentence, sentence1 ...).")
 PAIR_COLUMN = typer.Option(None, "--pair-column", help="Column with the second text of a pair.")
 LABEL_COLUMN = typer.Option(None, "--label-column", help="Column with gold labels (default: label when present).")
@@ -176,7 +178,7 @@ def read_rows(
     pair: str | None,
     input_file: Path | None,
     dataset: str | None,
-    split: str,
+    split: str | None,
     text_column: str | None,
     pair_column: str | None,
     label_column: str | None,
@@ -204,6 +206,8 @@ def read_rows(
     elif input_file is not None:
         rows = read_inputs(input_file, text_column=text_column, pair_column=pair_column, label_column=column)
     else:
+        if split is None:  # datasets reads a single local file as one split named train
+            split = "train" if Path(str(dataset).partition(":")[0]).is_file() else "validation"
         rows = read_dataset(str(dataset), split, text_column=text_column, pair_column=pair_column, label_column=column)
     if no_labels:
         rows = [InputRow(r.text, r.pair) for r in rows]
