@@ -53,6 +53,7 @@ _EXPORTS = {
     "rationale_from_word_mask": "attribkit.rationales",
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
+    "progress_bar": "attribkit.progress",
     "load_dataset_split": "attribkit.hub",
     "shrink_vocabulary": "attribkit.vocabulary",
     "InputRow": "attribkit.inputs",
@@ -117,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method
     from attribkit.methods.integration import integration_points
     from attribkit.model import Classifier
+    from attribkit.progress import progress_bar
     from attribkit.rationales import (
         PlausibilityScores,
         plausibility,

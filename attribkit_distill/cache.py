@@ -18,7 +18,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from attribkit import InvalidInputError
+from attribkit import InvalidInputError, progress_bar
 from attribkit_distill.cross_data import CrossEncodedData, teacher_side
 from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
@@ -194,8 +194,6 @@ class TeacherCache:
         progress: bool,
         examples: Sequence[int] | None = None,
     ) -> TeacherCache:
-        from rich.progress import Progress
-
         teacher.eval()
         device = next(teacher.parameters()).device
         lengths = torch.tensor(data.map_lengths())
@@ -208,8 +206,7 @@ class TeacherCache:
         ]
         logits: list[Tensor | None] = [None] * len(data)
         maps: list[Tensor | None] = [None] * len(data)
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("teacher cache", total=len(order))
+        with progress_bar(len(order), "teacher cache", progress, unit="examples") as update:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
                 batch = data.batch(chunk, device)
@@ -223,7 +220,7 @@ class TeacherCache:
                     logits[i] = out_logits[row].float().cpu()
                     if out_maps is not None:
                         maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
-                bar.advance(task, len(chunk))
+                update(min(start + batch_size, len(order)))
         first = order[0]
         views = 0 if maps[first] is None else cast(Tensor, maps[first]).numel() // int(lengths[first])
         width = cast(Tensor, logits[first]).shape

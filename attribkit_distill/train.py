@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attribkit import InvalidInputError, OptionError
+from attribkit import InvalidInputError, OptionError, progress_bar
 from attribkit_distill.cache import TeacherCache
 from attribkit_distill.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, save_model_atomically
 from attribkit_distill.data import EncodedData, epoch_batches
@@ -156,19 +156,9 @@ def train(
     if state.step >= total:
         return json.loads((out / RESULTS).read_text()) if (out / RESULTS).is_file() else {"step": state.step}
     eval_every = config.eval_every or per_epoch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    ]
     started = time.perf_counter() - state.seconds
-    with Progress(*columns, disable=not config.progress) as bar:
-        progress_task = bar.add_task(task.directory, total=total, completed=state.step, rate="", info="")
+    with progress_bar(total, task.directory, config.progress, unit="steps") as update:
+        update(state.step)
         while state.step < total:
             epoch, position = divmod(state.step, per_epoch)
             for indices in epoch_batches(len(train_data), config.batch_size, seed=config.seed, epoch=epoch)[position:]:
@@ -200,12 +190,7 @@ def train(
                     state.sums[name] = state.sums.get(name, 0.0) + value
                 state.count += 1
                 state.seconds = time.perf_counter() - started
-                bar.update(
-                    progress_task,
-                    completed=state.step,
-                    rate=f"{state.step / max(state.seconds, 1e-9):.2f} step/s",
-                    info=f"loss {terms['total']:.4f}",
-                )
+                update(state.step, f"loss {terms['total']:.4f}")
                 if state.step % eval_every == 0 or state.step == total:
                     _evaluate_and_log(student, task, dev_sets, out, state, config, epoch, scheduler)
                 if state.step % config.save_every == 0 or state.step == total:

@@ -330,7 +330,10 @@ def test_single_text_writes_html_json_and_plot(checkpoint_dir, tmp_path):
 
 BAD = [
     (["explain", "--input", "{d}/missing.txt", "--out", "{d}/o.jsonl"], "no such input file"),
-    (["explain", "--input", "{d}/empty.txt", "--out", "{d}/o.jsonl"], "no usable rows"),
+    (
+        ["explain", "--input", "{d}/empty.txt", "--out", "{d}/o.jsonl"],
+        "empty.txt is empty: give a file with one or more inputs",
+    ),
     (["explain", "--input", "{d}/in.tsv", "--text-column", "nope", "--out", "{d}/o.jsonl"], "no column 'nope'"),
     (["explain", "--input", "{d}/in.txt", "--out", "{d}/o.csv"], "--out"),
     (["explain", "--input", "{d}/in.txt"], "give --out"),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from attribkit.errors import InvalidInputError, OptionError
+from attribkit.progress import progress_bar as progress_bar  # the commands' progress (re-exported)
 
 MODEL = typer.Option(None, "--model", help="Checkpoint directory or hub name (default: the packaged SST-2 model).")
 PAIR = typer.Option(None, "--pair", help="Second text of a sentence pair.")
@@ -305,44 +304,6 @@ def write_json(data: Any, path: Path) -> None:
     from attribkit.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
-
-
-@contextlib.contextmanager
-def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Any]:
-    """A rich progress bar on stderr with count, rate and ETA; yields ``update(completed)``."""
-    if not enabled:
-        yield lambda completed: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:.2f} texts/s" if task.speed else "- texts/s")
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    console = Console(stderr=True)
-    # in a terminal the finished bar stays; in logs and pipes it leaves no half-drawn line behind
-    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda completed: bar.update(task, completed=completed)
 
 
 def model_identity(model: str) -> dict[str, Any]:
