@@ -54,6 +54,7 @@ _EXPORTS = {
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
     "read_inputs": "attribkit.inputs",
     "progress_bar": "attribkit.progress",
+    "save_model_files": "attribkit.files",
     "load_dataset_split": "attribkit.hub",
     "shrink_vocabulary": "attribkit.vocabulary",
     "InputRow": "attribkit.inputs",
@@ -111,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownNameError,
     )
     from attribkit.facade import attribute, explain, get_method, list_methods
+    from attribkit.files import save_model_files
     from attribkit.hub import load_dataset_split
     from attribkit.inputs import InputRow, read_inputs
     from attribkit.io import load, save

@@ -6,32 +6,18 @@ JSON training state, so a resumed run continues exactly where the checkpoint was
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
 
+from attribkit import save_model_files
+
 CHECKPOINT = "checkpoint"
-
-
-@contextlib.contextmanager
-def _no_progress_bars() -> Iterator[None]:
-    """transformers shows a bar while writing weights; training has its own."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def save_checkpoint(
@@ -43,8 +29,7 @@ def save_checkpoint(
     old = out_dir / (CHECKPOINT + ".old")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    with _no_progress_bars():
-        cast(Any, model).save_pretrained(partial)
+    save_model_files(model, partial)
     rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -88,8 +73,7 @@ def save_model_atomically(model: nn.Module, out_dir: Path) -> None:
     """Save the model's files into ``out_dir``, each replaced atomically."""
     partial = out_dir / ".model.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    with _no_progress_bars():
-        cast(Any, model).save_pretrained(partial)
+    save_model_files(model, partial)  # quietly, and readable like the other files (not 0600)
     for item in partial.iterdir():
         os.replace(item, out_dir / item.name)
     partial.rmdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -82,10 +83,15 @@ def test_distill_narrow_student_then_export_half_precision(checkpoint_dir, tmp_p
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "run.json").read_text())["student_hidden"] == 8
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"] == 0o666 & ~umask, modes  # not safetensors' 0600
     card = tmp_path / "card.md"
     card.write_text("# a card\n")
     result = runner.invoke(app, ["export", "--model", str(out), "--out", str(tmp_path / "small"), "--card", str(card)])
     assert result.exit_code == 0, result.output
+    assert "Writing model shards" not in result.output and "it/s" not in result.output
     files = {p.name for p in (tmp_path / "small").iterdir()}
     # the tiny test vocabulary lists "a" and "i" twice, so vocab.txt cannot rebuild it: tokenizer.json is kept
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= files and "vocab.txt" not in files

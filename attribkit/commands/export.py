@@ -51,13 +51,11 @@ def export(
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     converted: Any = clf.model.to(getattr(torch, dtype))
-    converted.save_pretrained(staging)
-    clf.tokenizer.save_pretrained(staging)
+    ak.save_model_files(converted, staging)  # no "Writing model shards" bar; 0644, not safetensors' 0600
+    ak.save_model_files(clf.tokenizer, staging)
     _slim_tokenizer(clf.tokenizer, staging)
     if card is not None:
         shutil.copyfile(card, staging / "README.md")
-    for file in staging.iterdir():
-        file.chmod(0o644)  # readable by everyone once installed (safetensors writes 0600)
     if out.exists():
         out.rmdir()
     staging.replace(out)
