@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from attribkit_distill.data import encode_examples, epoch_batches, subsample
 from attribkit_distill.glue_metrics import average_ranks, f1, matthews_corrcoef, pearson, spearman, task_metrics
 from attribkit_distill.tasks import TASKS, get_task, load_examples, split_names
 
-GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
-needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason="the full GLUE data is not next to this checkout")
+#: The full GLUE data (``<TASK>/{train,dev}.tsv``), wherever it lies: set ATTRIBKIT_TEST_GLUE to its folder.
+GLUE = Path(os.environ.get("ATTRIBKIT_TEST_GLUE", "") or "/nonexistent").expanduser()
+needs_glue = pytest.mark.skipif(
+    not GLUE.is_dir(), reason="set ATTRIBKIT_TEST_GLUE to a GLUE folder (<TASK>/{train,dev}.tsv) to run"
+)
 #: A few hand-written rows per task in GLUE's exact layouts (MRPC's byte-order mark, CoLA without a
 #: header, STS-B's ten columns, RTE/QNLI label names): always present, so the readers are always tested.
 FIXTURE = Path(__file__).resolve().parent / "data" / "glue"
