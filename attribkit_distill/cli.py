@@ -200,6 +200,14 @@ def distill(
         raise ak.OptionError(f"unknown --objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     if iit_weight < 0:
         raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
+    from attribkit_distill.objective import ANNEAL_SCHEDULES, REGRESSION_FORMS
+
+    for flag, value, choices in (
+        ("--anneal-every", anneal_every, ANNEAL_SCHEDULES),
+        ("--regression-kd", regression_kd, REGRESSION_FORMS),
+    ):
+        if value not in choices:
+            raise ak.OptionError(f"unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
     if student_from is not None and student_layers is None:
         raise ak.OptionError("--student-from PRETRAINED takes its layers from --student-layers 0,2,4; give both")
     if (student_init is None) == (student_layers is None):
@@ -247,13 +255,22 @@ def distill(
         progress=progress,
         diagnose_every=diagnose_every,
     )
+    train_data, dev_sets = load_data(
+        spec,
+        student_clf.tokenizer,
+        data_dir,
+        max_length,
+        train_limit,
+        pick(subset_seed, seed),
+        teacher_tokenizer=teacher_clf.tokenizer if cross else None,
+    )
     hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
     loss, attribution = build_objective(
         objective,
         preset,
         hidden=hidden,
         cross_tokenizer=cross,
-        epochs=config.epochs,
+        epochs=config.epochs_touched(len(train_data)),
         alpha=alpha,
         temperature=temperature,
         beta=beta,
@@ -266,15 +283,6 @@ def distill(
         iit_weight=iit_weight,
         iit_span=iit_span,
         iit_temperature=iit_temperature,
-    )
-    train_data, dev_sets = load_data(
-        spec,
-        student_clf.tokenizer,
-        data_dir,
-        max_length,
-        train_limit,
-        pick(subset_seed, seed),
-        teacher_tokenizer=teacher_clf.tokenizer if cross else None,
     )
     created = prepare_out(
         out,

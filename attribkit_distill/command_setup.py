@@ -3,7 +3,6 @@ configuration and the distillation objective built from the command's options an
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def build_objective(
     *,
     hidden: int | None,
     cross_tokenizer: bool,
-    epochs: float,
+    epochs: int,
     alpha: float | None = None,
     temperature: float | None = None,
     beta: float | None = None,
@@ -92,7 +91,8 @@ def build_objective(
         preset: The task's ``DistillPreset`` (alpha, T, beta, top-K at 768 dims, annealing).
         hidden: The teacher's hidden size (top-K is scaled to it), or None if unknown (768 assumed).
         cross_tokenizer: The student tokenizes differently from the teacher (maps aligned on shared words).
-        epochs: Training epochs (per-epoch temperature annealing steps down once per epoch).
+        epochs: The epochs the run trains in (:meth:`TrainConfig.epochs_touched`; per-epoch temperature
+            annealing steps down once per epoch and reaches 1 in the last).
 
     Returns:
         ``(DistillationObjective, attribution loss or None)``; the cache needs the latter to precompute maps.
@@ -115,7 +115,7 @@ def build_objective(
         t_squared=t_squared,
         anneal=pick(anneal, preset.anneal),
         anneal_every=anneal_every,
-        epochs=max(1, math.ceil(epochs)),
+        epochs=max(1, epochs),
         regression=regression_kd,
     )
     loss = DistillationObjective(

@@ -61,30 +61,33 @@ class KDLoss(nn.Module):
         self.temperature, self.t_squared, self.anneal = float(temperature), t_squared, anneal
         self.anneal_every, self.epochs, self.regression = anneal_every, epochs, regression
 
-    def temperature_at(self, progress: float) -> float:
-        """T at a point of training (``progress`` in [0, 1]).
+    def temperature_at(self, progress: float, epoch: int | None = None) -> float:
+        """T at a point of training (``progress`` in [0, 1]; ``epoch``: the 0-based epoch being trained).
 
         Constant without annealing; linear ``T -> 1`` with ``anneal_every="step"``; with
-        ``"epoch"``, epoch ``e`` of ``E`` (``e = floor(progress * E)``) uses
-        ``T + (1 - T) * e / (E - 1)`` (1 throughout for a single epoch).
+        ``"epoch"``, epoch ``e`` of ``E`` uses ``T + (1 - T) * e / (E - 1)`` (1 throughout for a
+        single epoch). Give ``epoch`` from the training loop: the real epoch boundaries, also for a
+        run cut by a step limit or a fractional epoch count. Without it, ``e = floor(progress * E)``.
         """
         if not self.anneal:
             return self.temperature
         progress = min(max(float(progress), 0.0), 1.0)
         if self.anneal_every == "epoch":
             epochs = int(self.epochs or 1)
-            epoch = min(int(progress * epochs), epochs - 1)
-            progress = 1.0 if epochs == 1 else epoch / (epochs - 1)
+            current = min(int(progress * epochs) if epoch is None else max(int(epoch), 0), epochs - 1)
+            progress = 1.0 if epochs == 1 else current / (epochs - 1)
         return self.temperature + (1.0 - self.temperature) * progress
 
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor, *, progress: float = 0.0) -> Tensor:
-        """Mean over the batch. Shapes: ``[batch, labels]`` twice -> scalar."""
+    def forward(
+        self, student_logits: Tensor, teacher_logits: Tensor, *, progress: float = 0.0, epoch: int | None = None
+    ) -> Tensor:
+        """Mean over the batch (``progress``, ``epoch``: see :meth:`temperature_at`). Shapes: ``[batch, labels]`` twice -> scalar."""
         teacher_logits = teacher_logits.detach().to(student_logits.dtype)
         if student_logits.shape != teacher_logits.shape:
             raise InvalidInputError(
                 f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ"
             )
-        t = self.temperature_at(progress)
+        t = self.temperature_at(progress, epoch)
         if student_logits.shape[-1] == 1:
             if self.regression == "plain":
                 return F.mse_loss(student_logits, teacher_logits)
@@ -177,6 +180,7 @@ class DistillationObjective(nn.Module):
         *,
         teacher_outputs: TeacherOutputs | None = None,
         progress: float = 0.0,
+        epoch: int | None = None,
     ) -> ObjectiveOutput:
         """One step's loss.
 
@@ -186,6 +190,7 @@ class DistillationObjective(nn.Module):
             batch: Model inputs and ``labels`` (``[batch]``).
             teacher_outputs: Precomputed teacher logits (and maps); skips the teacher's passes.
             progress: Fraction of training done, for temperature annealing.
+            epoch: The 0-based epoch being trained, for per-epoch annealing (see :meth:`KDLoss.temperature_at`).
         """
         if teacher is None and teacher_outputs is None:
             raise InvalidInputError("give the teacher model or its precomputed outputs (teacher_outputs=)")
@@ -223,7 +228,9 @@ class DistillationObjective(nn.Module):
             student_logits = student(**model_inputs(student_side(batch))).logits
         if self.alpha > 0:
             assert teacher_logits is not None  # from the cache, the attribution pass or the teacher above
-            terms["kd"] = self.kd(student_logits, teacher_logits.to(student_logits.device), progress=progress)
+            terms["kd"] = self.kd(
+                student_logits, teacher_logits.to(student_logits.device), progress=progress, epoch=epoch
+            )
         if self.alpha < 1:
             terms["ce"] = task_loss(student, student_logits, batch)
         for name, module in self.extra.items():

@@ -92,6 +92,10 @@ class TrainConfig:
             return self.max_steps
         return max(1, math.ceil(self.epochs * math.ceil(n_examples / self.batch_size)))
 
+    def epochs_touched(self, n_examples: int) -> int:
+        """How many epochs the run trains in, the last perhaps in part (what per-epoch annealing counts)."""
+        return math.ceil(self.total_steps(n_examples) / math.ceil(n_examples / self.batch_size))
+
 
 def _flag(field_name: str) -> str:
     """A setting as both its users name it: ``max_steps (--max-steps)``."""
@@ -181,6 +185,7 @@ def train(
                     teacher,
                     cache,
                     progress=state.step / total,
+                    epoch=epoch,
                     diagnose=diagnose,
                 )
                 if "gradients" in terms:
@@ -210,6 +215,7 @@ def _step(
     cache: TeacherCache | None,
     *,
     progress: float,
+    epoch: int = 0,
     diagnose: bool = False,
 ) -> dict[str, Any]:
     student.train()
@@ -218,7 +224,7 @@ def _step(
         terms = {"ce": loss.detach()}
     else:
         outputs = cache.outputs(batch) if cache is not None else None
-        result = objective(student, teacher, batch, teacher_outputs=outputs, progress=progress)  # cached outputs win
+        result = objective(student, teacher, batch, teacher_outputs=outputs, progress=progress, epoch=epoch)
         loss, terms = result.total, result.terms
     if not torch.isfinite(loss):
         raise InvalidInputError(

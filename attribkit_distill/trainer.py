@@ -46,7 +46,13 @@ class AttributionDistillationTrainer(Trainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, SequenceClassifierOutput]:
         max_steps = max(int(getattr(self.state, "max_steps", 0) or 0), 1)
-        out = self.objective(model, self.teacher, inputs, progress=self.state.global_step / max_steps)
+        out = self.objective(
+            model,
+            self.teacher,
+            inputs,
+            progress=self.state.global_step / max_steps,
+            epoch=int(self.state.epoch or 0),  # the Trainer's epoch (fractional: the epoch being trained)
+        )
         if model.training:
             for name, value in out.terms.items():
                 self._term_sums[name] = self._term_sums.get(name, 0.0) + float(value)

@@ -577,3 +577,43 @@ def test_an_unusable_out_is_refused_before_any_model_is_loaded(monkeypatch, chec
                 result.exception
             )
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected", "epochs"),
+    [
+        # 48 examples, batch 8: 6 steps an epoch. 2.5 epochs = 15 steps in 3 epochs: T 4, 2.5, then 1
+        (["--epochs", "2.5"], [4.0] * 6 + [2.5] * 6 + [1.0] * 3, 3),
+        # a step limit of 9 trains in 2 epochs (not the preset's 6): T 4 for the first, 1 for the second
+        (["--max-steps", "9"], [4.0] * 6 + [1.0] * 3, 2),
+    ],
+)
+def test_per_epoch_annealing_steps_at_real_epoch_boundaries(
+    monkeypatch, checkpoint_dir, glue, tmp_path, limit, expected, epochs
+):
+    from attribkit_distill.objective import KDLoss
+
+    used: list[float] = []
+    original = KDLoss.temperature_at
+
+    def recording(self, progress, epoch=None):
+        used.append(original(self, progress, epoch))
+        return used[-1]
+
+    monkeypatch.setattr(KDLoss, "temperature_at", recording)
+    args = _train_args(checkpoint_dir, glue, tmp_path / "run")[:-9]
+    args += [
+        *limit,
+        "--batch-size",
+        "8",
+        "--objective",
+        "kd",
+        "--temperature",
+        "4",
+        "--anneal",
+        "--anneal-every",
+        "epoch",
+    ]
+    invoke(*args, "--diagnose-every", "0", "--no-progress")
+    assert used == expected
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["loss"]["epochs"] == epochs
