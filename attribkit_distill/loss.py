@@ -48,8 +48,9 @@ class AttributionLoss(nn.Module):
     ``|A|`` over hidden dims. Student map: the same over all dims, differentiable (second order).
     Maps are normalized over the real tokens of each example and view; the loss per view is the
     sum of squared differences divided by the number of non-pad tokens in the batch; views are
-    summed. Views (``auto``): one for a binary task (both classes give the same map), every class
-    for k > 2 classes, the output itself for regression.
+    summed. Views (``auto``): one for a binary task where both classes give the same map (target
+    ``prob``, or ``log_prob`` with one step: :meth:`binary_views_coincide`), else every class; the
+    output itself for regression.
 
     Args:
         top_k: Hidden dims kept per token on the teacher side (None = all).
@@ -123,8 +124,18 @@ class AttributionLoss(nn.Module):
             if labels is None:
                 raise InvalidInputError("views='gold' needs 'labels' in the batch")
             return labels.view(n, 1).long().to(device)
-        k = 1 if self.views == "auto" and num_labels == 2 else num_labels
+        k = 1 if self.views == "auto" and num_labels == 2 and self.binary_views_coincide() else num_labels
         return torch.arange(k, device=device).expand(n, k)
+
+    def binary_views_coincide(self) -> bool:
+        """Whether a 2-class model's two maps are the same after ``|.|`` and normalisation.
+
+        ``prob``: ``dp0 = -dp1`` at every point, so any number of steps gives opposite sums.
+        ``log_prob``: ``d log p0 = -(p1/p0) d log p1``, a factor that is the same over one point
+        only, so single-step maps coincide (per-example scale, cancelled by normalisation) and
+        m-step maps do not. ``logit``: the two logits' gradients differ in general.
+        """
+        return self.target_fn == "prob" or (self.target_fn == "log_prob" and self.steps == 1)
 
     def token_maps(
         self, model: nn.Module, batch: dict[str, Tensor], *, top_k: int | None, create_graph: bool

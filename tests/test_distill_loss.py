@@ -63,7 +63,7 @@ def reference_loss(student_maps: torch.Tensor, teacher_maps: torch.Tensor, batch
 
 @pytest.mark.parametrize(
     ("num_labels", "views", "steps", "top_k"),
-    [(2, [0], 1, 10), (3, [0, 1, 2], 1, 10), (1, [0], 1, 10), (2, [0], 3, None), (3, [0, 1, 2], 2, 5)],
+    [(2, [0], 1, 10), (3, [0, 1, 2], 1, 10), (1, [0], 1, 10), (2, [0, 1], 3, None), (3, [0, 1, 2], 2, 5)],
     ids=["binary", "3-class", "regression", "binary-m3-allK", "3-class-m2-K5"],
 )
 def test_loss_matches_the_hand_written_reference(student_teacher, checkpoint_dir, num_labels, views, steps, top_k):
@@ -84,6 +84,26 @@ def test_loss_matches_the_hand_written_reference(student_teacher, checkpoint_dir
 
 def batch_inputs(batch):
     return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+
+
+@pytest.mark.parametrize(
+    ("target_fn", "steps", "coincide"), [("log_prob", 4, False), ("logit", 1, False), ("prob", 4, True)]
+)
+def test_binary_views_are_merged_only_where_both_classes_give_the_same_map(
+    student_teacher, checkpoint_dir, target_fn, steps, coincide
+):
+    """log_prob at m = 4: d log p0 = -(p1/p0) d log p1 with p changing along the path, so the maps differ."""
+    student, teacher = student_teacher(2)
+    batch = encode(checkpoint_dir, 2)
+    both = AttributionLoss(steps=steps, target_fn=target_fn, views="all")(student, teacher, batch, return_maps=True)
+    auto = AttributionLoss(steps=steps, target_fn=target_fn)(student, teacher, batch, return_maps=True)
+    gap = (both.teacher_maps[:, 0] - both.teacher_maps[:, 1]).abs().max().item()
+    if coincide:  # dp0 = -dp1 at every point: the sums are opposite for any m
+        assert gap < 1e-12 and auto.teacher_maps.shape[1] == 1
+        torch.testing.assert_close(auto.teacher_maps[:, 0], both.teacher_maps[:, 0], rtol=1e-9, atol=1e-12)
+    else:
+        assert gap > 1e-3 and auto.teacher_maps.shape[1] == 2
+        torch.testing.assert_close(auto.teacher_maps, both.teacher_maps, rtol=0, atol=0)
 
 
 def test_binary_single_view_equals_each_class_view(student_teacher, checkpoint_dir):
