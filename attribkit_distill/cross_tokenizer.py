@@ -96,7 +96,9 @@ class CrossTokenizerAttributionLoss(AttributionLoss):
         if not is_cross(batch):
             return super().teacher_maps(teacher, student_side(batch))
         with torch.no_grad():
-            scores, logits = self.token_scores(teacher, teacher_side(batch), top_k=self.top_k, create_graph=False)
+            scores, logits = self.token_scores(
+                teacher, teacher_side(batch), top_k=self.top_k, create_graph=False, side="teacher"
+            )
         units = int(batch["unit_mask"].shape[1])
         maps = normalize_scores(
             pool_onto_units(scores.detach(), batch["teacher_units"], units),

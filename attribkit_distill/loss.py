@@ -6,18 +6,34 @@ ACL 2023 (the exact recipe, including the facts of its reference code, is in DES
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
-from attribkit import InvalidInputError, OptionError, attribute, normalize_scores, reduce_dims
+from attribkit import (
+    InvalidInputError,
+    OptionError,
+    attribute,
+    get_method,
+    list_methods,
+    normalize_scores,
+    reduce_dims,
+)
 from attribkit_distill.maps import forward_with_maps, is_regression, model_inputs, unwrap
 
 VIEWS = ("auto", "all", "gold")
-DISTANCES = ("mse", "l1")
+DISTANCES = ("mse", "l1", "cosine")
 BASELINES = ("zero", "pad")
+#: The map method of the paper (single- or m-step IG from the fused forward, :func:`forward_with_maps`).
+REFERENCE_METHOD = "fast_ig"
+#: Methods whose two binary class maps coincide under the conditions of :meth:`AttributionLoss.binary_views_coincide`.
+IG_FAMILY = ("fast_ig", "gradient_x_input")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,13 @@ class AttributionLoss(nn.Module):
     ``prob``, or ``log_prob`` with one step: :meth:`binary_views_coincide`), else every class; the
     output itself for regression.
 
+    The explanation is pluggable: ``method`` makes the student's map (any differentiable
+    registered method: ``fast_ig`` at m steps, ``gradient_x_input``, ``attnlrp``) and
+    ``teacher_method`` the teacher's (any registered method, e.g. ``occlusion`` or ``fast_ig`` at 50
+    steps: a teacher cache computes it once). ``teacher_shuffle`` permutes each example's teacher
+    map over its real tokens (a fixed permutation per example and seed): the same norm and loss
+    scale, but no information about which token matters, the control for "is it the explanation?".
+
     Args:
         top_k: Hidden dims kept per token on the teacher side (None = all).
         steps: IG integration points m (1 = gradient x input, the paper's default).
@@ -59,10 +82,18 @@ class AttributionLoss(nn.Module):
         views: ``auto`` (as above), ``all`` (every class, also for binary), ``gold`` (the label).
         target_fn: ``log_prob`` (the paper's), ``prob`` or ``logit``; regression uses the output.
         normalize: ``l2`` (the paper's), ``l1``, ``max`` or None.
-        distance: ``mse`` (sum of squares / non-pad tokens) or ``l1`` (sum of |.| / non-pad tokens).
+        distance: ``mse`` (sum of squares / non-pad tokens), ``l1`` (sum of |.| / non-pad tokens),
+            or ``cosine``: ``1 - cos(student map, teacher map)`` per example and view, averaged over
+            examples and summed over views (explanation-enhanced KD, Parchami-Araghi et al., 2024).
         baseline: ``zero`` (the paper's; logits and maps from one forward) or ``pad`` token
             embeddings at ``word_embeddings`` (through :func:`attribkit.attribute`; special tokens
             are kept when the batch has a ``special_tokens_mask`` or the config names their ids).
+        method: The student's map method (registered and differentiable); default ``fast_ig``.
+        teacher_method: The teacher's map method (any registered one); default: ``method``.
+        method_options: Options of the student's method beyond ``steps``/``layer``/``target_fn``/
+            ``baseline`` (which apply wherever the method takes them), e.g. ``{"rule": "trapezoid"}``.
+        teacher_options: The same for the teacher's method, e.g. ``{"steps": 50, "rule": "gausslegendre"}``.
+        teacher_shuffle: A seed: permute each teacher map over its example's real tokens (the control).
 
     Call ``loss_fn(student, teacher, batch)`` where ``teacher`` is a model or precomputed
     teacher maps ``[batch, views, seq]`` (e.g. from :class:`TeacherCache`); ``return_maps=True``
@@ -80,6 +111,11 @@ class AttributionLoss(nn.Module):
         normalize: str | None = "l2",
         distance: str = "mse",
         baseline: str = "zero",
+        method: str = REFERENCE_METHOD,
+        teacher_method: str | None = None,
+        method_options: Mapping[str, Any] | None = None,
+        teacher_options: Mapping[str, Any] | None = None,
+        teacher_shuffle: int | None = None,
     ) -> None:
         super().__init__()
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
@@ -98,10 +134,27 @@ class AttributionLoss(nn.Module):
         normalize_scores(torch.zeros(1), method=normalize)  # validates the name
         self.top_k, self.steps, self.layer, self.views = top_k, steps, layer, views
         self.target_fn, self.normalize, self.distance, self.baseline = target_fn, normalize, distance, baseline
+        teacher_method = method if teacher_method is None else teacher_method
+        known = list_methods()
+        for role, name in (("method", method), ("teacher_method", teacher_method)):
+            if name not in known:
+                raise OptionError(f"unknown {role} {name!r}; choose one of: {', '.join(known)}")
+        if not get_method(method).differentiable:
+            usable = [m for m in known if get_method(m).differentiable]
+            raise OptionError(
+                f"the student's map method {method!r} is not differentiable (the loss must reach the student); "
+                f"use one of: {', '.join(usable)} (any method can make the teacher's map)"
+            )
+        if teacher_shuffle is not None and (not isinstance(teacher_shuffle, int) or isinstance(teacher_shuffle, bool)):
+            raise OptionError(f"teacher_shuffle is a seed (an integer) or None; got {teacher_shuffle!r}")
+        self.method, self.teacher_method = method, teacher_method
+        self.method_options = dict(method_options or {})
+        self.teacher_options = dict(teacher_options or {})
+        self.teacher_shuffle = teacher_shuffle
 
     def options(self) -> dict[str, Any]:
         """The options that define the maps (part of a teacher cache's key)."""
-        return {
+        options: dict[str, Any] = {
             "top_k": self.top_k,
             "steps": self.steps,
             "layer": self.layer,
@@ -110,6 +163,17 @@ class AttributionLoss(nn.Module):
             "normalize": self.normalize,
             "baseline": self.baseline,
         }
+        # the pluggable signal, recorded where it differs from the paper's (older records stay valid)
+        extra = {
+            "method": (self.method, REFERENCE_METHOD),
+            "teacher_method": (self.teacher_method, REFERENCE_METHOD),
+            "method_options": (self.method_options, {}),
+            "teacher_options": (self.teacher_options, {}),
+            "teacher_shuffle": (self.teacher_shuffle, None),
+            "distance": (self.distance, "mse"),
+        }
+        options.update({name: value for name, (value, default) in extra.items() if value != default})
+        return options
 
     # ------------------------------------------------------------------ views and maps
     def view_targets(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
@@ -128,64 +192,143 @@ class AttributionLoss(nn.Module):
         return torch.arange(k, device=device).expand(n, k)
 
     def binary_views_coincide(self) -> bool:
-        """Whether a 2-class model's two maps are the same after ``|.|`` and normalisation.
+        """Whether a 2-class model's two maps are the same after ``|.|`` and normalisation, on both sides.
 
-        ``prob``: ``dp0 = -dp1`` at every point, so any number of steps gives opposite sums.
-        ``log_prob``: ``d log p0 = -(p1/p0) d log p1``, a factor that is the same over one point
-        only, so single-step maps coincide (per-example scale, cancelled by normalisation) and
-        m-step maps do not. ``logit``: the two logits' gradients differ in general.
+        For the IG family: ``prob``: ``dp0 = -dp1`` at every point, so any number of steps gives
+        opposite sums. ``log_prob``: ``d log p0 = -(p1/p0) d log p1``, a factor that is the same over
+        one point only, so single-step maps coincide (per-example scale, cancelled by normalisation)
+        and m-step maps do not. ``logit``: the two logits' gradients differ in general. Other
+        methods are not assumed to coincide.
         """
-        return self.target_fn == "prob" or (self.target_fn == "log_prob" and self.steps == 1)
+
+        def side(method: str, options: dict[str, Any]) -> bool:
+            steps = 1 if method == "gradient_x_input" else options.get("steps", self.steps)
+            target_fn = options.get("target_fn", self.target_fn)
+            return method in IG_FAMILY and (target_fn == "prob" or (target_fn == "log_prob" and steps == 1))
+
+        return side(self.method, self.method_options) and side(self.teacher_method, self.teacher_options)
 
     def token_maps(
-        self, model: nn.Module, batch: dict[str, Tensor], *, top_k: int | None, create_graph: bool
+        self,
+        model: nn.Module,
+        batch: dict[str, Tensor],
+        *,
+        top_k: int | None,
+        create_graph: bool,
+        side: str = "student",
     ) -> tuple[Tensor, Tensor | None]:
         """Normalized token maps ``[batch, views, seq]`` and, when shared, the logits ``[batch, labels]``."""
-        scores, logits = self.token_scores(model, batch, top_k=top_k, create_graph=create_graph)
+        scores, logits = self.token_scores(model, batch, top_k=top_k, create_graph=create_graph, side=side)
         mask = batch["attention_mask"][:, None, :]
         return normalize_scores(scores, mask, method=self.normalize), logits
 
     def token_scores(
-        self, model: nn.Module, batch: dict[str, Tensor], *, top_k: int | None, create_graph: bool
+        self,
+        model: nn.Module,
+        batch: dict[str, Tensor],
+        *,
+        top_k: int | None,
+        create_graph: bool,
+        side: str = "student",
     ) -> tuple[Tensor, Tensor | None]:
-        """Token scores before normalisation ``[batch, views, seq]`` and, when shared, the logits."""
+        """Token scores before normalisation ``[batch, views, seq]`` and, when shared, the logits.
+
+        ``side`` (``student`` or ``teacher``) picks the map method and its options; the teacher's
+        scores are permuted over real tokens when ``teacher_shuffle`` is set.
+        """
+        method, options = (
+            (self.method, self.method_options) if side == "student" else (self.teacher_method, self.teacher_options)
+        )
+        scores, logits = self._method_scores(model, batch, method, options, top_k=top_k, create_graph=create_graph)
+        if side == "teacher" and self.teacher_shuffle is not None:
+            scores = shuffle_over_tokens(scores, batch, seed=self.teacher_shuffle)
+        return scores, logits
+
+    def _method_scores(
+        self,
+        model: nn.Module,
+        batch: dict[str, Tensor],
+        method: str,
+        options: dict[str, Any],
+        *,
+        top_k: int | None,
+        create_graph: bool,
+    ) -> tuple[Tensor, Tensor | None]:
         targets = self.view_targets(model, batch)
-        if self.baseline == "zero":
-            out = forward_with_maps(
-                model,
-                batch,
-                targets,
-                steps=self.steps,
-                layer=self.layer,
-                target_fn=self.target_fn,
-                create_graph=create_graph,
-            )
-            attributions, logits = out.attributions, out.logits
-        else:
-            target_fn = "logit" if is_regression(model) else self.target_fn
-            attributions = attribute(  # type: ignore[assignment]  # a tensor: return_delta is False
-                unwrap(model),
-                {**model_inputs(batch), **_special(batch)},
-                targets=targets,
-                method="fast_ig",
-                create_graph=create_graph,
-                steps=self.steps,
-                rule="riemann_right",
-                layer=self.layer,
-                target_fn=target_fn,
-                baseline=self.baseline,
-            )
-            logits = None
+        if method != REFERENCE_METHOD or options or self.baseline != "zero":
+            return self._registered_scores(model, batch, targets, method, options, top_k, create_graph), None
+        out = forward_with_maps(  # the paper's maps: logits and maps from one forward
+            model,
+            batch,
+            targets,
+            steps=self.steps,
+            layer=self.layer,
+            target_fn=self.target_fn,
+            create_graph=create_graph,
+        )
+        attributions, logits = out.attributions, out.logits
         return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2"), logits
+
+    def _registered_scores(
+        self,
+        model: nn.Module,
+        batch: dict[str, Tensor],
+        targets: Tensor,
+        method: str,
+        options: dict[str, Any],
+        top_k: int | None,
+        create_graph: bool,
+    ) -> Tensor:
+        """Token scores from any registered method through :func:`attribkit.attribute`."""
+        accepted = inspect.signature(get_method(method).__init__).parameters
+        regression = is_regression(model)
+        shared: dict[str, Any] = {
+            "steps": self.steps,
+            "layer": self.layer,
+            "target_fn": "logit" if regression else self.target_fn,
+            "baseline": self.baseline,
+        }
+        chosen: dict[str, Any] = {name: value for name, value in shared.items() if name in accepted}
+        if "rule" in accepted and "steps" in chosen:
+            chosen["rule"] = "riemann_right"  # the paper's points: k/m, k = 1..m
+        chosen.update(options)
+        if chosen.get("baseline") == "zero" and "baseline" not in options and method != REFERENCE_METHOD:
+            chosen.pop("baseline")  # other methods keep their own default baseline unless one is asked for
+        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
+            attributions = cast(
+                Tensor,
+                attribute(
+                    unwrap(model),
+                    {**model_inputs(batch), **_special(batch)},
+                    targets=targets,
+                    method=method,
+                    create_graph=create_graph,
+                    **chosen,
+                ),
+            )
+        if attributions.dim() == 3:  # token-level methods (occlusion, Shapley ...): |score| per token
+            return attributions.abs()
+        return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")
 
     def teacher_maps(self, teacher: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """The teacher's maps (top-K, detached) and its logits: ``[batch, views, seq]``, ``[batch, labels]``."""
-        maps, logits = self.token_maps(teacher, batch, top_k=self.top_k, create_graph=False)
+        maps, logits = self.token_maps(teacher, batch, top_k=self.top_k, create_graph=False, side="teacher")
         return maps.detach(), None if logits is None else logits.detach()
 
     def distance_between(self, student_maps: Tensor, teacher_maps: Tensor, attention_mask: Tensor) -> Tensor:
-        """Sum over views of (sum of squared / absolute differences) / non-pad tokens in the batch."""
-        diff = (student_maps - teacher_maps) * attention_mask[:, None, :].to(student_maps.dtype)
+        """The distance, summed over views.
+
+        ``mse`` / ``l1``: sum of squared / absolute differences over real tokens / non-pad tokens
+        in the batch. ``cosine``: mean over examples of ``1 - cos`` over real tokens (an all-zero
+        map has cosine 0 with anything: distance 1).
+        """
+        mask = attention_mask[:, None, :].to(student_maps.dtype)
+        if self.distance == "cosine":
+            s, t = student_maps * mask, teacher_maps * mask
+            norms = s.norm(dim=-1) * t.norm(dim=-1)
+            cosine = (s * t).sum(dim=-1) / norms.clamp_min(1e-12)
+            return (1.0 - cosine).mean(dim=0).sum()
+        diff = (student_maps - teacher_maps) * mask
         total = diff.pow(2).sum() if self.distance == "mse" else diff.abs().sum()
         return total / attention_mask.sum().clamp_min(1).to(total.dtype)
 
@@ -238,6 +381,26 @@ def check_shared_vocabulary(student: nn.Module, teacher: nn.Module) -> None:
             f"teacher: {sizes[1]} tokens, pad id {pads[1]}); attribution distillation compares maps token by "
             "token, so both must use the same tokenizer"
         )
+
+
+def shuffle_over_tokens(scores: Tensor, batch: dict[str, Tensor], *, seed: int) -> Tensor:
+    """Permute each example's scores over its real (non-pad) tokens, the same way for every view.
+
+    The permutation is fixed by ``seed`` and the example's token ids, so a teacher map computed
+    live and one read from a cache are shuffled alike. Padding stays where it is (and zero).
+
+    Shapes:
+        scores ``[batch, views, seq]`` -> the same.
+    """
+    out = scores.clone()
+    for row in range(scores.shape[0]):
+        real = batch["attention_mask"][row].nonzero().flatten()
+        ids = batch["input_ids"][row, real].tolist()
+        digest = hashlib.sha256(json.dumps([seed, ids]).encode()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+        order = torch.randperm(len(real), generator=generator).to(real.device)
+        out[row, :, real] = scores[row, :, real[order]]
+    return out
 
 
 def _special(batch: dict[str, Tensor]) -> dict[str, Tensor]:
