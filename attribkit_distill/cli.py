@@ -12,6 +12,7 @@ from attribkit_distill.command_setup import (
     build_objective,
     load_data,
     parse_layers,
+    parse_method_options,
     path_text,
     pick,
     report_results,
@@ -147,6 +148,29 @@ def distill(
         None, "--top-k", help="Teacher dims kept per token (default: preset, scaled to width)."
     ),
     ig_steps: int = typer.Option(1, "--ig-steps", help="IG steps for the maps (1 = the paper's single step)."),
+    attribution_method: str = typer.Option(
+        "fast_ig",
+        "--attribution-method",
+        help="Method of the student's maps (differentiable: fast_ig, gradient_x_input, attnlrp).",
+    ),
+    teacher_attribution_method: str | None = typer.Option(
+        None,
+        "--teacher-attribution-method",
+        help="Method of the teacher's maps, any registered one (default: --attribution-method); cached once.",
+    ),
+    teacher_attribution_option: list[str] | None = typer.Option(
+        None,
+        "--teacher-attribution-option",
+        help="An option of the teacher's method as KEY=VALUE, repeatable (e.g. steps=50 rule=gausslegendre).",
+    ),
+    attribution_distance: str = typer.Option(
+        "mse", "--attribution-distance", help="mse (the paper's), l1, or cosine (1 - cos, e2KD)."
+    ),
+    teacher_shuffle: int | None = typer.Option(
+        None,
+        "--teacher-shuffle",
+        help="Control: permute each teacher map over its real tokens with this seed (same scale, no token information).",
+    ),
     iit_weight: float = typer.Option(1.0, "--iit-weight", help="Weight gamma of the interchange intervention term."),
     iit_span: float = typer.Option(0.3, "--iit-span", help="Share of the real tokens intervened on (IIT)."),
     iit_temperature: float = typer.Option(2.0, "--iit-temperature", help="Temperature of the IIT KL term (times T^2)."),
@@ -276,6 +300,13 @@ def distill(
         beta=beta,
         top_k=top_k,
         ig_steps=ig_steps,
+        signal={
+            "method": attribution_method,
+            "teacher_method": teacher_attribution_method,
+            "teacher_options": parse_method_options(teacher_attribution_option, "--teacher-attribution-option"),
+            "distance": attribution_distance,
+            "teacher_shuffle": teacher_shuffle,
+        },
         anneal=anneal,
         anneal_every=anneal_every,
         regression_kd=regression_kd,

@@ -76,6 +76,7 @@ def build_objective(
     beta: float | None = None,
     top_k: int | None = None,
     ig_steps: int = 1,
+    signal: dict[str, Any] | None = None,
     anneal: bool | None = None,
     anneal_every: str = "step",
     regression_kd: str = "scaled",
@@ -91,12 +92,15 @@ def build_objective(
         preset: The task's ``DistillPreset`` (alpha, T, beta, top-K at 768 dims, annealing).
         hidden: The teacher's hidden size (top-K is scaled to it), or None if unknown (768 assumed).
         cross_tokenizer: The student tokenizes differently from the teacher (maps aligned on shared words).
+        signal: The explanation signal's options of :class:`AttributionLoss` (``method``,
+            ``teacher_method``, ``teacher_options``, ``distance``, ``teacher_shuffle``); None = the paper's.
         epochs: The epochs the run trains in (:meth:`TrainConfig.epochs_touched`; per-epoch temperature
             annealing steps down once per epoch and reaches 1 in the last).
 
     Returns:
         ``(DistillationObjective, attribution loss or None)``; the cache needs the latter to precompute maps.
     """
+    from attribkit import OptionError
     from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
     from attribkit_distill.loss import AttributionLoss
     from attribkit_distill.objective import DistillationObjective, KDLoss
@@ -104,7 +108,22 @@ def build_objective(
 
     k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
     loss_class = CrossTokenizerAttributionLoss if cross_tokenizer else AttributionLoss
-    attribution = loss_class(top_k=k, steps=ig_steps) if objective.startswith("adkd") else None
+    defaults = {"method": "fast_ig", "distance": "mse", "teacher_options": {}}
+    chosen = {name: value for name, value in (signal or {}).items() if value is not None}
+    given = [name for name, value in chosen.items() if value != defaults.get(name)]
+    if given and not objective.startswith("adkd"):
+        flags = {
+            "method": "--attribution-method",
+            "teacher_method": "--teacher-attribution-method",
+            "teacher_options": "--teacher-attribution-option",
+            "distance": "--attribution-distance",
+            "teacher_shuffle": "--teacher-shuffle",
+        }
+        raise OptionError(
+            f"--objective {objective} has no attribution term, so {', '.join(flags[name] for name in sorted(given))} "
+            "would do nothing; use an adkd objective (adkd or adkd+iit)"
+        )
+    attribution = loss_class(top_k=k, steps=ig_steps, **chosen) if objective.startswith("adkd") else None
     extra = None
     if objective.endswith("iit"):
         from attribkit_distill.iit import InterchangeInterventionLoss
@@ -147,6 +166,24 @@ def parse_layers(text: str | None) -> list[int]:
         raise ak.OptionError(
             f"--student-layers takes comma-separated layer indices such as 0,2,4; got {text!r}"
         ) from None
+
+
+def parse_method_options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """``["steps=50", "rule=gausslegendre"]`` -> ``{"steps": 50, "rule": "gausslegendre"}`` (JSON values, else text)."""
+    import json
+
+    import attribkit as ak
+
+    options: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ak.OptionError(f"{flag} takes KEY=VALUE (e.g. steps=50); got {item!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text
+    return options
 
 
 def pick(value: Any, default: Any) -> Any:

@@ -145,6 +145,16 @@ class AttributionLoss(nn.Module):
                 f"the student's map method {method!r} is not differentiable (the loss must reach the student); "
                 f"use one of: {', '.join(usable)} (any method can make the teacher's map)"
             )
+        for role, name, given in (
+            ("method_options", method, method_options),
+            ("teacher_options", teacher_method, teacher_options),
+        ):
+            accepted = [
+                p for p in inspect.signature(get_method(name).__init__).parameters if p not in ("self", "classifier")
+            ]
+            unknown = sorted(set(given or {}) - set(accepted))
+            if unknown:
+                raise OptionError(f"{role}: {name} has no option {unknown[0]!r}; it takes: {', '.join(accepted)}")
         if teacher_shuffle is not None and (not isinstance(teacher_shuffle, int) or isinstance(teacher_shuffle, bool)):
             raise OptionError(f"teacher_shuffle is a seed (an integer) or None; got {teacher_shuffle!r}")
         self.method, self.teacher_method = method, teacher_method

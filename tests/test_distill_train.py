@@ -617,3 +617,37 @@ def test_per_epoch_annealing_steps_at_real_epoch_boundaries(
     invoke(*args, "--diagnose-every", "0", "--no-progress")
     assert used == expected
     assert json.loads((tmp_path / "run" / "run.json").read_text())["loss"]["epochs"] == epochs
+
+
+def test_distill_with_another_explanation_signal_records_it_and_caches_it(checkpoint_dir, glue, tmp_path):
+    out = tmp_path / "signal"
+    args = _train_args(checkpoint_dir, glue, out)[:-9] + ["--max-steps", "2", "--batch-size", "8"]
+    signal = ["--teacher-attribution-method", "fast_ig", "--teacher-attribution-option", "steps=4"]
+    signal += ["--teacher-attribution-option", "rule=gausslegendre", "--attribution-method", "gradient_x_input"]
+    signal += ["--attribution-distance", "cosine", "--teacher-shuffle", "5"]
+    invoke(*args, *signal, "--no-progress")
+    recorded = json.loads((out / "run.json").read_text())["loss"]["attribution"]
+    assert recorded["method"] == "gradient_x_input" and "teacher_method" not in recorded  # fast_ig: the paper's
+    assert recorded["teacher_options"] == {"steps": 4, "rule": "gausslegendre"}
+    assert recorded["distance"] == "cosine" and recorded["teacher_shuffle"] == 5
+    key = json.loads(torch.load(out / "teacher_cache.pt", weights_only=True)["key"])
+    assert key["options"] == recorded  # the cache is keyed by the signal: another signal recomputes it
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--objective", "kd", "--teacher-shuffle", "1"],
+            "--objective kd has no attribution term, so --teacher-shuffle",
+        ),
+        (["--attribution-method", "occlusion"], "the student's map method 'occlusion' is not differentiable"),
+        (["--teacher-attribution-option", "stepz=5"], "teacher_options: fast_ig has no option 'stepz'"),
+        (["--teacher-attribution-option", "steps"], "--teacher-attribution-option takes KEY=VALUE"),
+        (["--attribution-distance", "kl"], "unknown distance 'kl'"),
+    ],
+)
+def test_bad_signal_flags_are_one_clear_error(checkpoint_dir, glue, tmp_path, extra, message):
+    result = runner.invoke(app, [*_train_args(checkpoint_dir, glue, tmp_path / "o")[:-9], *extra, "--no-progress"])
+    assert isinstance(result.exception, ak.OptionError) and str(result.exception).startswith(message), result.exception
+    assert not (tmp_path / "o").exists()
