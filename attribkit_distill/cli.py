@@ -30,7 +30,6 @@ from attribkit_distill.run_folder import (
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
 # options shared by the commands
-OBJECTIVES = ("kd", "adkd", "iit", "adkd+iit")
 DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
 TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
@@ -139,7 +138,9 @@ def distill(
         None, "--student-hidden", help="With --student-layers: also narrow the width (weight selection)."
     ),
     objective: str = typer.Option(
-        "adkd", "--objective", help="kd, adkd (KD + attribution), iit (KD + interchange intervention) or adkd+iit."
+        "adkd",
+        "--objective",
+        help="Terms joined by '+': kd (always in), adkd (attribution), iit (interchange intervention), e.g. kd+adkd+iit.",
     ),
     alpha: float | None = typer.Option(None, "--alpha", help="KD weight; CE gets 1-alpha (default: paper preset)."),
     temperature: float | None = typer.Option(None, "--temperature", help="KD temperature (default: preset)."),
@@ -218,10 +219,10 @@ def distill(
     from attribkit_distill.objective import describe
     from attribkit_distill.pairing import build_student, same_tokenizer
     from attribkit_distill.presets import DISTILL_PRESETS
+    from attribkit_distill.terms import check_tokenizers, parse_objective
     from attribkit_distill.train import train
 
-    if objective not in OBJECTIVES:
-        raise ak.OptionError(f"unknown --objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+    terms = parse_objective(objective)  # unknown terms fail here, before any model is loaded
     if iit_weight < 0:
         raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
     from attribkit_distill.objective import ANNEAL_SCHEDULES, REGRESSION_FORMS
@@ -258,11 +259,7 @@ def distill(
     )
     student = student_clf.model
     cross = not same_tokenizer(student_clf.tokenizer, teacher_clf.tokenizer)
-    if cross and objective.endswith("iit"):
-        raise ak.OptionError(
-            f"--objective {objective}: interchange intervention swaps hidden states token by token, which needs "
-            "one tokenizer; this student tokenizes differently from the teacher (use kd or adkd)"
-        )
+    check_tokenizers(terms, cross)
     if not cross:
         check_shared_vocabulary(student, teacher_clf.model)
     if diagnose_every < 0:

@@ -88,7 +88,8 @@ def build_objective(
     """The distillation objective of ``--objective`` with the task preset filling every option not given.
 
     Args:
-        objective: ``kd``, ``adkd``, ``iit`` or ``adkd+iit``.
+        objective: Registered term names joined by ``+`` (:mod:`attribkit_distill.terms`): ``kd``,
+            ``adkd`` (= ``kd+adkd``), ``iit``, ``kd+adkd+iit`` ...; KD is always included.
         preset: The task's ``DistillPreset`` (alpha, T, beta, top-K at 768 dims, annealing).
         hidden: The teacher's hidden size (top-K is scaled to it), or None if unknown (768 assumed).
         cross_tokenizer: The student tokenizes differently from the teacher (maps aligned on shared words).
@@ -105,13 +106,16 @@ def build_objective(
     from attribkit_distill.loss import AttributionLoss
     from attribkit_distill.objective import DistillationObjective, KDLoss
     from attribkit_distill.presets import scaled_top_k
+    from attribkit_distill.terms import TermSettings, check_tokenizers, extra_terms, parse_objective
 
+    terms = parse_objective(objective)
+    check_tokenizers(terms, cross_tokenizer)
     k = top_k if top_k is not None else scaled_top_k(preset.top_k, hidden or 768)
     loss_class = CrossTokenizerAttributionLoss if cross_tokenizer else AttributionLoss
     defaults = {"method": "fast_ig", "distance": "mse", "teacher_options": {}}
     chosen = {name: value for name, value in (signal or {}).items() if value is not None}
     given = [name for name, value in chosen.items() if value != defaults.get(name)]
-    if given and not objective.startswith("adkd"):
+    if given and "adkd" not in terms:
         flags = {
             "method": "--attribution-method",
             "teacher_method": "--teacher-attribution-method",
@@ -121,14 +125,11 @@ def build_objective(
         }
         raise OptionError(
             f"--objective {objective} has no attribution term, so {', '.join(flags[name] for name in sorted(given))} "
-            "would do nothing; use an adkd objective (adkd or adkd+iit)"
+            "would do nothing; add the attribution term (e.g. kd+adkd)"
         )
-    attribution = loss_class(top_k=k, steps=ig_steps, **chosen) if objective.startswith("adkd") else None
-    extra = None
-    if objective.endswith("iit"):
-        from attribkit_distill.iit import InterchangeInterventionLoss
-
-        extra = {"iit": (iit_weight, InterchangeInterventionLoss(span_fraction=iit_span, temperature=iit_temperature))}
+    attribution = loss_class(top_k=k, steps=ig_steps, **chosen) if "adkd" in terms else None
+    settings = {"iit_weight": iit_weight, "iit_span": iit_span, "iit_temperature": iit_temperature}
+    extra = extra_terms(terms, TermSettings(settings, cross_tokenizer)) or None
     kd = KDLoss(
         pick(temperature, preset.temperature),
         t_squared=t_squared,

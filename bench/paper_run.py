@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -30,23 +31,22 @@ TEACHER_SETTINGS = {"batch_size": 32, "learning_rate": 2e-5, "epochs": 3.0}
 
 
 def objective_for(row: str, preset: Any, hidden: int):
-    """The row's DistillationObjective with the task's preset weights (None for plain fine-tuning)."""
-    from attribkit_distill import AttributionLoss, DistillationObjective, InterchangeInterventionLoss, KDLoss
-    from attribkit_distill.presets import scaled_top_k
+    """The row's DistillationObjective with the task's preset weights (None for plain fine-tuning).
+
+    Built by the same code as ``attribkit distill --objective`` (``kd_iit`` -> ``kd+iit``, ``adkd_iit`` ->
+    ``kd+adkd+iit``), so the paper run and the CLI cannot drift apart.
+    """
+    from attribkit_distill import DistillationObjective
+    from attribkit_distill.command_setup import build_objective
 
     if row == "teacher":
         return None
     if row == "student_ft":
         return DistillationObjective(alpha=0.0)
-    attribution = AttributionLoss(top_k=scaled_top_k(preset.top_k, hidden)) if row.startswith("adkd") else None
-    extra = {"iit": (1.0, InterchangeInterventionLoss())} if row.endswith("iit") else None
-    return DistillationObjective(
-        alpha=preset.alpha,
-        beta=preset.beta if attribution else 0.0,
-        attribution=attribution,
-        kd=KDLoss(preset.temperature, anneal=preset.anneal),
-        extra=extra,
+    objective, _ = build_objective(
+        row.replace("_", "+"), preset, hidden=hidden, cross_tokenizer=False, epochs=math.ceil(preset.epochs)
     )
+    return objective
 
 
 def main() -> None:

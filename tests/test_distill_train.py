@@ -412,7 +412,10 @@ def test_unknown_objective_lists_the_choices(checkpoint_dir, glue, tmp_path):
             "causal",
         ],
     )
-    assert result.exit_code != 0 and "kd, adkd, iit, adkd+iit" in str(result.exception)
+    assert result.exit_code != 0 and str(result.exception) == (
+        "unknown --objective 'causal': 'causal' is not a term; join registered terms with '+' (adkd, iit, kd), "
+        "e.g. kd+adkd+iit"
+    )
 
 
 def test_resume_ignores_display_options_and_path_spellings_but_names_a_real_difference(
