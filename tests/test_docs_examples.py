@@ -38,3 +38,8 @@ def test_every_registered_method_is_named_in_the_readme_and_the_methods_page():
         text = (root / page).read_text(encoding="utf-8")
         missing = [name for name in ak.list_methods() if f"`{name}`" not in text]
         assert not missing, (page, missing)
+
+
+def test_the_signal_examples_of_the_distillation_page_build():
+    code = python_block(ROOT / "docs" / "distillation.md", "teacher_shuffle=1")
+    exec(compile(code, "docs/distillation.md", "exec"), {"__name__": "signal_example"})
