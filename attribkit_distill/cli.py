@@ -152,7 +152,7 @@ def distill(
     attribution_method: str = typer.Option(
         "fast_ig",
         "--attribution-method",
-        help="Method of the student's maps (differentiable: fast_ig, gradient_x_input, attnlrp).",
+        help="Method of the student's maps (differentiable: fast_ig, gradient_x_input).",
     ),
     teacher_attribution_method: str | None = typer.Option(
         None,

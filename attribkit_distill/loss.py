@@ -69,8 +69,8 @@ class AttributionLoss(nn.Module):
     output itself for regression.
 
     The explanation is pluggable: ``method`` makes the student's map (any differentiable
-    registered method: ``fast_ig`` at m steps, ``gradient_x_input``, ``attnlrp``) and
-    ``teacher_method`` the teacher's (any registered method, e.g. ``occlusion`` or ``fast_ig`` at 50
+    registered method: ``fast_ig`` at m steps, ``gradient_x_input``) and
+    ``teacher_method`` the teacher's (any registered method, e.g. ``occlusion``, ``attnlrp`` or ``fast_ig`` at 50
     steps: a teacher cache computes it once). ``teacher_shuffle`` permutes each example's teacher
     map over its real tokens (a fixed permutation per example and seed): the same norm and loss
     scale, but no information about which token matters, the control for "is it the explanation?".
