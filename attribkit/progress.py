@@ -33,7 +33,7 @@ def _duration(time_left: float) -> str:
 
 
 class PlainProgress:
-    """Progress as plain lines: at most one every ``every`` seconds, and the last one always.
+    """Progress as plain lines: one every ``every`` seconds (the first after one period), and the last one.
 
     Args:
         total: Units of work in all.
@@ -58,7 +58,7 @@ class PlainProgress:
         self._clock = clock
         self._start = clock()
         self._first: int | None = None
-        self._last_line = -float("inf")
+        self._last_line = self._start  # the first line after one period: a quick run writes only its last
         self._shown: tuple[int, str] | None = None
         self.completed = 0
         self.info = ""
@@ -125,10 +125,8 @@ def progress_bar(total: int, description: str, enabled: bool, *, unit: str = "te
     console = Console(stderr=True)
     if not console.is_terminal:
         plain = PlainProgress(total, description, unit=unit, every=_every())
-        try:
-            yield plain.update
-        finally:
-            plain.finish()
+        yield plain.update  # a run that fails says so itself: no progress line after its error
+        plain.finish()
         return
     from rich.progress import (
         BarColumn,

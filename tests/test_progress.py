@@ -25,18 +25,20 @@ class Clock:
 def test_plain_lines_every_period_with_rate_and_eta_from_this_runs_work():
     clock, lines = Clock(), []
     plain = PlainProgress(400, "explaining", unit="texts", every=30.0, write=lines.append, clock=clock)
-    plain.update(100)  # resumed: 100 done before this run, not counted in the rate
-    clock.now += 10
-    plain.update(120)  # 10 s later: no line (period 30 s)
+    plain.update(100)  # resumed: 100 done before this run, not counted in the rate; no line before 30 s
     clock.now += 30
-    plain.update(200)  # 40 s, 100 texts in this run: 2.5 texts/s, 200 left: ETA 80 s
+    plain.update(100)  # 30 s: the first line
+    clock.now += 10
+    plain.update(200)  # 40 s, 100 texts in this run: 2.5 texts/s, 200 left: ETA 80 s; but 10 s after a line
+    clock.now += 30
+    plain.update(200)  # 70 s: 100 texts in 70 s
     clock.now += 5
     plain.update(400, "done")
     plain.finish()
     assert lines == [
         "explaining: 100/400 (25%)",
-        "explaining: 200/400 (50%), 2.50 texts/s, ETA 1m 20s",
-        "explaining: 400/400 (100%), 6.67 texts/s, done",
+        "explaining: 200/400 (50%), 1.43 texts/s, ETA 2m 20s",
+        "explaining: 400/400 (100%), 4.00 texts/s, done",
     ]
 
 
