@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from provenance import library_versions, portable
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "reproduce"
 RUNS = ROOT / "runs" / "reproduce"
@@ -346,6 +348,7 @@ def execute(run: Run, log) -> dict:
         "settings": settings,
         "command": " ".join(command(run)[2:]),
     }
+    record = {**portable(record, glue_dir()), "versions": library_versions()}  # no machine paths
     run.result.parent.mkdir(parents=True, exist_ok=True)
     tmp = run.result.with_name(run.result.name + ".partial")
     tmp.write_text(json.dumps(record, indent=1))

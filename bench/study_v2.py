@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # the protocol's grid (one definition for the planner and the report) and the report itself
+from provenance import library_versions, portable
 from study_v2_report import ONLY, SEEDS, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +299,7 @@ def execute(run: Run, data_dir: Path, log) -> dict:
         "dev_best": results["best"],
         "gradients": _diagnostics(out),
     }
+    record = {**portable(record, data_dir), "versions": library_versions()}  # no machine paths
     if run.row == "teacher":
         record["v1_score"] = v1_teacher_score(run.task, run.seed)
         record["weights_sha256"] = check_teacher(run.task)
