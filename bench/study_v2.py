@@ -214,16 +214,32 @@ def weights_digest(out: Path) -> str:
     return digest.hexdigest()
 
 
+#: ``--accept-teacher``: continue with a retrained teacher that differs from the recorded one (another
+#: machine's libraries); its digest and dev score are recorded beside the original and the report flags it.
+ACCEPT = {"teacher": False}
+
+
 def check_teacher(task: str) -> str:
-    """The teacher's weight digest, refusing a retrained teacher that differs from the one recorded."""
+    """The teacher's weight digest, refusing a retrained teacher that differs from the one recorded.
+
+    With ``--accept-teacher`` the differing teacher is recorded in ``teacher/accepted-<digest>.json``
+    (digest, dev score, library versions) and its students go on; the report names them.
+    """
     run = Run(task, "teacher", teacher_seed(task))
     digest = weights_digest(run.out)
     recorded = json.loads(run.result.read_text()).get("weights_sha256") if run.result.is_file() else None
     if recorded is not None and recorded != digest:
-        raise SystemExit(
-            f"error: the retrained {task} teacher differs from the recorded one ({digest[:12]} vs "
-            f"{recorded[:12]}); students of one study must learn from one teacher"
-        )
+        if not ACCEPT["teacher"]:
+            raise SystemExit(
+                f"error: the retrained {task} teacher differs from the recorded one ({digest[:12]} vs "
+                f"{recorded[:12]}); students of one study must learn from one teacher. To continue with this one "
+                "(recorded and flagged in the report), run again with --accept-teacher"
+            )
+        accepted = run.result.with_name(f"accepted-{digest[:12]}.json")
+        if not accepted.is_file():
+            score = json.loads((run.out / "results.json").read_text())["last"]["score"]
+            record = {"task": task, "weights_sha256": digest, "final": score, "replaces": recorded}
+            accepted.write_text(json.dumps({**record, "versions": library_versions()}, indent=1))
     return digest
 
 
@@ -366,7 +382,13 @@ def main() -> None:
     parser.add_argument("--rows", default=None)
     parser.add_argument("--seeds", default=None, help="Comma-separated seeds (default 1-6).")
     parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    parser.add_argument(
+        "--accept-teacher",
+        action="store_true",
+        help="Continue with a retrained teacher that differs from the recorded one (recorded; flagged in the report).",
+    )
     args = parser.parse_args()
+    ACCEPT["teacher"] = args.accept_teacher
     if args.action == "report":
         write_report()
         return

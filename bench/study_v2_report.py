@@ -138,6 +138,35 @@ def is_complete(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> bool
     return all(set(SEEDS) <= set(table.get(row, {})) for row in rows)
 
 
+def other_teachers(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> list[str]:
+    """A warning line per task whose students learnt from a teacher other than the recorded one (``--accept-teacher``)."""
+    lines = []
+    for task in TASKS:
+        teacher = next(iter(table.get((task, "teacher"), {}).values()), {})
+        recorded = teacher.get("weights_sha256")
+        if recorded is None:
+            continue
+        others = sorted(
+            {
+                (record["teacher_sha256"], row, seed)
+                for (t, row), seeds in table.items()
+                if t == task and row != "teacher"
+                for seed, record in seeds.items()
+                if record.get("teacher_sha256") not in (None, recorded)
+            }
+        )
+        if others:
+            digests = sorted({digest[:12] for digest, _, _ in others})
+            runs = ", ".join(f"{row} seed {seed}" for _, row, seed in others)
+            lines += [
+                f"**Warning ({TASKS[task].split()[0]}):** {len(others)} run(s) learnt from a retrained teacher that differs from "
+                f"the recorded one ({', '.join(digests)} vs {recorded[:12]}; see "
+                f"`teacher/accepted-*.json`): {runs}.",
+                "",
+            ]
+    return lines
+
+
 def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> list[str]:
     """The markdown of the v2 results block."""
     if is_complete(table):
@@ -217,6 +246,7 @@ def report_lines(table: dict[tuple[str, str], dict[int, dict[str, Any]]]) -> lis
         for label, row_cells in gaps:
             text = [f"{statistics.fmean(c):.4f} ({len(c)})" if c else "—" for c in row_cells]
             lines.append(f"| {label} | " + " | ".join(text) + " |")
+    lines += other_teachers(table)
     shares = _shares(table)
     if shares:
         lines += ["", "Median share of the attribution term in the gradient norm (AD-KD, every diagnosed step):"]

@@ -135,3 +135,21 @@ def test_calibrated_beta_puts_the_attribution_share_at_the_target(calibration):
     assert calibration.beta_for_share(rows, 2.0, target=0.2) == pytest.approx(2 * 0.25 * 0.9 / 0.02, rel=1e-12)
     with pytest.raises(ValueError, match="no diagnosed step"):
         calibration.beta_for_share([{"gradients": {"kd": 0.6}}], 1.0)
+
+
+def test_the_report_flags_students_of_a_retrained_teacher_that_differs(report):
+    recorded, other = "a" * 64, "b" * 64
+    table = {
+        ("mrpc", "teacher"): {2: {"weights_sha256": recorded}},
+        ("mrpc", "kd"): {1: {"teacher_sha256": recorded}, 2: {"teacher_sha256": other}},
+        ("mrpc", "adkd"): {2: {"teacher_sha256": other}},
+        ("stsb", "teacher"): {3: {"weights_sha256": recorded}},
+        ("stsb", "kd"): {1: {"teacher_sha256": recorded}},
+    }
+    assert report.other_teachers(table) == [
+        f"**Warning (MRPC):** 2 run(s) learnt from a retrained teacher that differs from the recorded one "
+        f"(bbbbbbbbbbbb vs aaaaaaaaaaaa; see `teacher/accepted-*.json`): adkd seed 2, kd seed 2.",
+        "",
+    ]
+    del table[("mrpc", "kd")][2], table[("mrpc", "adkd")]
+    assert report.other_teachers(table) == []
