@@ -137,6 +137,7 @@ def explain(
         raise OptionError(f"completeness must be True or False; got {completeness!r}")
     if labels is not None and len(labels) != len(texts):
         raise InvalidInputError(f"got {len(labels)} labels for {len(texts)} texts; give exactly one per text")
+    gold_names = None if labels is None else [classifier.gold_name(label) for label in labels]  # checked up front
     if isinstance(targets, (list, tuple)) and len(targets) != len(texts):
         raise InvalidInputError(f"got {len(targets)} targets for {len(texts)} texts; give exactly one per text")
     runner = make_method(classifier, method, options)
@@ -198,7 +199,7 @@ def explain(
                 logits[row],
                 names[row],
                 None if result.delta is None else result.delta[row],
-                gold=None if gold is None else gold[row],
+                gold=None if gold_names is None else gold_names[i],
                 method=method,
                 options=recorded,
                 normalize=normalize,
@@ -251,7 +252,7 @@ def _record(
     views: list[str],
     delta: Tensor | None,
     *,
-    gold: int | str | None,
+    gold: str | None,
     method: str,
     options: dict[str, Any],
     normalize: str | None,
@@ -288,7 +289,7 @@ def _record(
         options=options,
         delta=None if delta is None else delta.detach().float().cpu().numpy(),
         truncated=item.truncated,
-        gold=None if gold is None else clf.labels[clf.label_index(gold)],
+        gold=gold,
         model=clf.name,
     )
 

@@ -146,6 +146,24 @@ class Classifier:
                 return self.label_index(int(label))
         raise TargetError(f"unknown target class {label!r}; the model's classes are: {', '.join(self.labels)}")
 
+    def gold_name(self, label: int | float | str) -> str:
+        """How a record names a gold label: the class name, or for regression the score as text.
+
+        Raises:
+            TargetError: no such class, or a regression label that is not a number.
+        """
+        from attribkit.errors import TargetError
+
+        if not self.is_regression:
+            return self.labels[self.label_index(label)]  # type: ignore[arg-type]  # a float is refused there
+        try:
+            value = float(label)
+        except (TypeError, ValueError):
+            raise TargetError(f"a regression model's gold labels are numbers (scores); got {label!r}") from None
+        if isinstance(label, bool) or value != value:
+            raise TargetError(f"a regression model's gold labels are numbers (scores); got {label!r}")
+        return f"{value:.4g}"
+
     # ------------------------------------------------------------------ text -> ids
     def tokenize(self, text: Text, *, max_length: int | None = None) -> TokenizedText:
         """Tokenize one text or (text, pair) with offsets, truncating to ``max_length``.

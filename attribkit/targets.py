@@ -76,9 +76,10 @@ def fixed_targets(
     Raises:
         TargetError: as :func:`resolve_targets`.
     """
-    if clf.is_regression:
-        if spec not in ("pred", "all", "gold", 0, "0", "output"):
-            raise TargetError(f"a regression model has one output; target {spec!r} does not exist")
+    if clf.is_regression:  # one output: every spec names it (per example too, e.g. the views a teacher explained)
+        for value in spec if isinstance(spec, (list, tuple)) else [spec]:
+            if isinstance(value, bool) or value not in ("pred", "all", "gold", 0, "0", "output"):
+                raise TargetError(f"a regression model has one output; target {value!r} does not exist")
         return torch.zeros((batch, 1), dtype=torch.long)
     if isinstance(spec, str) and spec == "pred":
         return None

@@ -248,7 +248,7 @@ def gold_labels(rows: list, target: str | int, clf: Any = None) -> list | None:
         foreign = []
         for i, label in enumerate(labels):
             try:
-                clf.label_index(label)
+                clf.gold_name(label)  # a class of the model, or a score for a regression model
             except TargetError:
                 foreign.append(i)
         if foreign and target == "gold":
