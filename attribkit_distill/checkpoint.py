@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attribkit import save_model_files
+from attribkit import InvalidInputError, save_model_files
 
 CHECKPOINT = "checkpoint"
 
@@ -59,7 +59,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     from safetensors.torch import load_file
 
     weights = load_file(str(path / "model.safetensors"), device=str(next(model.parameters()).device))
-    model.load_state_dict(weights, strict=False)
+    _load_weights_exactly(model, weights, path)
     blob = torch.load(path / "training.pt", map_location="cpu", weights_only=True)
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
@@ -67,6 +67,38 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     if "cuda" in blob["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(blob["rng"]["cuda"])
     return json.loads((path / "state.json").read_text())
+
+
+def _load_weights_exactly(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """Load every weight of a checkpoint into ``model``, refusing a checkpoint that does not fit it.
+
+    ``save_pretrained`` stores a tied parameter once, so a key missing from the file is fine when it is
+    the same tensor as one that was loaded; any other missing key, an unexpected key or another shape
+    means the checkpoint belongs to another model, and resuming from it would train a different run.
+
+    Raises:
+        InvalidInputError: the checkpoint does not fit (names what differs).
+    """
+    try:
+        result = model.load_state_dict(weights, strict=False)
+    except RuntimeError as exc:  # shapes differ
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise InvalidInputError(
+            f"the checkpoint in {path} does not fit this model ({first}); start without --resume"
+        ) from None
+    state = model.state_dict()
+    loaded = {state[name].data_ptr() for name in weights if name in state}
+    missing = [name for name in result.missing_keys if state[name].data_ptr() not in loaded]
+    if missing or result.unexpected_keys:
+        what = [
+            f"missing {missing[0]}" if missing else "",
+            f"unexpected {result.unexpected_keys[0]}" if result.unexpected_keys else "",
+        ]
+        count = len(missing) + len(result.unexpected_keys)
+        raise InvalidInputError(
+            f"the checkpoint in {path} does not fit this model ({', '.join(w for w in what if w)}; {count} key(s) differ); "
+            "start without --resume"
+        )
 
 
 def save_model_atomically(model: nn.Module, out_dir: Path) -> None:

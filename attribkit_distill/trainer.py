@@ -31,9 +31,15 @@ class AttributionDistillationTrainer(Trainer):
     (``kd``, ``ce``, ``attr`` ...).
     """
 
+    #: transformers >= 5.25: the loss is a micro-batch mean; Trainer divides it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
     def __init__(self, *args: Any, teacher: nn.Module, objective: DistillationObjective, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
+        # The objective's terms are means over each micro-batch, not sums scaled by ``num_items_in_batch``:
+        # tell Trainer so, and it divides the loss by the accumulation steps (else N steps give N x the gradient).
+        self.model_accepts_loss_kwargs = False
         self.objective: DistillationObjective = objective
         self._term_sums: dict[str, float] = {}
         self._term_count = 0
@@ -43,7 +49,7 @@ class AttributionDistillationTrainer(Trainer):
         model: nn.Module,
         inputs: dict[str, torch.Tensor],
         return_outputs: bool = False,
-        num_items_in_batch: Any = None,
+        num_items_in_batch: Any = None,  # unused: the terms are micro-batch means (see __init__)
     ) -> torch.Tensor | tuple[torch.Tensor, SequenceClassifierOutput]:
         max_steps = max(int(getattr(self.state, "max_steps", 0) or 0), 1)
         out = self.objective(

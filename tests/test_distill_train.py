@@ -654,3 +654,17 @@ def test_bad_signal_flags_are_one_clear_error(checkpoint_dir, glue, tmp_path, ex
     result = runner.invoke(app, [*_train_args(checkpoint_dir, glue, tmp_path / "o")[:-9], *extra, "--no-progress"])
     assert isinstance(result.exception, ak.OptionError) and str(result.exception).startswith(message), result.exception
     assert not (tmp_path / "o").exists()
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_refused(student_teacher, tmp_path):
+    from attribkit_distill.checkpoint import load_checkpoint, save_checkpoint
+
+    student, teacher = student_teacher(2)  # 1 layer and 2 layers, same vocabulary
+    optimizer = torch.optim.AdamW(student.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    save_checkpoint(tmp_path, student, optimizer, scheduler, {"step": 3})
+    other_optimizer = torch.optim.AdamW(teacher.parameters())
+    other_scheduler = torch.optim.lr_scheduler.LambdaLR(other_optimizer, lambda s: 1.0)
+    with pytest.raises(ak.InvalidInputError, match=r"does not fit this model \(missing bert\.encoder\.layer\.1\."):
+        load_checkpoint(tmp_path / "checkpoint", teacher, other_optimizer, other_scheduler)
+    assert load_checkpoint(tmp_path / "checkpoint", student, optimizer, scheduler)["step"] == 3  # its own model fits
