@@ -45,8 +45,13 @@ def unwrap(model: nn.Module) -> Any:
 
 
 def is_regression(model: nn.Module) -> bool:
-    """True for a single-output regression head (e.g. STS-B); :attr:`attribkit.Classifier.is_regression`."""
-    return Classifier(unwrap(model)).is_regression
+    """True for a single-output regression head (e.g. STS-B), as :attr:`attribkit.Classifier.is_regression` says.
+
+    Read from the config alone: building a :class:`attribkit.Classifier` would also set a decoder's
+    padding token, and a question must not change the model.
+    """
+    config = unwrap(model).config
+    return int(config.num_labels) == 1 or getattr(config, "problem_type", None) == "regression"
 
 
 # the entries of a batch a Hugging Face encoder takes (labels and example positions dropped)

@@ -132,3 +132,17 @@ def test_captum_at_the_first_blocks_input_equals_fast_ig(arch):
 def test_attnlrp_refuses_what_its_rules_do_not_cover():
     with pytest.raises(ak.OptionError, match="attnlrp supports bert.*llama"):
         ak.explain(decoder("llama"), ["bad"], method="attnlrp")
+
+
+@pytest.mark.parametrize("num_labels", [1, 2])
+def test_asking_whether_a_decoder_is_a_regression_model_leaves_its_config_alone(num_labels):
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from attribkit_distill.maps import is_regression
+
+    config = AutoConfig.for_model("gpt2", vocab_size=64, n_layer=1, n_head=2, n_embd=8, num_labels=num_labels)
+    config.pad_token_id = None
+    model = AutoModelForSequenceClassification.from_config(config)
+    assert is_regression(model) is (num_labels == 1)
+    assert model.config.pad_token_id is None  # building a Classifier would have set it to end-of-text
+    assert ak.Classifier(model).is_regression is (num_labels == 1)  # the same rule as the core's
