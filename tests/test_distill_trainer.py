@@ -60,8 +60,12 @@ def test_two_process_gloo_training_keeps_replicas_in_sync(checkpoint_dir, tmp_pa
 def test_gradient_accumulation_gives_the_gradient_of_the_whole_batch(checkpoint_dir, tmp_path):
     """Trainer divides a mean loss by the accumulation steps only when told the loss is not scaled already."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
-    from transformers import TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        TrainingArguments,
+    )
 
     from attribkit_distill import AttributionDistillationTrainer, DistillationObjective, KDLoss
 

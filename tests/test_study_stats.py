@@ -147,8 +147,8 @@ def test_the_report_flags_students_of_a_retrained_teacher_that_differs(report):
         ("stsb", "kd"): {1: {"teacher_sha256": recorded}},
     }
     assert report.other_teachers(table) == [
-        f"**Warning (MRPC):** 2 run(s) learnt from a retrained teacher that differs from the recorded one "
-        f"(bbbbbbbbbbbb vs aaaaaaaaaaaa; see `teacher/accepted-*.json`): adkd seed 2, kd seed 2.",
+        "**Warning (MRPC):** 2 run(s) learnt from a retrained teacher that differs from the recorded one "
+        "(bbbbbbbbbbbb vs aaaaaaaaaaaa; see `teacher/accepted-*.json`): adkd seed 2, kd seed 2.",
         "",
     ]
     del table[("mrpc", "kd")][2], table[("mrpc", "adkd")]
