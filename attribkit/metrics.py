@@ -55,6 +55,12 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(dx @ dy) / denominator if denominator > 0 else math.nan
 
 
+def pearson(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
+    """Pearson's correlation; nan if either sequence is constant (as ``scipy.stats.pearsonr``)."""
+    x, y = _pair(a, b)
+    return _pearson(x, y) if x.size > 1 else math.nan
+
+
 def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
     """Spearman's rank correlation (Pearson on tie-averaged ranks); nan if either map is constant."""
     x, y = _pair(a, b)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from attribkit import metrics
 from attribkit_distill.tasks import GlueTask
 
 
@@ -34,30 +36,23 @@ def matthews_corrcoef(predictions: Sequence[int], labels: Sequence[int]) -> floa
 
 
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return 0.0 if denominator == 0 else float((a * b).sum() / denominator)
+    """:func:`attribkit.metrics.pearson`, with constant predictions scored 0 instead of nan.
 
-
-def average_ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties sharing the mean of their ranks."""
-    v = np.asarray(values, dtype=np.float64)
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v), dtype=np.float64)
-    sorted_v = v[order]
-    start = 0
-    while start < len(v):
-        end = start
-        while end + 1 < len(v) and sorted_v[end + 1] == sorted_v[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
+    A student that predicts one score for every pair has no correlation with the labels; 0 keeps
+    "the best checkpoint on dev" well defined where nan would compare false with everything.
+    """
+    value = metrics.pearson(x, y)
+    return 0.0 if math.isnan(value) else value
 
 
 def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    return pearson(average_ranks(x), average_ranks(y))
+    """:func:`attribkit.metrics.spearman` (one rank implementation), constant predictions scored 0 as above."""
+    value = metrics.spearman(x, y)
+    return 0.0 if math.isnan(value) else value
+
+
+#: Ranks 1..n, ties sharing the mean of their ranks (:func:`attribkit.metrics.rank`).
+average_ranks = metrics.rank
 
 
 _METRICS: dict[str, Callable[[Any, Any], float]] = {

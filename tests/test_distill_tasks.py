@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -135,6 +136,11 @@ def test_metrics_match_hand_computed_values():
     rng = torch.Generator().manual_seed(0)
     a, b = torch.randint(0, 5, (50,), generator=rng).tolist(), torch.randn(50, generator=rng).tolist()
     assert spearman(a, b) == pytest.approx(scipy.spearmanr(a, b).statistic, rel=1e-12)
+    # one rank implementation with the core (ak.metrics): the same value, and one stated convention for a
+    # constant prediction: nan for an agreement score, 0 for a GLUE score (best-checkpoint selection needs a number)
+    assert spearman(a, b) == ak.metrics.spearman(a, b) and pearson(a, b) == ak.metrics.pearson(a, b)
+    assert math.isnan(ak.metrics.spearman([2.0] * 4, [1, 2, 3, 4])) and spearman([2.0] * 4, [1, 2, 3, 4]) == 0.0
+    assert math.isnan(ak.metrics.pearson([2.0] * 4, [1, 2, 3, 4])) and pearson([2.0] * 4, [1, 2, 3, 4]) == 0.0
     m = task_metrics(get_task("mrpc"), p, y)
     assert m == {"f1": pytest.approx(200 / 3), "accuracy": pytest.approx(60.0)}
 
