@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from attribkit.cli import app
@@ -54,6 +55,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "attribkit.cli", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_subprocess_bad_input_is_one_line_exit_2(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 2))
     cases = [
@@ -162,6 +164,7 @@ def test_the_command_line_takes_a_methods_own_defaults(monkeypatch, checkpoint_d
     assert abs(cli.scores - api.scores).max() < 1e-6
 
 
+@pytest.mark.slow
 def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 2))
     cases = [

@@ -132,6 +132,7 @@ def _slow_run(model, d, out, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_duplicates(checkpoint_dir, tmp_path):
     model = str(checkpoint_dir("bert", 2, layers=4))
     d = tmp_path
@@ -359,6 +360,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_no_output(checkpoint_dir, tmp_path):
     d = write_inputs(tmp_path)
     (d / "empty.txt").write_text("\n  \n")

@@ -14,6 +14,8 @@ import pytest
 
 import attribkit as ak
 
+pytestmark = pytest.mark.slow  # every test starts two processes
+
 SENTENCES = ["the movie was good", "awful plot", "i love this film", "boring and bad", "a fine story", "never again"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 

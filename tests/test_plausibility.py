@@ -95,6 +95,7 @@ def test_plausibility_summary_and_iou_f1():
         ak.plausibility([a], gold[:1], k=0)
 
 
+@pytest.mark.slow
 def test_cli_reads_rationales_and_refuses_bad_lines(checkpoint_dir, tmp_path):
     import json
     import subprocess

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from tiny_glue import write_tiny_glue
 
 from attribkit.progress import PlainProgress
@@ -42,6 +43,7 @@ def test_plain_lines_every_period_with_rate_and_eta_from_this_runs_work():
     ]
 
 
+@pytest.mark.slow
 def test_batch_explain_and_distill_report_progress_in_plain_lines_when_stderr_is_a_pipe(checkpoint_dir, tmp_path):
     texts = [f"the movie was {'very ' * (i % 4)}good {i}" for i in range(100)]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
