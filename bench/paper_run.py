@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -28,6 +29,24 @@ import torch
 PAPER_LAYERS = [0, 2, 4, 6, 8, 10]
 ROWS = ("teacher", "student_ft", "kd", "adkd", "kd_iit", "adkd_iit")
 TEACHER_SETTINGS = {"batch_size": 32, "learning_rate": 2e-5, "epochs": 3.0}
+
+
+def per_device_batch(batch: int, world: int) -> int:
+    """The per-process batch that keeps the paper's batch (and so its learning rate) with ``world`` processes."""
+    if batch % world:
+        raise SystemExit(f"error: the paper's batch of {batch} does not split over {world} processes; use a divisor")
+    return batch // world
+
+
+class MeanOfDevSets:
+    """Trainer mixin: with several dev sets (MNLI), ``eval_score`` is their mean, as the CLI loop selects on."""
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval") -> Any:
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)  # type: ignore[misc]
+        scores = [v for k, v in metrics.items() if k.startswith(f"{metric_key_prefix}_") and k.endswith("_score")]
+        if eval_dataset is None and len(scores) > 1:
+            metrics[f"{metric_key_prefix}_score"] = float(np.mean(scores))
+        return metrics
 
 
 def objective_for(row: str, preset: Any, hidden: int):
@@ -118,7 +137,9 @@ def main() -> None:
 
     training = TrainingArguments(
         output_dir=str(args.out / "trainer"),
-        per_device_train_batch_size=int(settings["batch_size"]),
+        per_device_train_batch_size=per_device_batch(
+            int(settings["batch_size"]), int(os.environ.get("WORLD_SIZE", "1"))
+        ),
         per_device_eval_batch_size=128,
         learning_rate=settings["learning_rate"],
         num_train_epochs=settings["epochs"],
@@ -131,7 +152,8 @@ def main() -> None:
         save_strategy="epoch",
         save_total_limit=2,
         load_best_model_at_end=True,
-        metric_for_best_model=f"eval_{dev_splits[0]}_score",
+        # one dev set: its score; MNLI: the mean of matched and mismatched (MeanOfDevSets), as the CLI loop
+        metric_for_best_model="eval_score" if len(dev_splits) > 1 else f"eval_{dev_splits[0]}_score",
         seed=args.seed,
         report_to=[],
         logging_steps=50,
@@ -147,10 +169,10 @@ def main() -> None:
         "data_collator": DataCollatorWithPadding(tokenizer),
     }
     objective = objective_for(args.row, preset, int(model.config.hidden_size))
+    plain = type("PaperTrainer", (MeanOfDevSets, Trainer), {})
+    distilling = type("PaperDistillationTrainer", (MeanOfDevSets, AttributionDistillationTrainer), {})
     trainer = (
-        Trainer(**common)
-        if objective is None
-        else AttributionDistillationTrainer(**common, teacher=cast(Any, teacher), objective=objective)
+        plain(**common) if objective is None else distilling(**common, teacher=cast(Any, teacher), objective=objective)
     )
     start = time.time()
     resume = any((args.out / "trainer").glob("checkpoint-*"))

@@ -64,12 +64,32 @@ def test_a_new_term_is_one_registered_function(monkeypatch):
         register_term("zero_term", summary="again")(zero_term)
 
 
-def test_the_paper_run_builds_its_objectives_through_the_same_code():
+@pytest.fixture()
+def paper_run():
     path = Path(__file__).resolve().parents[1] / "bench" / "paper_run.py"
     spec = importlib.util.spec_from_file_location("paper_run_under_test", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_the_paper_run_keeps_the_papers_batch_over_processes_and_selects_mnli_on_both_dev_sets(paper_run):
+    assert paper_run.per_device_batch(32, 1) == 32 and paper_run.per_device_batch(32, 4) == 8
+    with pytest.raises(SystemExit, match="does not split over 3 processes"):
+        paper_run.per_device_batch(32, 3)
+
+    class Evaluated:
+        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+            return {"eval_dev_matched_score": 80.0, "eval_dev_mismatched_score": 83.0, "eval_loss": 0.5}
+
+    trainer = type("T", (paper_run.MeanOfDevSets, Evaluated), {})()
+    assert trainer.evaluate()["eval_score"] == 81.5  # the CLI loop's choice: the mean of the dev sets
+
+
+def test_the_paper_run_builds_its_objectives_through_the_same_code(paper_run):
+    module = paper_run
     preset = DISTILL_PRESETS["mrpc"]
     for row, objective in (("kd", "kd"), ("adkd", "kd+adkd"), ("kd_iit", "kd+iit"), ("adkd_iit", "kd+adkd+iit")):
         cli, _ = build_objective(objective, preset, hidden=768, cross_tokenizer=False, epochs=math.ceil(preset.epochs))
