@@ -1,7 +1,7 @@
 """The AD-KD attribution loss, usable in any training loop.
 
 Wu et al., "AD-KD: Attribution-Driven Knowledge Distillation for Language Model Compression",
-ACL 2023 (the exact recipe, including the facts of its reference code, is in DESIGN.md).
+ACL 2023 (the exact recipe, including the facts of its reference code, is in docs/design.md).
 """
 
 from __future__ import annotations

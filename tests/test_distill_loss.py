@@ -1,4 +1,4 @@
-"""AttributionLoss against a hand-written reference of the AD-KD formulas (DESIGN.md, AD-KD)."""
+"""AttributionLoss against a hand-written reference of the AD-KD formulas (docs/design.md, AD-KD)."""
 
 from __future__ import annotations
 

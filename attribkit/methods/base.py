@@ -50,7 +50,7 @@ class AttributionMethod(ABC):
 
     Args:
         classifier: The model to explain.
-        layer: ``word_embeddings`` or ``embeddings`` (see DESIGN: attribution conventions).
+        layer: ``word_embeddings`` or ``embeddings`` (docs/design.md, attribution conventions).
         target_fn: ``logit``, ``prob`` or ``log_prob``.
     """
 
