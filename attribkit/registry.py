@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from attribkit.errors import DuplicateNameError, UnknownNameError
+from attribkit.errors import DuplicateNameError, OptionError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -19,25 +20,36 @@ class Registry(Generic[T]):
     entry-point group given as ``entry_point_group``: each entry point either registers itself
     on import or returns the object to register under the entry point's name.
 
+    A plugin whose entry point fails to import is skipped with a warning naming it; the others load.
+
     Args:
         kind: What the registry holds, used in error messages (``"method"``).
         entry_point_group: Entry-point group scanned once, on first lookup.
+        on_add: Called with ``(name, obj)`` when an entry is added (the method registry writes the
+            name into the class, so that it is written once, in the decorator).
     """
 
-    def __init__(self, kind: str, *, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        *,
+        entry_point_group: str | None = None,
+        on_add: Callable[[str, T], None] | None = None,
+    ) -> None:
         self._kind = kind
         self._group = entry_point_group
         self._entries: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
+        self._on_add = on_add
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers an object under ``name``.
 
         Raises:
+            OptionError: ``name`` is not a snake_case identifier.
             DuplicateNameError: ``name`` is already registered.
         """
-        if not name or not name.replace("_", "").isalnum() or name.lower() != name:
-            raise DuplicateNameError(f"{self._kind} name {name!r} must be a snake_case identifier")
+        self._check_name(name)
 
         def decorate(obj: T) -> T:
             self.add(name, obj)
@@ -45,11 +57,18 @@ class Registry(Generic[T]):
 
         return decorate
 
+    def _check_name(self, name: object) -> None:
+        if not isinstance(name, str) or not name.isidentifier() or name.lower() != name:
+            raise OptionError(f"{self._kind} name {name!r} must be a snake_case identifier, e.g. my_{self._kind}")
+
     def add(self, name: str, obj: T) -> None:
         """Register ``obj`` under ``name``; raises :class:`DuplicateNameError` if taken."""
+        self._check_name(name)
         if name in self._entries and self._entries[name] is not obj:
             raise DuplicateNameError(f"a {self._kind} named {name!r} is already registered; choose another name")
         self._entries[name] = obj
+        if self._on_add is not None:
+            self._on_add(name, obj)
 
     def get(self, name: str) -> T:
         """Return the object registered under ``name``.
@@ -77,6 +96,14 @@ class Registry(Generic[T]):
             return
         self._plugins_loaded = True
         for ep in entry_points(group=self._group or ""):
-            loaded = ep.load()  # a module registers itself on import; a class is added here
-            if callable(loaded) and ep.name not in self._entries:
-                self.add(ep.name, loaded)
+            try:
+                loaded = ep.load()  # a module registers itself on import; a class is added here
+                if callable(loaded) and ep.name not in self._entries:
+                    self.add(ep.name, loaded)
+            except Exception as exc:  # one broken plugin must not take the others down
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                warnings.warn(
+                    f"{self._kind} plugin {ep.name!r} ({ep.value}) could not be loaded and is skipped: {first}",
+                    UserWarning,
+                    stacklevel=3,
+                )

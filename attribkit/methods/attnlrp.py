@@ -219,7 +219,6 @@ class AttnLRP(FastIntegratedGradients):
         attributions ``[batch, views, seq, hidden]``.
     """
 
-    name = "attnlrp"
     computes_delta = False
     differentiable = False
 

@@ -15,7 +15,15 @@ from attribkit.model import Classifier
 from attribkit.registry import Registry
 from attribkit.targets import TARGET_FNS
 
-METHODS: Registry[type[AttributionMethod]] = Registry("method", entry_point_group="attribkit.methods")
+
+def _name_the_class(name: str, cls: type[AttributionMethod]) -> None:
+    """The registry key is the method's name: written once, in ``@register_method("...")``."""
+    cls.name = name
+
+
+METHODS: Registry[type[AttributionMethod]] = Registry(
+    "method", entry_point_group="attribkit.methods", on_add=_name_the_class
+)
 register_method = METHODS.register
 
 
@@ -41,7 +49,8 @@ class MethodResult:
 class AttributionMethod(ABC):
     """Base class: public :meth:`compute` validates, private :meth:`_scores` does the maths.
 
-    Subclasses set ``name`` (the registry key), ``granularity`` and ``differentiable``, take
+    Subclasses are registered with ``@register_method("name")``, which sets ``name`` (the registry
+    key); they set ``granularity`` and ``differentiable``, take
     their options as keyword-only ``__init__`` arguments (validated there) and implement
     :meth:`_scores`. A method that runs the model on the input itself anyway (gradient x input,
     single-step IG, occlusion, or a no-grad forward it also needs for completeness) sets

@@ -52,7 +52,6 @@ class CaptumIntegratedGradients(AttributionMethod):
         attributions ``[batch, views, seq, hidden]``; delta ``[batch, views]``.
     """
 
-    name = "integrated_gradients"
     granularity = "dims"
     computes_delta = True
 

@@ -64,7 +64,6 @@ class DeepLift(AttributionMethod):
         attributions ``[batch, views, seq, hidden]``.
     """
 
-    name = "deeplift"
     granularity = "dims"
 
     def __init__(

@@ -59,7 +59,6 @@ class FastIntegratedGradients(AttributionMethod):
         attributions ``[batch, views, seq, hidden]``; delta ``[batch, views]``.
     """
 
-    name = "fast_ig"
     granularity = "dims"
     differentiable = True
     computes_delta = True

@@ -27,7 +27,6 @@ class GradientXInput(FastIntegratedGradients):
         attributions ``[batch, views, seq, hidden]``.
     """
 
-    name = "gradient_x_input"
     computes_delta = False
 
     def __init__(

@@ -39,7 +39,6 @@ class GradientShap(AttributionMethod):
         attributions ``[batch, views, seq, hidden]``, zero at padding.
     """
 
-    name = "gradient_shap"
     granularity = "dims"
 
     def __init__(

@@ -36,7 +36,6 @@ class Occlusion(AttributionMethod):
         attributions ``[batch, views, seq]``.
     """
 
-    name = "occlusion"
     granularity = "tokens"
     inference_only = True
 

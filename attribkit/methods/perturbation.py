@@ -173,7 +173,6 @@ class FeatureAblation(TokenPerturbation):
     batched implementation); here as the reference of the perturbation family.
     """
 
-    name = "feature_ablation"
     sampled = False
 
     def __init__(
@@ -211,8 +210,6 @@ class ShapleySampling(TokenPerturbation):
     ``n_samples`` (every order telescopes).
     """
 
-    name = "shapley_sampling"
-
     def __init__(
         self,
         classifier: Classifier,
@@ -247,8 +244,6 @@ class KernelShap(TokenPerturbation):
     A Shapley-kernel-weighted linear fit over ``n_samples`` sampled coalitions, solved exactly by
     weighted least squares (:class:`~attribkit.methods.surrogate.WeightedLinearModel`).
     """
-
-    name = "kernel_shap"
 
     def __init__(
         self,
@@ -290,8 +285,6 @@ class Lime(TokenPerturbation):
     Args:
         ridge: L2 penalty of the surrogate (0 = plain weighted least squares).
     """
-
-    name = "lime"
 
     def __init__(
         self,

@@ -39,7 +39,6 @@ class Saliency(AttributionMethod):
         attributions ``[batch, views, seq, hidden]``, zero at padding.
     """
 
-    name = "saliency"
     granularity = "dims"
 
     def __init__(
