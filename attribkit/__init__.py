@@ -41,6 +41,9 @@ _EXPORTS = {
     "compare_records": "attribkit.comparison",
     "Comparison": "attribkit.comparison",
     "align": "attribkit.alignment",
+    "Unit": "attribkit.units",
+    "shared_units": "attribkit.units",
+    "unit_members": "attribkit.units",
     "Alignment": "attribkit.alignment",
     "faithfulness": "attribkit.erasure",
     "FaithfulnessScores": "attribkit.erasure",
@@ -136,4 +139,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.targets import apply_target_fn
     from attribkit.types import Attribution
+    from attribkit.units import Unit, shared_units, unit_members
     from attribkit.vocabulary import shrink_vocabulary

@@ -18,8 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from attribkit import InvalidInputError, OptionError
-from attribkit.units import Unit, shared_units, unit_members
+from attribkit import InvalidInputError, OptionError, Unit, shared_units, unit_members
 from attribkit_distill.data import EncodedData
 from attribkit_distill.tasks import Example
 

@@ -58,3 +58,20 @@ def test_the_core_never_imports_the_distillation_plugin():
         m for m, targets in run_time_imports().items() if any(t.startswith("attribkit_distill") for t in targets)
     }
     assert not offenders
+
+
+def test_the_plugin_uses_only_the_cores_public_names():
+    """attribkit_distill imports ``from attribkit import <public name>`` (or ``import attribkit``), nothing deeper."""
+    import attribkit_distill
+
+    public = set(attribkit.__all__)
+    offenders = []
+    for file in Path(attribkit_distill.__file__).resolve().parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("attribkit."):
+                offenders.append(f"{file.name}: from {node.module} import ...")
+            elif isinstance(node, ast.ImportFrom) and node.module == "attribkit":
+                offenders += [f"{file.name}: {a.name} is not public" for a in node.names if a.name not in public]
+            elif isinstance(node, ast.Import):
+                offenders += [f"{file.name}: import {a.name}" for a in node.names if a.name.startswith("attribkit.")]
+    assert not offenders, offenders
