@@ -386,6 +386,9 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
     parser.add_argument("--data-dir", type=Path, default=None, help="Folder with the GLUE task folders (MRPC/, ...).")
     args = parser.parse_args()
+    # run as a script this module is __main__: the report's ``from reproduce import ...`` must find *this*
+    # module (with --data-dir and --config applied), not import a second, unconfigured copy
+    sys.modules.setdefault("reproduce", sys.modules[__name__])
     DATA["glue"] = args.data_dir
     configure(args.config)
     all_tasks = PAPER_TASKS if args.config == "paper" else tuple(TASKS)

@@ -262,3 +262,28 @@ def test_study_v2_follows_its_protocol(study_v2):
         if run.task == "sst2":
             assert (value["--train-limit"], value["--subset-seed"]) == ("8000", "0")
         assert ("--alpha" in used and value["--alpha"] == "0") == (run.row == "no_teacher")
+
+
+def test_the_report_sees_the_data_dir_and_the_config_of_the_command_line(tmp_path):
+    """``python bench/reproduce.py report --data-dir D --config paper``: the report reads D and the paper's folder."""
+    import subprocess
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    for task in ("RTE", "MRPC", "STS-B", "CoLA", "SST-2"):
+        (tmp_path / task).mkdir()
+    script = f"""
+import runpy, sys, types
+seen = {{}}
+def write_report():
+    from reproduce import RESULTS, glue_dir
+    seen.update(results=str(RESULTS), glue=str(glue_dir()))
+sys.modules["reproduce_report"] = types.SimpleNamespace(write_report=write_report)
+sys.path.insert(0, {str(bench)!r})
+sys.argv = ["reproduce.py", "report", "--data-dir", {str(tmp_path)!r}, "--config", "paper"]
+runpy.run_path({str(bench / "reproduce.py")!r}, run_name="__main__")
+print(seen["results"]); print(seen["glue"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results, glue = proc.stdout.split()
+    assert results.endswith("bench/results/paper") and glue == str(tmp_path)
