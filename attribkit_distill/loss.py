@@ -246,6 +246,8 @@ class AttributionLoss(nn.Module):
         ``side`` (``student`` or ``teacher``) picks the map method and its options; the teacher's
         scores are permuted over real tokens when ``teacher_shuffle`` is set.
         """
+        if side not in ("student", "teacher"):
+            raise OptionError(f"side must be 'student' or 'teacher'; got {side!r}")
         method, options = (
             (self.method, self.method_options) if side == "student" else (self.teacher_method, self.teacher_options)
         )
