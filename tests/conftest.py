@@ -63,3 +63,33 @@ def student_teacher(checkpoint_dir):
         return student, teacher
 
     return make
+
+
+@pytest.fixture()
+def cli_main(capsys, monkeypatch):
+    """Run ``attribkit ARGS`` through the console entry point in this process: ``(exit code, stdout, stderr)``.
+
+    The same ``main()`` a shell runs (one-line errors, exit codes), without a new interpreter per call;
+    tests that need a real process (signals, kills) start one themselves.
+    """
+    import warnings
+
+    from attribkit import cli
+
+    def run(*args: object) -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.argv", ["attribkit", *map(str, args)])
+        capsys.readouterr()
+        formatwarning = warnings.formatwarning  # main() words warnings for a terminal; keep this process's
+        with warnings.catch_warnings():
+            code = 0
+            try:
+                cli.main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                warnings.formatwarning = formatwarning
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    yield run
+    monkeypatch.undo()

@@ -164,8 +164,7 @@ def test_the_command_line_takes_a_methods_own_defaults(monkeypatch, checkpoint_d
     assert abs(cli.scores - api.scores).max() < 1e-6
 
 
-@pytest.mark.slow
-def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path):
+def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path, cli_main):
     model = str(checkpoint_dir("bert", 2))
     cases = [
         (["--steps", "0"], "error: --steps must be at least 1; got 0"),
@@ -185,11 +184,8 @@ def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path):
         ),
     ]
     for args, message in cases:
-        proc = run_cli("explain", "--model", model, "--text", "good", *args)
-        assert proc.returncode == 2 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, (
-            args,
-            proc.stderr,
-        )
+        code, _, stderr = cli_main("explain", "--model", model, "--text", "good", *args)
+        assert code == 2 and stderr.startswith(message) and stderr.count("\n") == 1, (args, stderr)
     assert not (tmp_path / "x.html").exists()
 
 

@@ -360,18 +360,23 @@ BAD = [
 ]
 
 
-@pytest.mark.slow
-def test_bad_input_is_one_line_exit_2_and_no_output(checkpoint_dir, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_no_output(checkpoint_dir, tmp_path, cli_main):
+    """Through the console entry point in-process (the first case also as a real process)."""
     d = write_inputs(tmp_path)
     (d / "empty.txt").write_text("\n  \n")
     (d / "bad.jsonl").write_text('{"text": "ok"}\n{oops\n')
     model = str(checkpoint_dir("bert", 2))
-    for args, message in BAD:
+    for number, (args, message) in enumerate(BAD):
         argv = [a.format(d=d, m=model) for a in args]
         if argv[0] != "compare" and "--model" not in argv:
             argv += ["--model", model]
-        proc = run_cli(*argv)
-        assert proc.returncode == 2, (argv, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, (argv, proc.stderr)
+        if number == 0:
+            proc = run_cli(*argv)
+            code, stderr = proc.returncode, proc.stderr
+        else:
+            code, _, stderr = cli_main(*argv)
+        assert code == 2, (argv, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, (argv, stderr)
+        assert lines[0].startswith("error: ")
         assert not (d / "o.jsonl").exists() and not (d / "o.jsonl.partial").exists()

@@ -149,8 +149,7 @@ def test_resume_refuses_another_method_model_or_input_and_accepts_the_same_run(c
 # ---------------------------------------------------------------- errors, not tracebacks
 
 
-@pytest.mark.slow
-def test_unwritable_outputs_fail_before_any_work(checkpoint_dir, tmp_path):
+def test_unwritable_outputs_fail_before_any_work(checkpoint_dir, tmp_path, cli_main):
     model = checkpoint_dir("bert", 2)
     (tmp_path / "in.txt").write_text("good\nbad\n")
     for args in (
@@ -161,8 +160,9 @@ def test_unwritable_outputs_fail_before_any_work(checkpoint_dir, tmp_path):
         ["faithfulness", "--model", model, "--text", "good", "--json", "/proc/attribkit-test.json"],
         ["compare", "--teacher", model, "--student", model, "--text", "good", "--html", "/proc/attribkit-test.html"],
     ):
-        line = one_error_line(cli(*args))
-        assert "/proc/attribkit-test" in line and "cannot write there" in line, line
+        code, _, stderr = cli_main(*args)  # the console entry point, in this process
+        assert code == 2 and stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+        assert "/proc/attribkit-test" in stderr and "cannot write there" in stderr, stderr
 
 
 def test_a_write_that_fails_anyway_leaves_nothing_behind(tmp_path, monkeypatch):
@@ -385,12 +385,13 @@ def test_missing_plotly_js_file_warns(checkpoint_dir, tmp_path):
     assert data["options"]["teacher"]["layer"] == "word_embeddings"
 
 
-def test_training_outputs_that_cannot_be_written_fail_before_any_work(checkpoint_dir):
+def test_training_outputs_that_cannot_be_written_fail_before_any_work(checkpoint_dir, cli_main):
     model = checkpoint_dir("bert", 2)
     for args in (
         ["finetune", "--model", model, "--task", "SST-2", "--out", "/proc/attribkit-test/run"],
         ["distill", "--teacher", model, "--student-layers", "0", "--task", "SST-2", "--out", "/proc/attribkit-test/s"],
         ["evaluate", "--model", model, "--task", "SST-2", "--json", "/proc/attribkit-test.json"],
     ):
-        line = one_error_line(cli(*args))
-        assert "/proc/attribkit-test" in line and "cannot write there" in line, line
+        code, _, stderr = cli_main(*args)  # the console entry point, in this process
+        assert code == 2 and stderr.count("\n") == 1 and stderr.startswith("error: "), stderr
+        assert "/proc/attribkit-test" in stderr and "cannot write there" in stderr, stderr
