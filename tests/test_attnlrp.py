@@ -70,19 +70,39 @@ def test_explain_gives_the_rules_relevance(tiny):
     assert clf.model.config._attn_implementation == "sdpa"
 
 
+LXT_SCRIPT = """
+import json, sys
+import torch
+import transformers.models.bert.modeling_bert as modeling_bert
+from lxt.efficient import monkey_patch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+folder, text = sys.argv[1:3]
+monkey_patch(modeling_bert)  # patches transformers in this process only
+model = AutoModelForSequenceClassification.from_pretrained(folder, attn_implementation="eager").double().eval()
+batch = AutoTokenizer.from_pretrained(folder)([text], return_tensors="pt")
+embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits[0, 1].backward()
+print(json.dumps((embeds * embeds.grad).sum(-1)[0].detach().tolist()))
+"""
+
+
 def test_equals_lxt_where_lxt_supports_the_installed_transformers(checkpoint_dir):
+    """lxt (the AttnLRP reference) in its own process: its monkey patch must not reach the other tests."""
+    import json
+    import subprocess
+    import sys
+
     lxt = pytest.importorskip("lxt", reason="lxt (the AttnLRP reference) is not installed")
-    try:
-        import transformers.models.bert.modeling_bert as modeling_bert
-        from lxt.efficient import monkey_patch
-    except Exception as exc:  # lxt's patched model files target specific transformers versions
-        pytest.skip(f"lxt {getattr(lxt, '__version__', '?')} cannot patch BERT on this transformers: {exc}")
-    clf = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu")
+    folder = checkpoint_dir("bert", 2)
+    proc = subprocess.run(
+        [sys.executable, "-c", LXT_SCRIPT, str(folder), TEXT], capture_output=True, text=True, timeout=300
+    )
+    if proc.returncode != 0:  # lxt's patched model files target specific transformers versions
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"lxt {getattr(lxt, '__version__', '?')} cannot patch BERT on this transformers: {last}")
+    reference = np.array(json.loads(proc.stdout))
+    clf = ak.load_classifier(folder, device="cpu")
     clf.model.double()
     ours = ak.explain(clf, [TEXT], method="attnlrp", targets=[1])[0].scores[0]
-    monkey_patch(modeling_bert)
-    model = type(clf.model).from_pretrained(checkpoint_dir("bert", 2), attn_implementation="eager").double().eval()
-    batch = clf.encode([TEXT])
-    embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
-    model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits[0, 1].backward()
-    np.testing.assert_allclose(ours, (embeds * embeds.grad).sum(-1)[0].numpy(), rtol=1e-6, atol=1e-9)
+    # records hold float32: 1e-5 relative is above that storage error (up to ~4e-6 seen), far below any rule change
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-8)
