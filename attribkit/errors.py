@@ -8,6 +8,12 @@ callers who catch the built-in keep working.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): one-line errors."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class AttribkitError(Exception):
     """Base class of every error attribkit raises on purpose."""
 

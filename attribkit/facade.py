@@ -166,6 +166,7 @@ def explain(
     )
     records: list[Attribution | None] = [None] * len(texts)
     flagged: list[IncompleteInput] = []
+    first_texts = [t if isinstance(t, str) else t[0] for t in texts]  # how the completeness warning names inputs
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
         batch = classifier.collate([items[i] for i in order])
@@ -183,7 +184,6 @@ def explain(
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
         if result.delta is not None:
-            first_texts = [t if isinstance(t, str) else t[0] for t in texts]
             flagged += incomplete_inputs(result.attributions.detach(), result.delta.detach(), order, first_texts)
         scores = result.attributions.detach()
         if runner.granularity == "dims":

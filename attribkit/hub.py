@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from attribkit.errors import InvalidInputError
+from attribkit.errors import InvalidInputError, first_line
 
 
 def hub_host() -> str:
@@ -101,5 +101,5 @@ def load_dataset_split(name: str, config: str | None = None, *, split: str, hint
     except InvalidInputError:
         raise
     except Exception as exc:  # datasets raises many types (FileNotFoundError, ValueError, DatasetNotFoundError ...)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise InvalidInputError(f"cannot load {what}: {first}{tail}") from None

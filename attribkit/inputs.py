@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribkit.errors import InvalidInputError
+from attribkit.errors import InvalidInputError, first_line
 
 #: Column names tried, in order, when ``text_column`` is not given.
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "premise", "question", "question1")
@@ -141,7 +141,7 @@ def read_dataset(
         try:
             data = load_dataset(builder, data_files=str(local), split=split, **extra)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise InvalidInputError(f"cannot load dataset {spec!r} split {split!r}: {first}") from None
     else:
         data = load_dataset_split(name, config or None, split=split)

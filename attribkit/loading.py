@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from attribkit.errors import ModelLoadError, OptionError
+from attribkit.errors import ModelLoadError, OptionError, first_line
 from attribkit.model import Classifier
 from attribkit.quiet import quiet_transformers
 
@@ -78,7 +78,7 @@ def load_classifier(
     try:
         config = AutoConfig.from_pretrained(name)
     except Exception as exc:  # transformers raises OSError/ValueError variants
-        raise ModelLoadError(f"cannot load a model config from {name!r}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"cannot load a model config from {name!r}: {first_line(exc)}") from exc
     architectures = list(getattr(config, "architectures", None) or [])
     is_classifier = any(a.endswith("ForSequenceClassification") for a in architectures)
     if not is_classifier and num_labels is None:
@@ -96,7 +96,7 @@ def load_classifier(
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
     except Exception as exc:
-        raise ModelLoadError(f"cannot load {name!r} as a sequence classifier: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"cannot load {name!r} as a sequence classifier: {first_line(exc)}") from exc
     if Path(name).is_dir() and not any((Path(name) / f).is_file() for f in _TOKENIZER_FILES):
         raise ModelLoadError(
             f"{name} has no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the tokenizer next to the model"
@@ -104,7 +104,7 @@ def load_classifier(
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as exc:
-        raise ModelLoadError(f"{name!r} has no usable tokenizer: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"{name!r} has no usable tokenizer: {first_line(exc)}") from exc
     if tokenizer is not None and len(tokenizer) <= len(getattr(tokenizer, "all_special_ids", [])):
         # transformers >= 5 builds an empty tokenizer instead of failing when files are missing
         raise ModelLoadError(f"{name!r} has an empty tokenizer vocabulary; save the tokenizer next to the model")
@@ -158,8 +158,3 @@ def _in_hub_cache(name: str) -> bool:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
     except Exception:  # an invalid repo id, an old huggingface_hub: not cached
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from attribkit.errors import DuplicateNameError, OptionError, UnknownNameError
+from attribkit.errors import DuplicateNameError, OptionError, UnknownNameError, first_line
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ class Registry(Generic[T]):
                 if callable(loaded) and ep.name not in self._entries:
                     self.add(ep.name, loaded)
             except Exception as exc:  # one broken plugin must not take the others down
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 warnings.warn(
                     f"{self._kind} plugin {ep.name!r} ({ep.value}) could not be loaded and is skipped: {first}",
                     UserWarning,
