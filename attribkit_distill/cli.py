@@ -10,6 +10,7 @@ import typer
 
 from attribkit_distill.command_setup import (
     build_objective,
+    check_distill_options,
     load_data,
     parse_layers,
     parse_method_options,
@@ -219,24 +220,18 @@ def distill(
     from attribkit_distill.objective import describe
     from attribkit_distill.pairing import build_student, same_tokenizer
     from attribkit_distill.presets import DISTILL_PRESETS
-    from attribkit_distill.terms import check_tokenizers, parse_objective
+    from attribkit_distill.terms import check_tokenizers
     from attribkit_distill.train import train
 
-    terms = parse_objective(objective)  # unknown terms fail here, before any model is loaded
-    if iit_weight < 0:
-        raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
-    from attribkit_distill.objective import ANNEAL_SCHEDULES, REGRESSION_FORMS
-
-    for flag, value, choices in (
-        ("--anneal-every", anneal_every, ANNEAL_SCHEDULES),
-        ("--regression-kd", regression_kd, REGRESSION_FORMS),
-    ):
-        if value not in choices:
-            raise ak.OptionError(f"unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
-    if student_from is not None and student_layers is None:
-        raise ak.OptionError("--student-from PRETRAINED takes its layers from --student-layers 0,2,4; give both")
-    if (student_init is None) == (student_layers is None):
-        raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
+    terms = check_distill_options(  # before any model is loaded
+        objective=objective,
+        iit_weight=iit_weight,
+        anneal_every=anneal_every,
+        regression_kd=regression_kd,
+        student_init=student_init,
+        student_layers=student_layers,
+        student_from=student_from,
+    )
     spec = task_spec(task)
     check_run_folder(out, resume)
     preset = DISTILL_PRESETS[spec.name]

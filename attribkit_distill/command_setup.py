@@ -64,6 +64,40 @@ def train_config(defaults: dict, **given: Any) -> Any:
     return TrainConfig(**{**defaults, **values})
 
 
+def check_distill_options(
+    *,
+    objective: str,
+    iit_weight: float,
+    anneal_every: str,
+    regression_kd: str,
+    student_init: str | None,
+    student_layers: str | None,
+    student_from: str | None,
+) -> tuple[str, ...]:
+    """The ``distill`` options that need no model or data, checked first; returns the objective's terms.
+
+    (``KDLoss`` checks the KD choices too, but it is built once the data is loaded, to count its epochs.)
+    """
+    import attribkit as ak
+    from attribkit_distill.objective import ANNEAL_SCHEDULES, REGRESSION_FORMS
+    from attribkit_distill.terms import parse_objective
+
+    terms = parse_objective(objective)
+    if iit_weight < 0:
+        raise ak.OptionError(f"--iit-weight must be >= 0; got {iit_weight}")
+    for flag, value, choices in (
+        ("--anneal-every", anneal_every, ANNEAL_SCHEDULES),
+        ("--regression-kd", regression_kd, REGRESSION_FORMS),
+    ):
+        if value not in choices:
+            raise ak.OptionError(f"unknown {flag} {value!r}; choose one of: {', '.join(choices)}")
+    if student_from is not None and student_layers is None:
+        raise ak.OptionError("--student-from PRETRAINED takes its layers from --student-layers 0,2,4; give both")
+    if (student_init is None) == (student_layers is None):
+        raise ak.OptionError("give exactly one of --student-init DIR or --student-layers 0,2,4")
+    return terms
+
+
 def build_objective(
     objective: str,
     preset: Any,

@@ -6,12 +6,9 @@ ACL 2023 (the exact recipe, including the facts of its reference code, is in doc
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,21 +16,21 @@ from torch import Tensor, nn
 from attribkit import (
     InvalidInputError,
     OptionError,
-    attribute,
-    get_method,
-    list_methods,
     normalize_scores,
     reduce_dims,
 )
-from attribkit_distill.maps import forward_with_maps, is_regression, model_inputs, unwrap
+from attribkit_distill.maps import forward_with_maps, is_regression, unwrap
+from attribkit_distill.signal import (
+    IG_FAMILY,
+    REFERENCE_METHOD,
+    check_signal_options,
+    registered_scores,
+    shuffle_over_tokens,
+)
 
 VIEWS = ("auto", "all", "gold")
 DISTANCES = ("mse", "l1", "cosine")
 BASELINES = ("zero", "pad")
-#: The map method of the paper (single- or m-step IG from the fused forward, :func:`forward_with_maps`).
-REFERENCE_METHOD = "fast_ig"
-#: Methods whose two binary class maps coincide under the conditions of :meth:`AttributionLoss.binary_views_coincide`.
-IG_FAMILY = ("fast_ig", "gradient_x_input")
 
 
 @dataclass(frozen=True)
@@ -135,28 +132,7 @@ class AttributionLoss(nn.Module):
         self.top_k, self.steps, self.layer, self.views = top_k, steps, layer, views
         self.target_fn, self.normalize, self.distance, self.baseline = target_fn, normalize, distance, baseline
         teacher_method = method if teacher_method is None else teacher_method
-        known = list_methods()
-        for role, name in (("method", method), ("teacher_method", teacher_method)):
-            if name not in known:
-                raise OptionError(f"unknown {role} {name!r}; choose one of: {', '.join(known)}")
-        if not get_method(method).differentiable:
-            usable = [m for m in known if get_method(m).differentiable]
-            raise OptionError(
-                f"the student's map method {method!r} is not differentiable (the loss must reach the student); "
-                f"use one of: {', '.join(usable)} (any method can make the teacher's map)"
-            )
-        for role, name, given in (
-            ("method_options", method, method_options),
-            ("teacher_options", teacher_method, teacher_options),
-        ):
-            accepted = [
-                p for p in inspect.signature(get_method(name).__init__).parameters if p not in ("self", "classifier")
-            ]
-            unknown = sorted(set(given or {}) - set(accepted))
-            if unknown:
-                raise OptionError(f"{role}: {name} has no option {unknown[0]!r}; it takes: {', '.join(accepted)}")
-        if teacher_shuffle is not None and (not isinstance(teacher_shuffle, int) or isinstance(teacher_shuffle, bool)):
-            raise OptionError(f"teacher_shuffle is a seed (an integer) or None; got {teacher_shuffle!r}")
+        check_signal_options(method, teacher_method, method_options, teacher_options, teacher_shuffle)
         self.method, self.teacher_method = method, teacher_method
         self.method_options = dict(method_options or {})
         self.teacher_options = dict(teacher_options or {})
@@ -268,7 +244,11 @@ class AttributionLoss(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         targets = self.view_targets(model, batch)
         if method != REFERENCE_METHOD or options or self.baseline != "zero":
-            return self._registered_scores(model, batch, targets, method, options, top_k, create_graph), None
+            shared = {"steps": self.steps, "layer": self.layer, "target_fn": self.target_fn, "baseline": self.baseline}
+            scores = registered_scores(
+                model, batch, targets, method, shared=shared, own=options, top_k=top_k, create_graph=create_graph
+            )
+            return scores, None
         out = forward_with_maps(  # the paper's maps: logits and maps from one forward
             model,
             batch,
@@ -280,47 +260,6 @@ class AttributionLoss(nn.Module):
         )
         attributions, logits = out.attributions, out.logits
         return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2"), logits
-
-    def _registered_scores(
-        self,
-        model: nn.Module,
-        batch: dict[str, Tensor],
-        targets: Tensor,
-        method: str,
-        options: dict[str, Any],
-        top_k: int | None,
-        create_graph: bool,
-    ) -> Tensor:
-        """Token scores from any registered method through :func:`attribkit.attribute`."""
-        accepted = inspect.signature(get_method(method).__init__).parameters
-        regression = is_regression(model)
-        shared: dict[str, Any] = {
-            "steps": self.steps,
-            "layer": self.layer,
-            "target_fn": "logit" if regression else self.target_fn,
-            "baseline": self.baseline,
-        }
-        chosen: dict[str, Any] = {name: value for name, value in shared.items() if name in accepted}
-        if "rule" in accepted and "steps" in chosen:
-            chosen["rule"] = "riemann_right"  # the paper's points: k/m, k = 1..m
-        chosen.update(options)
-        if chosen.get("baseline") == "zero" and "baseline" not in options and method != REFERENCE_METHOD:
-            chosen.pop("baseline")  # other methods keep their own default baseline unless one is asked for
-        with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
-            attributions = cast(
-                Tensor,
-                attribute(
-                    unwrap(model),
-                    {**model_inputs(batch), **_special(batch)},
-                    targets=targets,
-                    method=method,
-                    create_graph=create_graph,
-                    **chosen,
-                ),
-            )
-        if attributions.dim() == 3:  # token-level methods (occlusion, Shapley ...): |score| per token
-            return attributions.abs()
-        return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")
 
     def teacher_maps(self, teacher: nn.Module, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
         """The teacher's maps (top-K, detached) and its logits: ``[batch, views, seq]``, ``[batch, labels]``."""
@@ -393,27 +332,3 @@ def check_shared_vocabulary(student: nn.Module, teacher: nn.Module) -> None:
             f"teacher: {sizes[1]} tokens, pad id {pads[1]}); attribution distillation compares maps token by "
             "token, so both must use the same tokenizer"
         )
-
-
-def shuffle_over_tokens(scores: Tensor, batch: dict[str, Tensor], *, seed: int) -> Tensor:
-    """Permute each example's scores over its real (non-pad) tokens, the same way for every view.
-
-    The permutation is fixed by ``seed`` and the example's token ids, so a teacher map computed
-    live and one read from a cache are shuffled alike. Padding stays where it is (and zero).
-
-    Shapes:
-        scores ``[batch, views, seq]`` -> the same.
-    """
-    out = scores.clone()
-    for row in range(scores.shape[0]):
-        real = batch["attention_mask"][row].nonzero().flatten()
-        ids = batch["input_ids"][row, real].tolist()
-        digest = hashlib.sha256(json.dumps([seed, ids]).encode()).digest()
-        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-        order = torch.randperm(len(real), generator=generator).to(real.device)
-        out[row, :, real] = scores[row, :, real[order]]
-    return out
-
-
-def _special(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {"special_tokens_mask": batch["special_tokens_mask"]} if "special_tokens_mask" in batch else {}
