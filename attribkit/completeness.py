@@ -5,6 +5,10 @@ completeness error ``delta``. :func:`incomplete_inputs` finds the inputs whose e
 :func:`completeness_warning` words one warning for a whole run (how many inputs, the worst one by
 number and text, the step count in use and the next to try), and :class:`CompletenessTally` gathers
 the warnings of several ``explain`` calls (a batch run) into that one warning.
+
+With a fixed step count an error above 10 % of ``|F(x) - F(x')|`` is flagged; with ``steps="auto"``
+every input that missed the run's own ``tolerance`` at ``max_steps`` is (see
+:mod:`attribkit.methods.auto_steps`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attribkit.errors import CompletenessWarning
+from attribkit.methods.auto_steps import AUTO, NOISE_FLOOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -43,7 +48,13 @@ class IncompleteInput:
 
 
 def incomplete_inputs(
-    attributions: Tensor, delta: Tensor, indices: Sequence[int], texts: Sequence[str]
+    attributions: Tensor,
+    delta: Tensor,
+    indices: Sequence[int],
+    texts: Sequence[str],
+    *,
+    tolerance: float = TOLERANCE,
+    floor: float = ABSOLUTE_FLOOR,
 ) -> list[IncompleteInput]:
     """The inputs of a batch whose completeness error is large (worst view of each).
 
@@ -52,10 +63,12 @@ def incomplete_inputs(
         delta: ``[batch, views]`` completeness errors ``sum(A) - (F(x) - F(x'))``.
         indices: Each batch row's position among the caller's inputs.
         texts: The caller's input texts (first text of a pair), by position.
+        tolerance: Flag errors above this share of ``|F(x) - F(x')|`` ...
+        floor: ... that are also above this absolute size.
     """
     dims = tuple(range(2, attributions.dim()))
     change = attributions.sum(dim=dims) - delta  # F(x) - F(x')
-    off = (delta.abs() > TOLERANCE * change.abs()) & (delta.abs() > ABSOLUTE_FLOOR)
+    off = (delta.abs() > tolerance * change.abs()) & (delta.abs() > floor)
     found = []
     for row in off.any(dim=1).nonzero().flatten().tolist():
         ratio = (delta[row].abs() / change[row].abs().clamp_min(1e-30)).masked_fill(~off[row], -1.0)
@@ -65,16 +78,54 @@ def incomplete_inputs(
     return found
 
 
+def check_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`incomplete_inputs` and :func:`completeness_warning` need from a method's options.
+
+    Returns:
+        ``{"steps", "tolerance", "max_steps", "floor"}``: the run's own tolerance with ``steps="auto"``,
+        the fixed 10 % (and 1e-3 floor) otherwise.
+    """
+    steps = options.get("steps")
+    if steps == AUTO:
+        return {
+            "steps": AUTO,
+            "tolerance": options["tolerance"],
+            "max_steps": options["max_steps"],
+            "floor": NOISE_FLOOR,
+        }
+    return {"steps": steps, "tolerance": TOLERANCE, "max_steps": None, "floor": ABSOLUTE_FLOOR}
+
+
 def completeness_warning(
-    flagged: Sequence[IncompleteInput], total: int, *, method: str, steps: int | None
+    flagged: Sequence[IncompleteInput],
+    total: int,
+    *,
+    method: str,
+    steps: int | str | None,
+    tolerance: float = TOLERANCE,
+    max_steps: int | None = None,
 ) -> CompletenessWarning:
-    """One warning for a run: how many inputs, the worst by number and text, and what to try next."""
+    """One warning for a run: how many inputs, the worst by number and text, and what to try next.
+
+    Args:
+        flagged: The inputs whose maps do not add up.
+        total: How many inputs were checked.
+        method: The method's name.
+        steps: Its step count, ``"auto"`` or None (a method without steps).
+        tolerance: The share of ``|F(x) - F(x')|`` the flagged errors exceed.
+        max_steps: With ``steps="auto"``, the cap the flagged inputs reached.
+    """
     flagged = sorted(flagged, key=lambda f: f.index)
     worst = max(flagged, key=lambda f: f.relative)
     snippet = worst.text if len(worst.text) <= 40 else worst.text[:40] + "..."
-    uses = f"{method}, {steps} step{'s' if steps != 1 else ''}" if steps is not None else method
+    if steps == AUTO:
+        uses = f"{method}, steps=auto reached its cap of {max_steps}"
+    elif steps is not None:
+        uses = f"{method}, {steps} step{'s' if steps != 1 else ''}"
+    else:
+        uses = method
     message = (
-        f"completeness error above {TOLERANCE:.0%} of F(x) - F(x') on {len(flagged)} of {total} input(s) ({uses}); "
+        f"completeness error above {tolerance:.0%} of F(x) - F(x') on {len(flagged)} of {total} input(s) ({uses}); "
         f"worst: input {worst.index + 1} ({snippet!r}), error {worst.delta:+.3g} for an output change of "
         f"{worst.change:+.3g}"
     )
@@ -84,10 +135,20 @@ def completeness_warning(
             "judge the absolute error)"
         )
     message += "; those maps do not add up to the output change"
-    if steps is not None:
+    if steps == AUTO and max_steps is not None:
+        message += f": try max_steps={2 * max_steps} (-o max_steps={2 * max_steps})"
+    elif isinstance(steps, int):
         following = 50 if steps < 50 else 2 * steps
-        message += f": try steps={following} (--steps {following})"
-    return CompletenessWarning(message, flagged=tuple(flagged), total=total, method=method, steps=steps)
+        message += f": try steps={following} (--steps {following}) or steps='auto' (--steps auto)"
+    return CompletenessWarning(
+        message,
+        flagged=tuple(flagged),
+        total=total,
+        method=method,
+        steps=steps,
+        tolerance=tolerance,
+        max_steps=max_steps,
+    )
 
 
 class CompletenessTally:
@@ -104,7 +165,9 @@ class CompletenessTally:
         self.flagged: list[IncompleteInput] = []
         self.total = 0
         self.method = ""
-        self.steps: int | None = None
+        self.steps: int | str | None = None
+        self.tolerance = TOLERANCE
+        self.max_steps: int | None = None
 
     @contextlib.contextmanager
     def watch(self, positions: Sequence[int]) -> Iterator[None]:
@@ -117,6 +180,7 @@ class CompletenessTally:
             warning = item.message
             if isinstance(warning, CompletenessWarning) and warning.flagged:
                 self.method, self.steps = warning.method, warning.steps
+                self.tolerance, self.max_steps = warning.tolerance, warning.max_steps
                 self.flagged += [
                     IncompleteInput(int(positions[f.index]), f.text, f.delta, f.change) for f in warning.flagged
                 ]
@@ -127,6 +191,13 @@ class CompletenessTally:
         """Issue the one warning for everything watched (nothing when every map added up)."""
         if self.flagged:
             warnings.warn(
-                completeness_warning(self.flagged, self.total, method=self.method, steps=self.steps),
+                completeness_warning(
+                    self.flagged,
+                    self.total,
+                    method=self.method,
+                    steps=self.steps,
+                    tolerance=self.tolerance,
+                    max_steps=self.max_steps,
+                ),
                 stacklevel=stacklevel,
             )

@@ -57,14 +57,26 @@ class CompletenessWarning(UserWarning):
             error and output change).
         total: How many inputs were checked.
         method: The method's registered name.
-        steps: Its integration steps, or None.
+        steps: Its integration steps (``"auto"`` for per-input step counts), or None.
+        tolerance: The completeness error judged too large, as a share of ``|F(x) - F(x')|``.
+        max_steps: With ``steps="auto"``, the cap the flagged inputs reached; else None.
     """
 
     def __init__(
-        self, message: str, *, flagged: tuple = (), total: int = 0, method: str = "", steps: int | None = None
+        self,
+        message: str,
+        *,
+        flagged: tuple = (),
+        total: int = 0,
+        method: str = "",
+        steps: int | str | None = None,
+        tolerance: float = 0.1,
+        max_steps: int | None = None,
     ) -> None:
         super().__init__(message)
         self.flagged = flagged
         self.total = total
         self.method = method
         self.steps = steps
+        self.tolerance = tolerance
+        self.max_steps = max_steps

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from attribkit.completeness import IncompleteInput, completeness_warning, incomplete_inputs
+from attribkit.completeness import IncompleteInput, check_settings, completeness_warning, incomplete_inputs
 from attribkit.errors import InvalidInputError, OptionError
 from attribkit.methods import METHODS, AttributionMethod
 from attribkit.model import Classifier, Text, TokenizedText, as_classifier
@@ -166,6 +166,7 @@ def explain(
     )
     records: list[Attribution | None] = [None] * len(texts)
     flagged: list[IncompleteInput] = []
+    check = check_settings(runner.options())
     first_texts = [t if isinstance(t, str) else t[0] for t in texts]  # how the completeness warning names inputs
     done = 0
     for order in length_buckets([len(it.input_ids) for it in items], batch_size):
@@ -184,7 +185,14 @@ def explain(
         assert result.logits is not None and result.targets is not None  # with_logits=True guarantees both
         logits, names = result.logits, view_names(classifier, result.targets)
         if result.delta is not None:
-            flagged += incomplete_inputs(result.attributions.detach(), result.delta.detach(), order, first_texts)
+            flagged += incomplete_inputs(
+                result.attributions.detach(),
+                result.delta.detach(),
+                order,
+                first_texts,
+                tolerance=check["tolerance"],
+                floor=check["floor"],
+            )
         scores = result.attributions.detach()
         if runner.granularity == "dims":
             scores = reduce_dims(scores, sign=sign, top_k=top_k, aggregate=aggregate)
@@ -199,6 +207,7 @@ def explain(
                 logits[row],
                 names[row],
                 None if result.delta is None else result.delta[row],
+                steps_taken=None if result.steps is None else int(result.steps[row]),
                 gold=None if gold_names is None else gold_names[i],
                 method=method,
                 options=recorded,
@@ -211,7 +220,14 @@ def explain(
             progress(done)
     if flagged:  # one warning for the call, naming the worst input and the steps to try next
         warnings.warn(
-            completeness_warning(flagged, len(texts), method=runner.name, steps=runner.options().get("steps")),
+            completeness_warning(
+                flagged,
+                len(texts),
+                method=runner.name,
+                steps=check["steps"],
+                tolerance=check["tolerance"],
+                max_steps=check["max_steps"],
+            ),
             stacklevel=2,
         )
     return [r for r in records if r is not None]
@@ -252,6 +268,7 @@ def _record(
     views: list[str],
     delta: Tensor | None,
     *,
+    steps_taken: int | None,
     gold: str | None,
     method: str,
     options: dict[str, Any],
@@ -291,6 +308,7 @@ def _record(
         truncated=item.truncated,
         gold=gold,
         model=clf.name,
+        steps_taken=steps_taken,
     )
 
 

@@ -44,6 +44,8 @@ class Attribution:
         truncated: True if the input was cut (to ``max_length`` or the model's limit).
         gold: Gold label name, when given.
         model: The model that produced the map (``Classifier.name``: its path or hub name), when known.
+        steps_taken: The integration steps this input took (IG methods; with ``steps="auto"`` they
+            differ from input to input), or None.
 
     Shapes:
         scores ``[n_views, n_tokens]``; probs ``[n_labels]``; delta ``[n_views]``.
@@ -65,6 +67,7 @@ class Attribution:
     truncated: bool = False
     gold: str | None = None
     model: str | None = None
+    steps_taken: int | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -76,6 +79,10 @@ class Attribution:
         set_(self, "scores", _frozen_array(self.scores, name="scores", ndim=2))
         set_(self, "probs", _frozen_array(self.probs, name="probs", ndim=1))
         set_(self, "options", dict(self.options))
+        if self.steps_taken is not None:
+            if isinstance(self.steps_taken, bool) or int(self.steps_taken) != self.steps_taken or self.steps_taken < 1:
+                raise InvalidInputError(f"steps_taken must be a positive integer; got {self.steps_taken!r}")
+            set_(self, "steps_taken", int(self.steps_taken))
         if self.delta is not None:
             set_(self, "delta", _frozen_array(self.delta, name="delta", ndim=1))
         n = len(self.tokens)
@@ -107,11 +114,17 @@ class Attribution:
     def method_summary(self) -> str:
         """The method and the settings that decide what its map means, in words.
 
-        For example ``fast_ig: 50 steps (gausslegendre), baseline pad, layer word_embeddings, target logit``.
+        For example ``fast_ig: 50 steps (gausslegendre), baseline pad, layer word_embeddings, target logit``;
+        with ``steps="auto"``: ``fast_ig: auto steps (gausslegendre, to 1 % completeness, at most 400; took 100), ...``.
         """
         o = self.options
         parts = []
-        if "steps" in o:
+        if o.get("steps") == "auto":
+            detail = [o["rule"]] if o.get("rule") else []
+            detail.append(f"to {100 * o.get('tolerance', 0.01):g} % completeness, at most {o.get('max_steps')}")
+            took = f"; took {self.steps_taken}" if self.steps_taken is not None else ""
+            parts.append(f"auto steps ({', '.join(detail)}{took})")
+        elif "steps" in o:
             parts.append(
                 f"{o['steps']} step{'s' if o['steps'] != 1 else ''}" + (f" ({o['rule']})" if o.get("rule") else "")
             )
@@ -156,6 +169,7 @@ class Attribution:
             "truncated": self.truncated,
             "gold": self.gold,
             "model": self.model,
+            "steps_taken": self.steps_taken,
         }
 
     @classmethod

@@ -167,8 +167,8 @@ def test_the_command_line_takes_a_methods_own_defaults(monkeypatch, checkpoint_d
 def test_step_options_answer_in_command_line_terms(checkpoint_dir, tmp_path, cli_main):
     model = str(checkpoint_dir("bert", 2))
     cases = [
-        (["--steps", "0"], "error: --steps must be at least 1; got 0"),
-        (["--method", "fast_ig", "--steps", "-3"], "error: --steps must be at least 1; got -3"),
+        (["--steps", "0"], "error: --steps must be at least 1 (or auto); got 0"),
+        (["--method", "fast_ig", "--steps", "-3"], "error: --steps must be at least 1 (or auto); got -3"),
         (["--steps", "1"], "error: --steps 1 needs --method fast_ig (Captum's integrated_gradients takes 2 or more)"),
         (
             ["--method", "occlusion", "--steps", "10"],

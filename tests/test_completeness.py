@@ -40,14 +40,16 @@ def test_the_message_names_the_worst_input_the_steps_in_use_and_the_next_to_try(
         "completeness error above 10% of F(x) - F(x') on 2 of 4 input(s) (fast_ig, 50 steps); worst: input 3 "
         "('flat'), error +0.0045 for an output change of +0.002 (F(x) - F(x') is below 0.01 there, so the "
         "relative error is ill-conditioned: judge the absolute error); those maps do not add up to the output "
-        "change: try steps=100 (--steps 100)"
+        "change: try steps=100 (--steps 100) or steps='auto' (--steps auto)"
     )
     only_long = str(completeness_warning(found[:1], 4, method="integrated_gradients", steps=8))
     assert (
         "worst: input 2 ('a long and winding sentence that goes on...'), error +0.25 for an output change of +0.25;"
         in only_long
     )
-    assert "ill-conditioned" not in only_long and only_long.endswith("try steps=50 (--steps 50)")
+    assert "ill-conditioned" not in only_long and only_long.endswith(
+        "try steps=50 (--steps 50) or steps='auto' (--steps auto)"
+    )
 
 
 def test_a_batch_run_gathers_its_chunks_into_one_warning_with_positions_in_the_whole_input():
@@ -81,3 +83,14 @@ def test_explain_flags_exactly_the_records_whose_maps_do_not_add_up(tiny):
             expected.append(i)
     assert 0 < len(expected) and [f.index for f in warning.flagged] == expected
     assert warning.total == len(texts) and warning.steps == 1 and warning.method == "fast_ig"
+
+
+def test_with_auto_steps_the_warning_judges_the_runs_own_tolerance_and_names_the_cap():
+    attributions, delta = batch()
+    # at 1 % with the auto noise floor (1e-4), input 0 (5 %) and input 3 (0.03 %, error 9e-4) are off too
+    found = incomplete_inputs(attributions, delta, [0, 1, 2, 3], TEXTS, tolerance=0.01, floor=1e-4)
+    assert [f.index for f in found] == [0, 1, 2]
+    warning = completeness_warning(found, 4, method="fast_ig", steps="auto", tolerance=0.01, max_steps=400)
+    assert "above 1% of F(x) - F(x') on 3 of 4 input(s) (fast_ig, steps=auto reached its cap of 400)" in str(warning)
+    assert str(warning).endswith("try max_steps=800 (-o max_steps=800)")
+    assert warning.steps == "auto" and warning.max_steps == 400 and warning.tolerance == 0.01

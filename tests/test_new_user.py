@@ -42,7 +42,7 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def test_fast_ig_without_steps_is_faithful_and_says_what_ran():
-    """The shipped model, `--method fast_ig` with no --steps: 50 Gauss-Legendre steps, completeness within 10 %."""
+    """The shipped model, `--method fast_ig` with no --steps: steps=auto (50 Gauss-Legendre here), complete to 1 %."""
     out = Path(tempfile.mkdtemp()) / "one.jsonl"
     proc = cli(
         "explain",
@@ -55,11 +55,14 @@ def test_fast_ig_without_steps_is_faithful_and_says_what_ran():
         env={**ENV, "COLUMNS": "200"},
     )
     assert proc.returncode == 0, proc.stderr
-    assert "fast_ig: 50 steps (gausslegendre), baseline pad, layer word_embeddings" in proc.stdout
+    assert (
+        "fast_ig: auto steps (gausslegendre, to 1 % completeness, at most 400; took 50), baseline pad, "
+        "layer word_embeddings" in proc.stdout
+    )
     assert "warning" not in proc.stderr
     [record] = ak.load(out)
     change = float(record.scores.sum()) - float(record.delta[0])  # F(x) - F(x')
-    assert abs(float(record.delta[0])) < 0.1 * abs(change)
+    assert abs(float(record.delta[0])) < 0.01 * abs(change) and record.steps_taken == 50
 
 
 def test_a_large_completeness_error_warns_once_per_run(checkpoint_dir, tmp_path):
@@ -82,7 +85,9 @@ def test_a_large_completeness_error_warns_once_per_run(checkpoint_dir, tmp_path)
     warnings = [line for line in proc.stderr.splitlines() if "completeness error" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: completeness error above 10%")
     assert "of 140 input(s) (fast_ig, 1 step); worst: input " in warnings[0]  # one warning for all the chunks
-    assert warnings[0].endswith("those maps do not add up to the output change: try steps=50 (--steps 50)")
+    assert warnings[0].endswith(
+        "those maps do not add up to the output change: try steps=50 (--steps 50) or steps='auto' (--steps auto)"
+    )
 
 
 # ---------------------------------------------------------------- resume never mixes runs

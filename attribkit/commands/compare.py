@@ -22,7 +22,7 @@ def compare(
     pair_column: str | None = opt.PAIR_COLUMN,
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = typer.Option("fast_ig", "--method", help="Attribution method for both models."),
-    steps: int | None = opt.STEPS,
+    steps: str | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str | None = opt.TARGET_FN,
     layer: str | None = opt.LAYER,

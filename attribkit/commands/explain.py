@@ -22,7 +22,7 @@ def explain(
     pair_column: str | None = opt.PAIR_COLUMN,
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
-    steps: int | None = opt.STEPS,
+    steps: str | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
     target: str = typer.Option("pred", "--target", help="pred, all, gold (labelled inputs), or a class index or name."),
     target_fn: str | None = opt.TARGET_FN,

@@ -20,7 +20,7 @@ def faithfulness(
     pair_column: str | None = opt.PAIR_COLUMN,
     label_column: str | None = opt.LABEL_COLUMN,
     method: str = opt.METHOD,
-    steps: int | None = opt.STEPS,
+    steps: str | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str | None = opt.TARGET_FN,
     layer: str | None = opt.LAYER,
@@ -79,8 +79,8 @@ def faithfulness(
         agree(group, error)
         try:
             show = progress and (group is None or group.is_main)
-            steps = (3 if soft else 2) * len(mine)
-            with opt.progress_bar(steps, "explaining, then deleting", show) as update:
+            passes = (3 if soft else 2) * len(mine)
+            with opt.progress_bar(passes, "explaining, then deleting", show) as update:
                 records = ak.explain(
                     clf,
                     [rows[i].model_input for i in mine],

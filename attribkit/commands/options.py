@@ -13,7 +13,12 @@ from attribkit.progress import progress_bar as progress_bar  # the commands' pro
 MODEL = typer.Option(None, "--model", help="Checkpoint directory or hub name (default: the packaged SST-2 model).")
 PAIR = typer.Option(None, "--pair", help="Second text of a sentence pair.")
 METHOD = typer.Option("integrated_gradients", "--method", help="Attribution method (see `attribkit methods`).")
-STEPS = typer.Option(None, "--steps", help="Integration steps (IG methods; default: the method's).")
+STEPS = typer.Option(
+    None,
+    "--steps",
+    help="Integration steps, a number or auto (IG methods; default: the method's, auto for the built-in IG: "
+    "50 per input, more until the map adds up to 1 %).",
+)
 METHOD_OPTION = typer.Option(
     None,
     "--option",
@@ -70,7 +75,7 @@ def model_name(model: str | None) -> str:
 
 
 def method_options(
-    method: str, steps: int | None, target_fn: str | None, layer: str | None, extra: list[str] | None = None
+    method: str, steps: str | int | None, target_fn: str | None, layer: str | None, extra: list[str] | None = None
 ) -> dict[str, Any]:
     """The method's own options from the flags and ``-o KEY=VALUE`` pairs (checks the method name first).
 
@@ -92,11 +97,7 @@ def method_options(
     if steps is not None:
         if "steps" not in accepted:
             raise OptionError(f"--steps does not apply to {method}: it takes no integration steps")
-        if steps < 1:
-            raise OptionError(f"--steps must be at least 1; got {steps}")
-        if steps == 1 and method == "integrated_gradients":
-            raise OptionError("--steps 1 needs --method fast_ig (Captum's integrated_gradients takes 2 or more)")
-        options["steps"] = steps
+        options["steps"] = parse_steps(steps, method)
     flags = {"steps": "--steps", "layer": "--layer", "target_fn": "--target-fn"}
     for item in extra or []:
         key, sep, text = item.partition("=")
@@ -110,6 +111,22 @@ def method_options(
             raise OptionError(f"{method} has no option {key!r}; it takes: {', '.join(names) or 'none'}")
         options[key] = parse_value(text.strip())
     return options
+
+
+def parse_steps(steps: str | int, method: str) -> int | str:
+    """``--steps``: a positive integer or ``auto``."""
+    text = str(steps).strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        count = int(text)
+    except ValueError:
+        raise OptionError(f"--steps takes a number or auto; got {steps!r}") from None
+    if count < 1:
+        raise OptionError(f"--steps must be at least 1 (or auto); got {count}")
+    if count == 1 and method == "integrated_gradients":
+        raise OptionError("--steps 1 needs --method fast_ig (Captum's integrated_gradients takes 2 or more)")
+    return count
 
 
 def with_method_defaults(method: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -59,7 +59,7 @@ def plausibility(
     input_file: Path = typer.Option(..., "--input", help="Rationales as .jsonl (text, rationale_spans or _mask)."),
     model: str | None = opt.MODEL,
     method: str = opt.METHOD,
-    steps: int | None = opt.STEPS,
+    steps: str | None = opt.STEPS,
     method_option: list[str] | None = opt.METHOD_OPTION,
     target_fn: str | None = opt.TARGET_FN,
     layer: str | None = opt.LAYER,

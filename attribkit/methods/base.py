@@ -38,12 +38,15 @@ class MethodResult:
         logits: ``[batch, num_labels]`` the model's output on the input itself, taken from the
             method's own forward pass where one runs on the input (detached), else None.
         targets: ``[batch, views]`` the class indices explained (``"pred"`` resolved), or None.
+        steps: ``[batch]`` the integration steps each input took (IG methods; with ``steps="auto"``
+            they differ per input), or None.
     """
 
     attributions: Tensor
     delta: Tensor | None = None
     logits: Tensor | None = None
     targets: Tensor | None = None
+    steps: Tensor | None = None
 
 
 class AttributionMethod(ABC):

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from attribkit.errors import OptionError
+from attribkit.methods.auto_steps import AUTO, check_steps, integrate_until_complete, steps_options
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_ids, baseline_logits, check_baseline
 from attribkit.methods.chunking import (
@@ -39,8 +40,14 @@ class CaptumIntegratedGradients(AttributionMethod):
 
     Args:
         classifier: Model to explain.
-        steps: Captum's ``n_steps`` (>= 2).
+        steps: Captum's ``n_steps`` (>= 2), or ``"auto"`` (the default): every input starts at 50
+            steps and takes about twice as many until its completeness error is below
+            ``tolerance`` (see :mod:`attribkit.methods.auto_steps`; Captum's trapezoid weights do not
+            sum to 1, so with that rule every count is computed afresh).
         rule: Captum's ``method``; default ``gausslegendre`` (Captum's default).
+        tolerance: With ``steps="auto"``: the completeness error to reach, as a share of
+            ``|F(x) - F(x')|`` (default 0.01).
+        max_steps: With ``steps="auto"``: the most steps one input may take (default 400).
         baseline: ``pad``, ``mask``, ``unk`` or ``zero``; None = the layer's default.
         internal_batch_size: Rows (text x step) per forward pass; None = from ``memory_mb``.
         memory_mb: Activation-memory budget of one forward + backward pass, in MiB, when
@@ -59,8 +66,10 @@ class CaptumIntegratedGradients(AttributionMethod):
         self,
         classifier: Classifier,
         *,
-        steps: int = 50,
+        steps: int | str = AUTO,
         rule: str = "gausslegendre",
+        tolerance: float | None = None,
+        max_steps: int | None = None,
         baseline: str | None = None,
         internal_batch_size: int | None = None,
         memory_mb: float = DEFAULT_MEMORY_MB,
@@ -70,10 +79,11 @@ class CaptumIntegratedGradients(AttributionMethod):
         super().__init__(classifier, layer=layer, target_fn=target_fn)
         if rule not in RULES:
             raise OptionError(f"unknown integration rule {rule!r}; choose one of: {', '.join(RULES)}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        if steps == 1 and not isinstance(steps, bool):
             raise OptionError(
-                f"Captum's integrated_gradients needs steps >= 2 (got {steps!r}); use method='fast_ig' for steps=1"
+                "Captum's integrated_gradients needs steps >= 2 (got 1); use method='fast_ig' for steps=1"
             )
+        self.auto = check_steps(steps, tolerance, max_steps, least=2)
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
         check_chunking(internal_batch_size, memory_mb)
@@ -83,7 +93,7 @@ class CaptumIntegratedGradients(AttributionMethod):
     def options(self) -> dict[str, Any]:
         return {
             **super().options(),
-            "steps": self.steps,
+            **steps_options(self.steps, self.auto),
             "rule": self.rule,
             "baseline": self.baseline,
             **chunking_options(self.internal_batch_size, self.memory_mb),
@@ -104,33 +114,65 @@ class CaptumIntegratedGradients(AttributionMethod):
         self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
     ) -> MethodResult:
         clf = self.classifier
-        ids = batch["input_ids"]
         with torch.no_grad():
             logits = clf.logits(batch).detach()
         if isinstance(targets, str):
             targets = predicted_targets(logits, clf.is_regression)
         base_ids = None if self.baseline == "zero" else baseline_ids(clf, batch, self.baseline)
-        attributions: Tensor | None = None
-        lengths = batch["attention_mask"].sum(dim=1)
-        for texts, width in length_sorted_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // self.steps)):
-            sub = trim_rows(batch, texts, width)
-            base = None if base_ids is None else base_ids[texts, :width]
-            attr = self._attribute(sub, base, targets[texts], self.rows_per_pass(width))
-            if attributions is None:
-                attributions = attr.new_zeros((*targets.shape, ids.shape[1], attr.shape[-1]))
-            attributions[texts, :, :width] = attr
-        assert attributions is not None  # length_sorted_chunks yields at least one group for a non-empty batch
-        attributions = attributions * batch["attention_mask"].to(attributions.dtype)[:, None, :, None]
-        delta = None
-        if return_delta:  # F(x) from the prediction's forward; F(x') once per distinct baseline
+        change = None
+        if (
+            return_delta or self.auto is not None
+        ):  # F(x) from the prediction's forward; F(x') once per distinct baseline
             f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
             f_base = apply_target_fn(
                 baseline_logits(clf, batch, self.layer, self.baseline), self.target_fn, is_regression=clf.is_regression
             ).gather(1, targets)
-            delta = attributions.sum(dim=(2, 3)) - (f_x - f_base).to(attributions.dtype)
-        return MethodResult(attributions, delta, logits=logits, targets=targets)
+            change = f_x - f_base
+        resolved = targets
+        if self.auto is None:
+            attributions = self._attribute_rows(batch, base_ids, resolved, int(self.steps), self.rule)
+            steps = torch.full((len(targets),), int(self.steps), dtype=torch.long)
+        else:
+            assert change is not None
+            n = len(targets)
 
-    def _attribute(self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int) -> Tensor:
+            def attribute_rows(rows: Tensor, count: int, rule: str) -> Tensor:
+                sub = {k: v[rows] if isinstance(v, Tensor) and v.shape[:1] == (n,) else v for k, v in batch.items()}
+                sub_base = None if base_ids is None else base_ids[rows]
+                return self._attribute_rows(sub, sub_base, resolved[rows], count, rule)
+
+            nests = self.rule != "riemann_trapezoid"  # Captum weights trapezoid points 1/m: no refinement identity
+            attributions, steps = integrate_until_complete(self.auto, self.rule, change, attribute_rows, nests=nests)
+        delta = None
+        if return_delta:
+            assert change is not None
+            delta = attributions.sum(dim=(2, 3)) - change.to(attributions.dtype)
+        return MethodResult(attributions, delta, logits=logits, targets=targets, steps=steps)
+
+    def _attribute_rows(
+        self, batch: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, steps: int, rule: str
+    ) -> Tensor:
+        """Captum IG at ``steps`` points of ``rule`` for every row of ``batch``, length-sorted and chunked.
+
+        Shapes:
+            ``batch`` ``[n, seq]`` tensors, ``targets`` ``[n, views]``; returns ``[n, views, seq, hidden]``.
+        """
+        ids = batch["input_ids"]
+        attributions: Tensor | None = None
+        lengths = batch["attention_mask"].sum(dim=1)
+        for texts, width in length_sorted_chunks(lengths, lambda w: max(1, self.rows_per_pass(w) // steps)):
+            sub = trim_rows(batch, texts, width)
+            base = None if base_ids is None else base_ids[texts, :width]
+            attr = self._attribute(sub, base, targets[texts], self.rows_per_pass(width), steps, rule)
+            if attributions is None:
+                attributions = attr.new_zeros((*targets.shape, ids.shape[1], attr.shape[-1]))
+            attributions[texts, :, :width] = attr
+        assert attributions is not None  # length_sorted_chunks yields at least one group for a non-empty batch
+        return attributions * batch["attention_mask"].to(attributions.dtype)[:, None, :, None]
+
+    def _attribute(
+        self, sub: dict[str, Tensor], base_ids: Tensor | None, targets: Tensor, rows: int, steps: int, rule: str
+    ) -> Tensor:
         """One Captum call per view on a chunk of texts trimmed to its longest.
 
         Shapes:
@@ -174,8 +216,8 @@ class CaptumIntegratedGradients(AttributionMethod):
                 baselines=baselines,
                 target=targets[:, v].tolist(),
                 additional_forward_args=extra,
-                n_steps=self.steps,
-                method=self.rule,
+                n_steps=steps,
+                method=rule,
                 internal_batch_size=max(rows, len(targets)),
             )
             views.append(attr.detach())

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from attribkit.methods.auto_steps import AUTO, check_steps, integrate_until_complete, steps_options
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
 from attribkit.methods.baselines import baseline_logits, baseline_output, check_baseline
 from attribkit.methods.chunking import (
@@ -27,8 +28,8 @@ from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
-#: Integration points when none are asked for: faithful maps for explaining (see ``steps``).
-DEFAULT_STEPS = 50
+#: Integration points when none are asked for: as many per input as completeness needs (see ``steps``).
+DEFAULT_STEPS = AUTO
 
 
 @register_method("fast_ig")
@@ -43,11 +44,16 @@ class FastIntegratedGradients(AttributionMethod):
 
     Args:
         classifier: Model to explain.
-        steps: Number of integration points m (>= 1). The default, 50 Gauss-Legendre points, gives
-            faithful maps for explaining (completeness error measured in docs/methods.md); training
-            code asks for ``steps=1`` (single-step IG, one forward and one backward).
+        steps: Number of integration points m (>= 1), or ``"auto"`` (the default): every input
+            starts at 50 points and takes about twice as many until its completeness error is
+            below ``tolerance`` (see :mod:`attribkit.methods.auto_steps`); the record says how
+            many each input took. Training code asks for ``steps=1`` (single-step IG, one forward
+            and one backward).
         rule: Integration rule (see :mod:`attribkit.methods.integration`); None = Gauss-Legendre
-            for ``steps >= 2`` (Captum's default) and right Riemann for ``steps=1``.
+            for ``"auto"`` and ``steps >= 2`` (Captum's default), right Riemann for ``steps=1``.
+        tolerance: With ``steps="auto"``: the completeness error to reach, as a share of
+            ``|F(x) - F(x')|`` (default 0.01).
+        max_steps: With ``steps="auto"``: the most steps one input may take (default 400).
         baseline: ``zero``, ``pad``, ``mask`` or ``unk``; None = the layer's default
             (``pad`` ids at ``word_embeddings``, zeros at ``embeddings``).
         internal_batch_size: Rows (example x step) per forward pass; None = from ``memory_mb``.
@@ -67,8 +73,10 @@ class FastIntegratedGradients(AttributionMethod):
         self,
         classifier: Classifier,
         *,
-        steps: int = DEFAULT_STEPS,
+        steps: int | str = DEFAULT_STEPS,
         rule: str | None = None,
+        tolerance: float | None = None,
+        max_steps: int | None = None,
         baseline: str | None = None,
         internal_batch_size: int | None = None,
         memory_mb: int = DEFAULT_MEMORY_MB,
@@ -76,13 +84,12 @@ class FastIntegratedGradients(AttributionMethod):
         target_fn: str = "logit",
     ) -> None:
         super().__init__(classifier, layer=layer, target_fn=target_fn)
+        self.auto = check_steps(steps, tolerance, max_steps)
         if rule is None:
-            rule = (
-                "gausslegendre"
-                if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 2
-                else "riemann_right"
-            )
-        self.alphas, self.weights = integration_points(rule, steps)
+            rule = "gausslegendre" if self.auto is not None or steps != 1 else "riemann_right"
+        # fixed counts: the rule's points now (bad rules and counts fail here); "auto": its first count
+        first = self.auto.start if self.auto is not None else int(steps)
+        self.alphas, self.weights = integration_points(rule, first)
         self.steps, self.rule = steps, rule
         self.baseline = check_baseline(baseline, layer)
         check_chunking(internal_batch_size, memory_mb)
@@ -92,7 +99,7 @@ class FastIntegratedGradients(AttributionMethod):
     def options(self) -> dict[str, Any]:
         return {
             **super().options(),
-            "steps": self.steps,
+            **steps_options(self.steps, self.auto),
             "rule": self.rule,
             "baseline": self.baseline,
             **chunking_options(self.internal_batch_size, self.memory_mb),
@@ -113,6 +120,8 @@ class FastIntegratedGradients(AttributionMethod):
     def _scores(
         self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
     ) -> MethodResult:
+        if self.auto is not None:
+            return self._auto_scores(batch, targets, create_graph=create_graph, return_delta=return_delta)
         clf = self.classifier
         logits = None
         if self.alphas != [1.0] and (isinstance(targets, str) or return_delta):
@@ -122,21 +131,68 @@ class FastIntegratedGradients(AttributionMethod):
                 targets = predicted_targets(logits, clf.is_regression)
         ctx = clf.double_backward() if create_graph else contextlib.nullcontext()
         with ctx, torch.enable_grad():
-            x = clf.layer_output(batch, self.layer)
-            base = baseline_output(clf, batch, self.layer, self.baseline, x)
-            if not create_graph:
-                x, base = x.detach(), base.detach()
-            grad_sum, resolved, at_input = self._weighted_gradients(batch, targets, x, base, create_graph)
+            x, base = self._endpoints(batch, create_graph)
+            grad_sum, resolved, at_input = self._weighted_gradients(
+                batch, targets, x, base, create_graph, self.alphas, self.weights
+            )
             logits = at_input if at_input is not None else logits
             mask = batch["attention_mask"].to(x.dtype)[:, None, :, None]
             attributions = (x - base).unsqueeze(1) * grad_sum * mask
-        delta = self._delta(batch, resolved, attributions, logits) if return_delta and logits is not None else None
-        return MethodResult(attributions, delta, logits=logits, targets=resolved)
+        delta = None
+        if return_delta and logits is not None:
+            delta = attributions.detach().sum(dim=(2, 3)) - self._change(batch, resolved, logits)
+        steps = torch.full((len(resolved),), int(self.steps), dtype=torch.long)
+        return MethodResult(attributions, delta, logits=logits, targets=resolved, steps=steps)
+
+    def _auto_scores(
+        self, batch: dict[str, Tensor], targets: Tensor | str, *, create_graph: bool, return_delta: bool
+    ) -> MethodResult:
+        """``steps="auto"``: more points for the inputs whose map does not add up yet (one batch)."""
+        assert self.auto is not None
+        clf = self.classifier
+        with torch.no_grad():
+            logits = clf.logits(batch).detach()
+        if isinstance(targets, str):
+            targets = predicted_targets(logits, clf.is_regression)
+        resolved = targets
+        change = self._change(batch, resolved, logits)
+        n = resolved.shape[0]
+        ctx = clf.double_backward() if create_graph else contextlib.nullcontext()
+        with ctx, torch.enable_grad():
+            x, base = self._endpoints(batch, create_graph)
+            mask = batch["attention_mask"].to(x.dtype)[:, None, :, None]
+
+            def attribute_rows(rows: Tensor, steps: int, rule: str) -> Tensor:
+                alphas, weights = integration_points(rule, steps)
+                sub = {k: v[rows] if isinstance(v, Tensor) and v.shape[:1] == (n,) else v for k, v in batch.items()}
+                grad_sum, _, _ = self._weighted_gradients(
+                    sub, resolved[rows], x[rows], base[rows], create_graph, alphas, weights
+                )
+                return (x[rows] - base[rows]).unsqueeze(1) * grad_sum * mask[rows]
+
+            attributions, steps = integrate_until_complete(self.auto, self.rule, change, attribute_rows)
+        delta = attributions.detach().sum(dim=(2, 3)) - change if return_delta else None
+        return MethodResult(attributions, delta, logits=logits, targets=resolved, steps=steps)
+
+    def _endpoints(self, batch: dict[str, Tensor], create_graph: bool) -> tuple[Tensor, Tensor]:
+        """The layer's output on the input and on the baseline, ``[batch, seq, hidden]`` each."""
+        x = self.classifier.layer_output(batch, self.layer)
+        base = baseline_output(self.classifier, batch, self.layer, self.baseline, x)
+        if not create_graph:
+            x, base = x.detach(), base.detach()
+        return x, base
 
     def _weighted_gradients(
-        self, batch: dict[str, Tensor], targets: Tensor | str, x: Tensor, base: Tensor, create_graph: bool
+        self,
+        batch: dict[str, Tensor],
+        targets: Tensor | str,
+        x: Tensor,
+        base: Tensor,
+        create_graph: bool,
+        alphas_list: list[float],
+        weights_list: list[float],
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``sum_k w_k grad F_v(x' + a_k (x - x'))`` per example and view.
+        """``sum_k w_k grad F_v(x' + a_k (x - x'))`` per example and view, at the points ``alphas_list``.
 
         Returns:
             The weighted gradients ``[B, V, T, D]``; the targets ``[B, V]`` (``"pred"`` resolved
@@ -145,16 +201,16 @@ class FastIntegratedGradients(AttributionMethod):
         """
         clf = self.classifier
         n_examples = x.shape[0]
-        at_input = self.alphas == [1.0]  # every row is the input itself: its logits are the prediction
+        at_input = alphas_list == [1.0]  # every row is the input itself: its logits are the prediction
         if isinstance(targets, str):
             targets = torch.full((n_examples, 1), -1, dtype=torch.long, device=x.device)  # filled chunk by chunk
             resolve = True
         else:
             resolve = False
         n_views = targets.shape[1]
-        m = self.steps
-        alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
-        weights = torch.tensor(self.weights, dtype=x.dtype, device=x.device)
+        m = len(alphas_list)
+        alphas = torch.tensor(alphas_list, dtype=x.dtype, device=x.device)
+        weights = torch.tensor(weights_list, dtype=x.dtype, device=x.device)
         lengths = batch["attention_mask"].sum(dim=1).repeat_interleave(m)
         totals = [x.new_zeros(x.shape) for _ in range(n_views)]
         logits_at_input: Tensor | None = None
@@ -184,8 +240,8 @@ class FastIntegratedGradients(AttributionMethod):
         return torch.stack(totals, dim=1), targets, logits_at_input
 
     @torch.no_grad()
-    def _delta(self, batch: dict[str, Tensor], targets: Tensor, attributions: Tensor, logits: Tensor) -> Tensor:
-        """``sum(A) - (F(x) - F(x'))`` per example and view.
+    def _change(self, batch: dict[str, Tensor], targets: Tensor, logits: Tensor) -> Tensor:
+        """``F(x) - F(x')`` per example and view, ``[batch, views]``.
 
         F(x) comes from ``logits`` (the pass that gave the prediction), so only the baselines need a
         forward pass, and only the distinct ones (see ``baseline_logits``).
@@ -194,4 +250,4 @@ class FastIntegratedGradients(AttributionMethod):
         base_logits = baseline_logits(clf, batch, self.layer, self.baseline)
         f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
         f_base = apply_target_fn(base_logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
-        return attributions.detach().sum(dim=(2, 3)) - (f_x - f_base)
+        return f_x - f_base
