@@ -55,6 +55,12 @@ _EXPORTS = {
     "rationale_from_spans": "attribkit.rationales",
     "rationale_from_word_mask": "attribkit.rationales",
     "SoftFaithfulnessScores": "attribkit.soft_erasure",
+    "Leaderboard": "attribkit.leaderboard",
+    "LeaderboardSetting": "attribkit.leaderboard",
+    "leaderboard_html": "attribkit.render.leaderboard",
+    "bootstrap_mean": "attribkit.intervals",
+    "paired_difference": "attribkit.intervals",
+    "Interval": "attribkit.intervals",
     "read_inputs": "attribkit.inputs",
     "progress_bar": "attribkit.progress",
     "save_model_files": "attribkit.files",
@@ -85,9 +91,13 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'attribkit' has no attribute {name!r}")
-    if module in ("attribkit.facade", "attribkit.comparison", "attribkit.erasure") or module.startswith(
-        "attribkit.methods"
-    ):
+    if module in (
+        "attribkit.facade",
+        "attribkit.comparison",
+        "attribkit.erasure",
+        "attribkit.leaderboard",
+        "attribkit.render.leaderboard",
+    ) or module.startswith("attribkit.methods"):
         import_module("attribkit.methods")  # registers the built-in methods
     value = getattr(import_module(module), name)
     globals()[name] = value
@@ -118,7 +128,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.files import save_model_files
     from attribkit.hub import load_dataset_split
     from attribkit.inputs import InputRow, read_inputs
+    from attribkit.intervals import Interval, bootstrap_mean, paired_difference
     from attribkit.io import load, save
+    from attribkit.leaderboard import Leaderboard, LeaderboardSetting
     from attribkit.loading import load_classifier
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method
     from attribkit.methods.integration import integration_points
@@ -134,6 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.comparison import render_comparison
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
+    from attribkit.render.leaderboard import leaderboard_html
     from attribkit.render.terminal import render_terminal
     from attribkit.sanity import RandomizationCheck, randomization_check
     from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness

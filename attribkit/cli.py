@@ -53,9 +53,9 @@ _hide_flag_types()
 
 
 def _register_builtin() -> None:
-    from attribkit.commands import compare, explain, export, faithfulness, plausibility
+    from attribkit.commands import compare, explain, export, faithfulness, leaderboard, plausibility
 
-    for module in (explain, compare, faithfulness, plausibility, export):
+    for module in (explain, compare, faithfulness, leaderboard, plausibility, export):
         module.register(app)
 
 
