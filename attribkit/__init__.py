@@ -13,6 +13,12 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_classifier": "attribkit.loading",
+    "ArchitectureSpec": "attribkit.architectures",
+    "register_architecture": "attribkit.architectures",
+    "architecture_of": "attribkit.architectures",
+    "architectures": "attribkit.architectures",
+    "architectures_supporting": "attribkit.architectures",
+    "find_layer_list": "attribkit.architectures",
     "Classifier": "attribkit.model",
     "explain": "attribkit.facade",
     "attribute": "attribkit.facade",
@@ -110,6 +116,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.alignment import Alignment, align
+    from attribkit.architectures import (
+        ArchitectureSpec,
+        architecture_of,
+        architectures,
+        architectures_supporting,
+        find_layer_list,
+        register_architecture,
+    )
     from attribkit.assets import default_model_path
     from attribkit.comparison import Comparison, compare, compare_records
     from attribkit.erasure import FaithfulnessScores, faithfulness

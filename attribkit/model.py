@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit.architectures import pad_with_eos
+from attribkit.architectures import max_positions, pad_with_eos
 from attribkit.errors import InvalidInputError, ModelLoadError, OptionError, TruncationWarning
 from attribkit.layer_hooks import find_layer, is_block_input, read_layer, run_with_layer
 from attribkit.quiet import quiet_transformers
@@ -104,13 +104,7 @@ class Classifier:
     def max_length(self) -> int:
         """Longest input, in tokens, that the model accepts."""
         limit = getattr(self.tokenizer, "model_max_length", None)
-        positions = getattr(self.model.config, "max_position_embeddings", None)
-        if positions is not None and getattr(self.model.config, "model_type", "") in (
-            "roberta",
-            "xlm-roberta",
-            "camembert",
-        ):
-            positions -= int(self.model.config.pad_token_id or 0) + 1
+        positions = max_positions(self.model.config)
         candidates = [v for v in (limit, positions) if isinstance(v, int) and 0 < v < 1_000_000]
         return min(candidates) if candidates else 512
 

@@ -8,31 +8,21 @@ from typing import Any, cast
 
 from torch import Tensor, nn
 
-from attribkit import OptionError
+from attribkit import OptionError, architecture_of, architectures_supporting, find_layer_list
 from attribkit_distill.maps import unwrap
-
-# where each architecture keeps its list of layers (attribute path under the base model), and the
-# config field counting them: BERT/RoBERTa/ELECTRA/DeBERTa-v2, DistilBERT, GPT-2, Llama/Qwen2/ModernBERT
-_LAYER_LISTS = (
-    (("encoder", "layer"), "num_hidden_layers"),
-    (("transformer", "layer"), "n_layers"),
-    (("h",), "n_layer"),
-    (("layers",), "num_hidden_layers"),
-)
 
 
 def _find_layers(model: nn.Module) -> tuple[nn.Module, str, str]:
-    """The module owning the layer list, the list's attribute name and the config field counting them."""
-    base = unwrap(model).base_model
-    for path, field in _LAYER_LISTS:
-        owner = base
-        for name in path[:-1]:
-            owner = getattr(owner, name, None)
-        if isinstance(getattr(owner, path[-1], None), nn.ModuleList):
-            return owner, path[-1], field
-    raise OptionError(
-        f"cannot find the transformer layers of {type(base).__name__}; use --student-init with a ready model"
-    )
+    """The module owning the layer list, the list's attribute name and the config field counting them
+    (where the model's ``ArchitectureSpec`` says, see ``attribkit.register_architecture``)."""
+    inner = unwrap(model)
+    found = find_layer_list(inner.base_model, inner.config)
+    if found is None:
+        raise OptionError(
+            f"cannot find the transformer layers of {type(inner.base_model).__name__}; register its architecture "
+            "(attribkit.register_architecture) or use --student-init with a ready model"
+        )
+    return found
 
 
 def layer_list(model: nn.Module) -> tuple[nn.ModuleList, str]:
@@ -154,19 +144,6 @@ def student_from_pretrained(
     return narrow_student(model, layers, hidden) if hidden is not None else student_from_layers(model, layers)
 
 
-# parameter-name fragments whose rows (outputs) are attention heads, and whose columns (inputs) are
-_HEAD_OUTPUTS = (
-    "attention.self.query.",
-    "attention.self.key.",
-    "attention.self.value.",
-    "attention.q_lin.",
-    "attention.k_lin.",
-    "attention.v_lin.",
-)
-_HEAD_INPUTS = ("attention.output.dense.", "attention.out_lin.")
-NARROWABLE = ("bert", "roberta", "electra", "distilbert")  # the layouts the fragments above describe
-
-
 def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn.Module:
     """A narrower student: keep ``layers`` and select a subset of every weight's dimensions.
 
@@ -183,14 +160,16 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
     """
     import torch
 
-    kind = getattr(unwrap(teacher).config, "model_type", "?")
-    if kind not in NARROWABLE:
+    spec = architecture_of(unwrap(teacher))
+    if spec is None or spec.width_fields is None:
+        kind = getattr(unwrap(teacher).config, "model_type", "?")
         raise OptionError(
-            f"--student-hidden narrows BERT-style encoders ({', '.join(NARROWABLE)}); a {kind} keeps its width"
+            f"--student-hidden narrows BERT-style encoders ({', '.join(architectures_supporting('narrowable'))}); a {kind} keeps "
+            "its width"
         )
     deep = student_from_layers(teacher, layers)
     config: Any = copy.deepcopy(deep.config)
-    names = _width_fields(config)
+    names = spec.width_fields
     width, heads, inner = (
         int(getattr(config, names[0])),
         int(getattr(config, names[1])),
@@ -223,8 +202,8 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
                     continue
                 if value.shape[axis] == inner:
                     index = neurons
-                elif (axis == 0 and any(f in name for f in _HEAD_OUTPUTS)) or (
-                    axis == 1 and any(f in name for f in _HEAD_INPUTS)
+                elif (axis == 0 and any(f in name for f in spec.head_outputs)) or (
+                    axis == 1 and any(f in name for f in spec.head_inputs)
                 ):
                     index = head_dims
                 else:
@@ -233,13 +212,6 @@ def narrow_student(teacher: nn.Module, layers: Sequence[int], hidden: int) -> nn
             target.copy_(value)
     reference = next(deep.parameters())
     return student.to(device=reference.device, dtype=reference.dtype).train(deep.training)
-
-
-def _width_fields(config: object) -> tuple[str, str, str]:
-    for fields in (("hidden_size", "num_attention_heads", "intermediate_size"), ("dim", "n_heads", "hidden_dim")):
-        if all(hasattr(config, f) for f in fields):
-            return fields
-    raise OptionError(f"cannot narrow a {type(config).__name__}: no hidden size / heads / feed-forward size fields")
 
 
 def _evenly(total: int, count: int) -> Tensor:

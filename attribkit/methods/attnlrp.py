@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.autograd import Function
 from torch.overrides import TorchFunctionMode
 
+from attribkit.architectures import architecture_of, architectures_supporting
 from attribkit.errors import OptionError
 from attribkit.methods.base import register_method
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB
@@ -39,9 +40,9 @@ from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.model import Classifier
 
 EPSILON = 1e-12
-#: Architectures whose forward the rules are tested on (conservation): their norms are layer norms and their
-#: activations single torch calls. RMS norms and composite activations (Llama, GPT-2's gelu_new) are not.
-SUPPORTED = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "deberta-v2")
+# The architectures the rules are tested on (conservation; norms are layer norms, activations single torch
+# calls) are those whose ArchitectureSpec sets ``attnlrp`` (attribkit.architectures). RMS norms and composite
+# activations (Llama, GPT-2's gelu_new) are not.
 
 
 class _IdentityRule(Function):
@@ -231,11 +232,12 @@ class AttnLRP(FastIntegratedGradients):
         layer: str = "word_embeddings",
         target_fn: str = "logit",
     ) -> None:
-        model_type = getattr(classifier.model.config, "model_type", "?")
-        if model_type not in SUPPORTED:
+        spec = architecture_of(classifier.model)
+        if spec is None or not spec.attnlrp:
+            model_type = getattr(classifier.model.config, "model_type", "?")
             raise OptionError(
-                f"attnlrp supports {', '.join(SUPPORTED)} for now; {model_type} (RMS norms or composite activations) "
-                "is not covered by its rules yet"
+                f"attnlrp supports {', '.join(architectures_supporting('attnlrp'))} for now; {model_type} (RMS norms or composite "
+                "activations) is not covered by its rules yet"
             )
         super().__init__(
             classifier,
