@@ -36,6 +36,8 @@ _EXPORTS = {
     "top_tokens": "attribkit.reduce",
     "integration_points": "attribkit.methods.integration",
     "apply_target_fn": "attribkit.targets",
+    "run_with_layer": "attribkit.layer_hooks",
+    "read_layer": "attribkit.layer_hooks",
     "render_html": "attribkit.render.html",
     "save_html": "attribkit.render.html",
     "render_comparison": "attribkit.render.comparison",
@@ -144,6 +146,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.inputs import InputRow, read_inputs
     from attribkit.intervals import Interval, bootstrap_mean, paired_difference
     from attribkit.io import load, save
+    from attribkit.layer_hooks import read_layer, run_with_layer
     from attribkit.leaderboard import Leaderboard, LeaderboardSetting
     from attribkit.loading import load_classifier
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method

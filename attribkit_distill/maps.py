@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit import Classifier, OptionError, apply_target_fn
+from attribkit import Classifier, OptionError, apply_target_fn, run_with_layer
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,8 @@ def forward_with_maps(
         inputs = {k: v.repeat_interleave(m, dim=0) for k, v in inputs.items()}
     captured: dict[str, Tensor] = {}
 
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
-        x = output[0] if isinstance(output, tuple) else output
+    def on_layer(x: Tensor) -> Tensor:
+        """The layer's output ``x`` -> the path points ``k/m * x`` the rest of the model sees."""
         if not x.requires_grad:  # a frozen teacher: differentiate w.r.t. the activation itself
             x = x.detach().requires_grad_(True)
         path = x
@@ -110,26 +110,12 @@ def forward_with_maps(
             alphas = torch.arange(1, m + 1, dtype=x.dtype, device=x.device).div(m).repeat(n)
             path = x * alphas.view(-1, 1, 1)
         captured["x"], captured["path"] = x, path
-        return (path, *output[1:]) if isinstance(output, tuple) else path
+        return path
 
-    def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> Any:
-        if args:  # decoders' ``embeddings``: the first block's input (positional or keyword)
-            return (hook(module, (), args[0]), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": hook(module, (), kwargs["hidden_states"])}
-
-    module = clf.layer_module(layer)
-    if clf.layer_is_block_input(layer):
-        handle = module.register_forward_pre_hook(pre_hook, with_kwargs=True)
-    else:
-        handle = module.register_forward_hook(hook)
-    try:
-        with clf.double_backward(), torch.enable_grad():
-            logits = model(**inputs, **clf.forward_flags).logits
-            attributions = _path_gradients(
-                logits, captured["path"], targets, m, target_fn, clf.is_regression, create_graph
-            )
-    finally:
-        handle.remove()
+    with clf.double_backward(), torch.enable_grad():
+        # the hook goes on the unwrapped model's layer; the forward runs through the wrapper (DDP, accelerate)
+        logits = run_with_layer(clf.model, layer, on_layer, lambda: model(**inputs, **clf.forward_flags).logits)
+        attributions = _path_gradients(logits, captured["path"], targets, m, target_fn, clf.is_regression, create_graph)
     x = captured["x"].view(n, m, *captured["x"].shape[1:])[:, -1]
     if not create_graph:
         x = x.detach()
