@@ -70,6 +70,8 @@ _EXPORTS = {
     "paired_difference": "attribkit.intervals",
     "Interval": "attribkit.intervals",
     "read_inputs": "attribkit.inputs",
+    "explain_to_file": "attribkit.batch_explain",
+    "BatchResult": "attribkit.batch_explain",
     "progress_bar": "attribkit.progress",
     "save_model_files": "attribkit.files",
     "load_dataset_split": "attribkit.hub",
@@ -105,6 +107,7 @@ def __getattr__(name: str) -> Any:
         "attribkit.erasure",
         "attribkit.leaderboard",
         "attribkit.render.leaderboard",
+        "attribkit.batch_explain",
     ) or module.startswith("attribkit.methods"):
         import_module("attribkit.methods")  # registers the built-in methods
     value = getattr(import_module(module), name)
@@ -127,6 +130,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         register_architecture,
     )
     from attribkit.assets import default_model_path
+    from attribkit.batch_explain import BatchResult, explain_to_file
     from attribkit.comparison import Comparison, compare, compare_records
     from attribkit.erasure import FaithfulnessScores, faithfulness
     from attribkit.errors import (

@@ -3,7 +3,7 @@
 The launcher starts one process per device and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``;
 :func:`process_group` joins them with ``torch.distributed`` (gloo: the processes only exchange
 small control messages, whatever device computes). The batch commands deal their work to the
-processes (see :mod:`attribkit.commands.batch_run`); every process writes its own resumable
+processes (see :mod:`attribkit.batch_explain`); every process writes its own resumable
 partial file and the main process merges them in input order. Every decision that can fail is agreed on by all processes first
 (:func:`agree`), so a bad input is one error in every process, never a hang.
 """

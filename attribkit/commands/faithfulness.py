@@ -70,7 +70,7 @@ def faithfulness(
             clf = ak.load_classifier(opt.model_path(model), device=process_device(device, group))
             mine = list(range(len(rows)))
             if group is not None:
-                from attribkit.commands.batch_run import shard_batches
+                from attribkit.batch_explain import shard_batches
 
                 shard = shard_batches(clf, rows, group.world, batch_size=batch_size, max_length=max_length)[group.rank]
                 mine = [i for batch in shard for i in batch]

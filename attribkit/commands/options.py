@@ -324,25 +324,14 @@ def write_json(data: Any, path: Path) -> None:
 
 
 def model_identity(model: str) -> dict[str, Any]:
-    """What identifies a checkpoint for ``--resume``: its resolved folder and its files' names, sizes and times."""
-    import hashlib
+    """See :func:`attribkit.batch_explain.model_identity` (imported when used: the commands start light)."""
+    from attribkit.batch_explain import model_identity as identity
 
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        return {"name": model}
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return {"path": str(path.resolve()), "files": digest.hexdigest()[:16]}
+    return identity(model)
 
 
 def inputs_identity(rows: list) -> dict[str, Any]:
-    """What identifies the inputs for ``--resume``: their number and a hash of every text, pair and label."""
-    import hashlib
-    import json
+    """See :func:`attribkit.batch_explain.inputs_identity`."""
+    from attribkit.batch_explain import inputs_identity as identity
 
-    digest = hashlib.sha256()
-    for row in rows:
-        digest.update(json.dumps([row.text, row.pair, row.label], ensure_ascii=False).encode() + b"\n")
-    return {"count": len(rows), "sha256": digest.hexdigest()[:16]}
+    return identity(rows)
