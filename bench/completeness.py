@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SETTINGS: dict[str, dict[str, Any]] = {
     "fast_ig, 1 step ([PAD] baseline)": {"method": "fast_ig", "steps": 1},
     "fast_ig, 20 steps, right Riemann": {"method": "fast_ig", "steps": 20, "rule": "riemann_right"},
-    "fast_ig, 50 steps, Gauss-Legendre (the default up to 0.3)": {"method": "fast_ig", "steps": 50},
+    "fast_ig, 50 steps, Gauss-Legendre (the default before steps=auto)": {"method": "fast_ig", "steps": 50},
     "fast_ig, steps=auto (default; Captum's integrated_gradients gives the same maps, tested)": {"method": "fast_ig"},
 }
 
