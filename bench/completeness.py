@@ -69,7 +69,7 @@ def main() -> None:
         models["packaged MiniLM, seeded 2-class head"] = minilm
     except ImportError:
         pass
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for model_name, load in models.items():
         clf = load()
         results[model_name] = {}
@@ -78,7 +78,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")  # the warning is what this bench measures
                 records = ak.explain(clf, texts, **options)
             errors = relative_errors(records)
-            row = {
+            row: dict[str, Any] = {
                 "median": float(np.median(errors)),
                 "p90": float(np.percentile(errors, 90)),
                 "max": float(errors.max()),
