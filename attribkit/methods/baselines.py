@@ -7,6 +7,7 @@ from torch import Tensor
 
 from attribkit.errors import OptionError
 from attribkit.model import Classifier
+from attribkit.targets import apply_target_fn
 
 BASELINES = ("zero", "pad", "mask", "unk")
 DEFAULT_BASELINE = {"word_embeddings": "pad", "embeddings": "zero"}
@@ -90,6 +91,23 @@ def baseline_logits(clf: Classifier, batch: dict[str, Tensor], layer: str, kind:
     else:
         logits = clf.logits({**sub, "input_ids": baseline_ids(clf, sub, kind)})
     return logits[inverse]
+
+
+@torch.no_grad()
+def output_change(
+    clf: Classifier, batch: dict[str, Tensor], layer: str, kind: str, target_fn: str, targets: Tensor, logits: Tensor
+) -> Tensor:
+    """``F(x) - F(x')`` per example and view: what a complete IG map adds up to.
+
+    F(x) comes from ``logits`` (the pass that gave the prediction), so only the baselines need a
+    forward pass, and only the distinct ones (see :func:`baseline_logits`).
+
+    Shapes:
+        targets ``[batch, views]``, logits ``[batch, num_labels]`` -> ``[batch, views]``.
+    """
+    f_x = apply_target_fn(logits, target_fn, is_regression=clf.is_regression).gather(1, targets)
+    base = baseline_logits(clf, batch, layer, kind)
+    return f_x - apply_target_fn(base, target_fn, is_regression=clf.is_regression).gather(1, targets)
 
 
 def _distinct_rows(rows: Tensor) -> tuple[Tensor, Tensor]:

@@ -15,13 +15,14 @@ from torch import Tensor
 from attribkit.errors import OptionError
 from attribkit.methods.auto_steps import AUTO, check_steps, integrate_until_complete, steps_options
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
-from attribkit.methods.baselines import baseline_ids, baseline_logits, check_baseline
+from attribkit.methods.baselines import baseline_ids, check_baseline, output_change
 from attribkit.methods.chunking import (
     DEFAULT_MEMORY_MB,
     check_chunking,
     chunking_options,
     length_sorted_chunks,
     rows_for_budget,
+    select_rows,
     trim_rows,
 )
 from attribkit.methods.integration import RULES
@@ -120,24 +121,17 @@ class CaptumIntegratedGradients(AttributionMethod):
             targets = predicted_targets(logits, clf.is_regression)
         base_ids = None if self.baseline == "zero" else baseline_ids(clf, batch, self.baseline)
         change = None
-        if (
-            return_delta or self.auto is not None
-        ):  # F(x) from the prediction's forward; F(x') once per distinct baseline
-            f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
-            f_base = apply_target_fn(
-                baseline_logits(clf, batch, self.layer, self.baseline), self.target_fn, is_regression=clf.is_regression
-            ).gather(1, targets)
-            change = f_x - f_base
+        if return_delta or self.auto is not None:
+            change = output_change(clf, batch, self.layer, self.baseline, self.target_fn, targets, logits)
         resolved = targets
         if self.auto is None:
             attributions = self._attribute_rows(batch, base_ids, resolved, int(self.steps), self.rule)
             steps = torch.full((len(targets),), int(self.steps), dtype=torch.long)
         else:
             assert change is not None
-            n = len(targets)
 
             def attribute_rows(rows: Tensor, count: int, rule: str) -> Tensor:
-                sub = {k: v[rows] if isinstance(v, Tensor) and v.shape[:1] == (n,) else v for k, v in batch.items()}
+                sub = select_rows(batch, rows)
                 sub_base = None if base_ids is None else base_ids[rows]
                 return self._attribute_rows(sub, sub_base, resolved[rows], count, rule)
 

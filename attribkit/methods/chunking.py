@@ -77,6 +77,12 @@ def length_sorted_chunks(lengths: Tensor, rows_for_width: Callable[[int], int]) 
         yield torch.cat(pooled), pooled_width
 
 
+def select_rows(batch: dict[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    """Rows ``rows`` of every ``[batch, ...]`` tensor of ``batch`` (other entries as they are)."""
+    n = batch["input_ids"].shape[0]
+    return {k: v[rows] if isinstance(v, Tensor) and v.shape[:1] == (n,) else v for k, v in batch.items()}
+
+
 def trim_rows(batch: dict[str, Tensor], rows: Tensor, width: int) -> dict[str, Tensor]:
     """Rows ``rows`` of ``batch`` cut to ``width`` columns.
 

@@ -15,13 +15,14 @@ from torch import Tensor
 
 from attribkit.methods.auto_steps import AUTO, check_steps, integrate_until_complete, steps_options
 from attribkit.methods.base import AttributionMethod, MethodResult, predicted_targets, register_method
-from attribkit.methods.baselines import baseline_logits, baseline_output, check_baseline
+from attribkit.methods.baselines import baseline_output, check_baseline, output_change
 from attribkit.methods.chunking import (
     DEFAULT_MEMORY_MB,
     check_chunking,
     chunking_options,
     length_sorted_chunks,
     rows_for_budget,
+    select_rows,
     trim_rows,
 )
 from attribkit.methods.integration import integration_points
@@ -140,7 +141,9 @@ class FastIntegratedGradients(AttributionMethod):
             attributions = (x - base).unsqueeze(1) * grad_sum * mask
         delta = None
         if return_delta and logits is not None:
-            delta = attributions.detach().sum(dim=(2, 3)) - self._change(batch, resolved, logits)
+            delta = attributions.detach().sum(dim=(2, 3)) - output_change(
+                self.classifier, batch, self.layer, self.baseline, self.target_fn, resolved, logits
+            )
         steps = torch.full((len(resolved),), int(self.steps), dtype=torch.long)
         return MethodResult(attributions, delta, logits=logits, targets=resolved, steps=steps)
 
@@ -155,8 +158,7 @@ class FastIntegratedGradients(AttributionMethod):
         if isinstance(targets, str):
             targets = predicted_targets(logits, clf.is_regression)
         resolved = targets
-        change = self._change(batch, resolved, logits)
-        n = resolved.shape[0]
+        change = output_change(self.classifier, batch, self.layer, self.baseline, self.target_fn, resolved, logits)
         ctx = clf.double_backward() if create_graph else contextlib.nullcontext()
         with ctx, torch.enable_grad():
             x, base = self._endpoints(batch, create_graph)
@@ -164,7 +166,7 @@ class FastIntegratedGradients(AttributionMethod):
 
             def attribute_rows(rows: Tensor, steps: int, rule: str) -> Tensor:
                 alphas, weights = integration_points(rule, steps)
-                sub = {k: v[rows] if isinstance(v, Tensor) and v.shape[:1] == (n,) else v for k, v in batch.items()}
+                sub = select_rows(batch, rows)
                 grad_sum, _, _ = self._weighted_gradients(
                     sub, resolved[rows], x[rows], base[rows], create_graph, alphas, weights
                 )
@@ -238,16 +240,3 @@ class FastIntegratedGradients(AttributionMethod):
                 grad = torch.nn.functional.pad(grad * weights[step].view(-1, 1, 1), (0, 0, 0, seq - width))
                 totals[v] = totals[v].index_add(0, example, grad)
         return torch.stack(totals, dim=1), targets, logits_at_input
-
-    @torch.no_grad()
-    def _change(self, batch: dict[str, Tensor], targets: Tensor, logits: Tensor) -> Tensor:
-        """``F(x) - F(x')`` per example and view, ``[batch, views]``.
-
-        F(x) comes from ``logits`` (the pass that gave the prediction), so only the baselines need a
-        forward pass, and only the distinct ones (see ``baseline_logits``).
-        """
-        clf = self.classifier
-        base_logits = baseline_logits(clf, batch, self.layer, self.baseline)
-        f_x = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
-        f_base = apply_target_fn(base_logits, self.target_fn, is_regression=clf.is_regression).gather(1, targets)
-        return f_x - f_base
