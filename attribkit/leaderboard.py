@@ -20,26 +20,21 @@ where it stopped and never mixes two runs' settings.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from attribkit.erasure import faithfulness
 from attribkit.errors import InvalidInputError, OptionError
-from attribkit.facade import explain, list_methods
+from attribkit.facade import list_methods
 from attribkit.files import atomic_write_text
 from attribkit.intervals import Interval, bootstrap_mean, paired_difference
+from attribkit.leaderboard_cells import score_maps, score_random, score_setting, skeleton_records
 from attribkit.model import Classifier, Text
-from attribkit.types import Attribution
 
 #: Fewer sentences than this cannot support an interval worth reading.
 MIN_SENTENCES = 10
@@ -245,7 +240,14 @@ class Leaderboard:
         pending = set(self.pending())
         for setting in self.settings:
             if setting.key in pending:
-                cell = score_setting(classifier, self.texts, setting, batch_size=batch_size, max_length=max_length)
+                cell = score_setting(
+                    classifier,
+                    self.texts,
+                    setting.method,
+                    setting.options,
+                    batch_size=batch_size,
+                    max_length=max_length,
+                )
                 self._save(setting.key, cell, on_cell)
         if pending & set(BASELINES):
             skeleton = skeleton_records(classifier, self.texts, batch_size=batch_size, max_length=max_length)
@@ -279,97 +281,6 @@ class Leaderboard:
             [self.cell(k) for k in [s.key for s in self.settings] + list(BASELINES) if self.cell_path(k).is_file()],
             seed=self.seed,
         )
-
-
-def score_setting(
-    classifier: Classifier,
-    texts: Sequence[Text],
-    setting: LeaderboardSetting,
-    *,
-    batch_size: int = 16,
-    max_length: int | None = None,
-) -> dict[str, Any]:
-    """Explain ``texts`` with one setting (timed) and score each map's faithfulness.
-
-    Returns:
-        A cell: ``summary``, ``options``, ``seconds_per_sentence``, ``threads``, per-sentence
-        ``comprehensiveness`` and ``sufficiency`` (AOPC), and the ``maps`` (first view, per token).
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a low step count warns about completeness; the scores measure it here
-        explain(
-            classifier,
-            texts[:2],
-            method=setting.method,
-            batch_size=batch_size,
-            max_length=max_length,
-            **setting.options,
-        )  # warm-up
-        start = time.perf_counter()
-        records = explain(
-            classifier, texts, method=setting.method, batch_size=batch_size, max_length=max_length, **setting.options
-        )
-        seconds = time.perf_counter() - start
-    cell = score_records(classifier, records, max_length=max_length)
-    cell.update(
-        summary=records[0].method_summary(),
-        options=dict(records[0].options),
-        seconds_per_sentence=seconds / len(texts),
-        threads=torch.get_num_threads(),
-        maps=[[float(v) for v in r.scores[0]] for r in records],
-    )
-    if any(r.steps_taken is not None for r in records):
-        cell["steps_taken"] = [r.steps_taken for r in records]
-    return cell
-
-
-def score_records(classifier: Classifier, records: Sequence[Attribution], *, max_length: int | None) -> dict[str, Any]:
-    """Per-sentence AOPC comprehensiveness and sufficiency of ``records``."""
-    scores = faithfulness(classifier, records, max_length=max_length)
-    return {
-        "comprehensiveness": [s.aopc_comprehensiveness for s in scores],
-        "sufficiency": [s.aopc_sufficiency for s in scores],
-    }
-
-
-def skeleton_records(
-    classifier: Classifier, texts: Sequence[Text], *, batch_size: int = 16, max_length: int | None = None
-) -> list[Attribution]:
-    """Records of the predicted class whose scores the baselines replace (tokens, offsets, view)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return explain(classifier, texts, method="gradient_x_input", batch_size=batch_size, max_length=max_length)
-
-
-def score_maps(
-    classifier: Classifier, skeleton: Sequence[Attribution], maps: Sequence[np.ndarray], *, max_length: int | None
-) -> dict[str, Any]:
-    """Faithfulness of given per-token maps (one per sentence) on the skeleton records' tokens."""
-    records = []
-    for record, scores in zip(skeleton, maps):
-        if len(scores) != len(record.tokens):
-            raise InvalidInputError("a map does not fit its sentence's tokens; was the run made with another model?")
-        records.append(dataclasses.replace(record, scores=np.asarray(scores, dtype=np.float32)[None, :]))
-    return score_records(classifier, records, max_length=max_length)
-
-
-def score_random(
-    classifier: Classifier, skeleton: Sequence[Attribution], *, draws: int, seed: int, max_length: int | None
-) -> dict[str, Any]:
-    """Faithfulness of uniformly random maps: ``draws`` per sentence, averaged per sentence."""
-    rng = np.random.default_rng(seed)
-    comp = np.zeros(len(skeleton))
-    suff = np.zeros(len(skeleton))
-    for _ in range(draws):
-        maps = [rng.random(len(r.tokens)) for r in skeleton]
-        scores = score_maps(classifier, skeleton, maps, max_length=max_length)
-        comp += np.asarray(scores["comprehensiveness"]) / draws
-        suff += np.asarray(scores["sufficiency"]) / draws
-    return {
-        "summary": f"uniformly random maps, {draws} per sentence (seed {seed}), scores averaged per sentence",
-        "comprehensiveness": comp.tolist(),
-        "sufficiency": suff.tolist(),
-    }
 
 
 def summarize(cells: Sequence[Mapping[str, Any]], *, seed: int = 0) -> list[Row]:

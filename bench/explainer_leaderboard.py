@@ -1,6 +1,6 @@
 """Which explainer should I use? Every registered method on SST-2 dev sentences, with intervals and baselines.
 
-The same cells as ``attribkit leaderboard`` (:mod:`attribkit.leaderboard`): per (method, setting),
+The same cells as ``attribkit leaderboard`` (:mod:`attribkit.leaderboard`, scored by :mod:`attribkit.leaderboard_cells`): per (method, setting),
 seconds per sentence through ``ak.explain`` and per-sentence ERASER comprehensiveness and
 sufficiency (AOPC over 1-50 %); a random-map row and a reversed-map row; 95 % bootstrap intervals
 over sentences and paired intervals against the best method and the random maps. Each model's run
