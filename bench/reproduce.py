@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from provenance import library_versions, portable
+import study_runner
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "reproduce"
@@ -211,6 +208,14 @@ class Run:
     def out(self) -> Path:
         return RUNS / self.task / f"{self.row.name}-seed{self.seed}"
 
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.row.name}/seed{self.seed}"
+
+    @property
+    def lock(self) -> Path:
+        return RUNS / "locks" / f"{self.task}-{self.row.name}-seed{self.seed}.lock"
+
 
 def teacher_dir(task: str) -> Path:
     """Students of every seed learn from the seed-1 teacher."""
@@ -303,37 +308,9 @@ def _shared_cache(run: Run) -> Path | None:
     return RUNS / run.task / "caches" / f"{run.row.cache}-{data}.pt"
 
 
-def threads() -> int:
-    """CPU threads a run's torch uses (``OMP_NUM_THREADS``, else one per core): two runs side by side use one each."""
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-
-
 def execute(run: Run, log) -> dict:
     """Run (or resume) one command and write its result JSON; returns the result."""
-    out = run.out
-    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
-    if out.exists() and not resume:
-        shutil.rmtree(out)  # killed before its first checkpoint: start again
-    shared = _shared_cache(run)
-    if shared is not None and shared.is_file() and not (out / "teacher_cache.pt").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        os.link(shared, out / "teacher_cache.pt")  # same teacher, data and options: reused (the key is checked)
-    if not (out / "results.json").is_file():
-        argv = command(run) + (["--resume"] if resume or out.exists() else [])
-        log.write(f"$ {' '.join(argv)}\n")
-        log.flush()
-        start = time.time()
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"{run.task}/{run.row.name}/seed{run.seed} failed with exit code {proc.returncode}; see the log"
-            )
-        log.write(f"# {time.time() - start:.0f} s\n")
-    if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
-        shared.parent.mkdir(parents=True, exist_ok=True)
-        os.link(out / "teacher_cache.pt", shared)
-    results = json.loads((out / "results.json").read_text())
-    settings = json.loads((out / "run.json").read_text())
+    results = study_runner.run_command(command(run), run.out, log, name=run.name, shared_cache=_shared_cache(run))
     record = {
         "task": run.task,
         "row": run.row.name,
@@ -344,20 +321,23 @@ def execute(run: Run, log) -> dict:
         "steps": results["step"],
         "seconds": results["seconds"],
         "steps_per_second": results.get("steps_per_second"),
-        "threads": threads(),
-        "settings": settings,
+        "threads": study_runner.threads(),
+        "settings": json.loads((run.out / "run.json").read_text()),
         "command": " ".join(command(run)[2:]),
     }
-    record = {**portable(record, glue_dir()), "versions": library_versions()}  # no machine paths
-    run.result.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run.result.with_name(run.result.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(run.result)
-    shutil.rmtree(out / "trainer", ignore_errors=True)  # the Trainer's own checkpoints (paper config)
+    record = study_runner.write_result(run.result, record, glue_dir())  # no machine paths
+    shutil.rmtree(run.out / "trainer", ignore_errors=True)  # the Trainer's own checkpoints (paper config)
     if not (run.row.keep_model and run.seed == 1):
-        for name in ("model.safetensors", "teacher_cache.pt"):
-            (out / name).unlink(missing_ok=True)  # the shared cache keeps its own link
+        study_runner.drop_weights(run.out)  # the shared cache keeps its own link
     return record
+
+
+def teacher_ready(run: Run) -> bool:
+    """A student's teacher is trained (the loop skips its students until then)."""
+    if run.row.command == "distill" and not (teacher_dir(run.task) / "results.json").is_file():
+        print(f"skip {run.name}: its teacher is not trained yet")
+        return False
+    return True
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -406,8 +386,7 @@ def main() -> None:
         sys.exit(f"error: {error}")
     runs = plan(tasks, rows, seeds)
     if args.action == "plan":
-        for run in runs:
-            print(f"{'done' if run.result.is_file() else 'todo'}  {run.task:5s} {run.row.name:12s} seed {run.seed}")
+        study_runner.show_plan(runs, done=lambda run: run.result.is_file(), lock=lambda run: run.lock)
         return
     if args.action == "report":
         from reproduce_report import write_report
@@ -415,20 +394,16 @@ def main() -> None:
         write_report()
         return
     RUNS.mkdir(parents=True, exist_ok=True)
-    deadline = time.time() + args.hours * 3600 if args.hours else None
     with (RUNS / "log.txt").open("a") as log:
-        for run in runs:
-            if run.result.is_file():
-                continue
-            if deadline is not None and time.time() > deadline:
-                print("time budget spent; run again to continue")
-                break
-            if run.row.command == "distill" and not (teacher_dir(run.task) / "results.json").is_file():
-                print(f"skip {run.task}/{run.row.name}/seed{run.seed}: its teacher is not trained yet")
-                continue
-            print(f"{run.task}/{run.row.name}/seed{run.seed} ...", flush=True)
-            record = execute(run, log)
-            print(f"  -> {record['best']} in {record['seconds']:.0f} s", flush=True)
+        study_runner.drive(
+            runs,
+            done=lambda run: run.result.is_file(),
+            execute=lambda run: execute(run, log),
+            lock=lambda run: run.lock,
+            hours=args.hours,
+            ready=teacher_ready,
+            summary=lambda record: f"{record['best']} in {record['seconds']:.0f} s",
+        )
 
 
 if __name__ == "__main__":

@@ -23,19 +23,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
-import os
-import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import study_runner
+from provenance import library_versions
+
 # the protocol's grid (one definition for the planner and the report) and the report itself
-from provenance import library_versions, portable
 from study_v2_report import ONLY, SEEDS, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,6 +111,14 @@ class Run:
     @property
     def out(self) -> Path:
         return RUNS / self.task / f"{self.row}-seed{self.seed}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.row}/seed{self.seed}"
+
+    @property
+    def lock(self) -> Path:
+        return RUNS / "locks" / f"{self.task}-{self.row}-seed{self.seed}.lock"
 
 
 def teacher_seed(task: str) -> int:
@@ -243,18 +247,6 @@ def check_teacher(task: str) -> str:
     return digest
 
 
-def threads() -> int:
-    """CPU threads a run's torch uses (``OMP_NUM_THREADS``, else one per core)."""
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-
-
-def _diagnostics(out: Path) -> list[dict]:
-    """The gradient-diagnostic rows of a run's metrics.jsonl (the attribution term's share over training)."""
-    path = out / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    return [r for r in rows if r.get("kind") == "gradients"]
-
-
 def dev_gap(run: Run, data_dir: Path) -> float:
     """The attribution gap on dev (v1's measure: the AD-KD loss to the teacher, all dims, per example) of the
     run's saved student (its best-on-dev checkpoint)."""
@@ -272,31 +264,12 @@ def dev_gap(run: Run, data_dir: Path) -> float:
 
 def execute(run: Run, data_dir: Path, log) -> dict:
     """Run (or resume) one command and write its result JSON; returns the record."""
-    out = run.out
-    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
-    if out.exists() and not resume:
-        shutil.rmtree(out)  # killed before its first checkpoint: start again
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
-    if shared is not None and shared.is_file() and not (out / "teacher_cache.pt").exists():
-        out.mkdir(parents=True, exist_ok=True)
-        os.link(shared, out / "teacher_cache.pt")  # same teacher, data and options (the cache checks its key)
-    if not (out / "results.json").is_file():
-        argv = command(run, data_dir) + (["--resume"] if out.exists() else [])
-        log.write(f"$ {' '.join(argv)}\n")
-        log.flush()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        if run.row == "teacher":  # one thread: the same weights bit for bit whenever a fresh clone retrains it
-            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"{run.task}/{run.row}/seed{run.seed} failed with exit code {proc.returncode}; see {log.name}"
-            )
-    if shared is not None and (out / "teacher_cache.pt").is_file() and not shared.exists():
-        shared.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another runner shared the same cache first
-            os.link(out / "teacher_cache.pt", shared)
-    results = json.loads((out / "results.json").read_text())
+    # one thread for a teacher: the same weights bit for bit whenever a fresh clone retrains it
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if run.row == "teacher" else None
+    results = study_runner.run_command(
+        command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, env=env
+    )
     record = {
         "task": run.task,
         "row": run.row,
@@ -308,14 +281,13 @@ def execute(run: Run, data_dir: Path, log) -> dict:
         "best_step": results["best_step"],
         "steps": results["step"],
         "seconds": results["seconds"],
-        "threads": threads(),
-        "settings": json.loads((out / "run.json").read_text()),
+        "threads": study_runner.threads(),
+        "settings": json.loads((run.out / "run.json").read_text()),
         "command": " ".join(command(run, Path("GLUE_DIR"))[2:]),
         "dev_last": results["last"],
         "dev_best": results["best"],
-        "gradients": _diagnostics(out),
+        "gradients": study_runner.diagnostics(run.out),
     }
-    record = {**portable(record, data_dir), "versions": library_versions()}  # no machine paths
     if run.row == "teacher":
         record["v1_score"] = v1_teacher_score(run.task, run.seed)
         record["weights_sha256"] = check_teacher(run.task)
@@ -323,39 +295,15 @@ def execute(run: Run, data_dir: Path, log) -> dict:
     else:
         record["teacher_sha256"] = check_teacher(run.task)
         record["attribution_gap"] = dev_gap(run, data_dir)  # before the weights are removed below
-    run.result.parent.mkdir(parents=True, exist_ok=True)
-    tmp = run.result.with_name(run.result.name + ".partial")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(run.result)
+    record = study_runner.write_result(run.result, record, data_dir)
     if run.row != "teacher":
-        for name in ("model.safetensors", "teacher_cache.pt"):
-            (out / name).unlink(missing_ok=True)  # the shared cache keeps its own link
+        study_runner.drop_weights(run.out)  # the shared cache keeps its own link
     return record
 
 
-@contextlib.contextmanager
 def claimed(run: Run):
-    """Hold ``run`` for this process (an OS lock, freed even on a kill); yields False if another runner has it.
-
-    Several runners may be given the same tasks: each takes the next run nobody holds, so the
-    cores stay busy to the end whatever the runs' lengths.
-    """
-    path = RUNS / "locks" / f"{run.task}-{run.row}-seed{run.seed}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        for _ in range(3):  # `plan` probes a lock for microseconds; a runner holds it for the whole run
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.2)
-        else:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold ``run`` for this process (:func:`study_runner.claimed`); yields False if another runner has it."""
+    return study_runner.claimed(run.lock)
 
 
 def done(run: Run) -> bool:
@@ -366,12 +314,19 @@ def teacher_ready(task: str) -> bool:
     return (Run(task, "teacher", teacher_seed(task)).out / "results.json").is_file()
 
 
-def _csv(text: str | None, allowed: tuple, name: str) -> list[str]:
-    items = text.split(",") if text else list(allowed)
-    bad = [i for i in items if i not in allowed]
-    if bad:
-        raise SystemExit(f"error: unknown {name} {bad[0]!r}; choose from {', '.join(allowed)}")
-    return items
+def prepare(run: Run, data_dir: Path, log) -> bool:
+    """Train a student's teacher first when it is not on disk (a fresh clone); False while another runner does."""
+    if run.row == "teacher" or teacher_ready(run.task):
+        return True
+    teacher = Run(run.task, "teacher", teacher_seed(run.task))
+    with claimed(teacher) as mine:
+        if not mine:
+            print(f"{run.name}: another runner is training its teacher; skipped")
+            return False
+        if not teacher_ready(run.task):
+            print(f"{teacher.name} (retrained for its students) ...", flush=True)
+            execute(teacher, data_dir, log)
+    return True
 
 
 def main() -> None:
@@ -392,15 +347,12 @@ def main() -> None:
     if args.action == "report":
         write_report()
         return
-    tasks = _csv(args.tasks, tuple(TASKS), "task")
-    rows = _csv(args.rows, tuple(ROWS), "row")
-    seeds = [int(s) for s in _csv(args.seeds, tuple(str(s) for s in SEEDS), "seed")]
+    tasks = study_runner.parse_choices(args.tasks, tuple(TASKS), "task")
+    rows = study_runner.parse_choices(args.rows, tuple(ROWS), "row")
+    seeds = [int(s) for s in study_runner.parse_choices(args.seeds, tuple(str(s) for s in SEEDS), "seed")]
     runs = plan(tasks, rows, seeds)
     if args.action == "plan":
-        for run in runs:
-            with claimed(run) as free:
-                state = "done" if done(run) else "todo" if free else "busy"  # busy: a runner holds it now
-            print(f"{state}  {run.task:5s} {run.row:10s} seed {run.seed}")
+        study_runner.show_plan(runs, done=done, lock=lambda run: run.lock)
         return
     if args.data_dir is None or not (args.data_dir / TASKS[tasks[0]].directory).is_dir():
         raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
@@ -410,32 +362,18 @@ def main() -> None:
         print(json.dumps(calibrate(args.data_dir, sys.modules[__name__]), indent=1))
         return
     RUNS.mkdir(parents=True, exist_ok=True)
-    deadline = time.time() + args.hours * 3600 if args.hours else None
-    runs.sort(key=lambda run: not (run.out / "checkpoint").is_dir())  # interrupted runs first, then the plan's order
     with (RUNS / "log.txt").open("a") as log:
-        for run in runs:
-            if done(run):
-                continue
-            if deadline is not None and time.time() > deadline:
-                print("time budget spent; run again to continue")
-                break
-            if run.row != "teacher" and not teacher_ready(run.task):  # a fresh clone: the teacher comes first
-                teacher = Run(run.task, "teacher", teacher_seed(run.task))
-                with claimed(teacher) as mine:
-                    if not mine:
-                        print(f"{run.task}/{run.row}/seed{run.seed}: another runner is training its teacher; skipped")
-                        continue
-                    if not teacher_ready(run.task):
-                        print(f"{teacher.task}/teacher/seed{teacher.seed} (retrained for its students) ...", flush=True)
-                        execute(teacher, args.data_dir, log)
-            with claimed(run) as mine:
-                if not mine or done(run):  # another runner holds it, or finished it meanwhile
-                    continue
-                print(f"{run.task}/{run.row}/seed{run.seed} ...", flush=True)
-                record = execute(run, args.data_dir, log)
-            print(
-                f"  -> final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s", flush=True
-            )
+        study_runner.drive(
+            runs,
+            done=done,
+            execute=lambda run: execute(run, args.data_dir, log),
+            lock=lambda run: run.lock,
+            hours=args.hours,
+            ready=lambda run: prepare(run, args.data_dir, log),
+            summary=lambda record: (
+                f"final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s"
+            ),
+        )
 
 
 if __name__ == "__main__":

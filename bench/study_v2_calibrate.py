@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import study_runner
+
 TARGET = 0.20
 BAND = (0.10, 0.30)
 SHORT_STEPS = 200
@@ -80,7 +82,7 @@ def calibrate(data_dir: Path, study: Any) -> dict[str, Any]:
         if not (out / "results.json").is_file():
             argv += ["--resume"] if out.exists() else []
             subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        share = median_share(study._diagnostics(out))
+        share = median_share(study_runner.diagnostics(out))
         checks.append({"beta": beta, "steps": SHORT_STEPS, "median_share": share})
         if BAND[0] <= share <= BAND[1]:
             break

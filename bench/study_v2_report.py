@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from study_runner import fill_block
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "study-v2"
 DOC = ROOT / "docs" / "results.md"
@@ -305,10 +307,5 @@ def write_report() -> None:
     table = load()
     if _shares(table):
         share_figure(table, FIGURES / "study-v2-share.html")
-    text = DOC.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"error: {DOC} has no {BEGIN} ... {END} block to fill")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(head + BEGIN + "\n" + "\n".join(report_lines(table)) + "\n" + END + tail)
+    fill_block(DOC, BEGIN, END, report_lines(table))
     print(f"wrote the study-v2 block of {DOC}")

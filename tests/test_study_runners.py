@@ -41,3 +41,94 @@ def test_a_claim_is_released_when_the_holder_raises(study):
         raise RuntimeError("the run failed")
     with study.claimed(run) as again:
         assert again is True
+
+
+# ---------------------------------------------------------------- the shared machinery (bench/study_runner.py)
+@pytest.fixture
+def runner(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import study_runner
+
+    return study_runner
+
+
+FAKE_COMMAND = """
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+(out / "argv.json").write_text(json.dumps(sys.argv[2:]))
+if "--fail" in sys.argv: sys.exit(3)
+(out / "results.json").write_text(json.dumps({"resumed": "--resume" in sys.argv}))
+"""
+
+
+def test_run_command_starts_resumes_and_shares_the_cache(runner, tmp_path):
+    script = tmp_path / "fake.py"
+    script.write_text(FAKE_COMMAND)
+    log = (tmp_path / "log.txt").open("w")
+    fresh = tmp_path / "fresh"
+    assert runner.run_command([sys.executable, str(script), str(fresh)], fresh, log, name="t/r/seed1") == {
+        "resumed": False
+    }
+    # killed after a checkpoint: resumed; killed before one: its folder is removed and it starts again
+    interrupted, early = tmp_path / "interrupted", tmp_path / "early"
+    (interrupted / "checkpoint").mkdir(parents=True)
+    (early / "stale.txt").parent.mkdir(parents=True)
+    (early / "stale.txt").write_text("x")
+    assert runner.run_command([sys.executable, str(script), str(interrupted)], interrupted, log, name="a")["resumed"]
+    assert not runner.run_command([sys.executable, str(script), str(early)], early, log, name="b")["resumed"]
+    assert not (early / "stale.txt").exists()
+    # a run that made a teacher cache publishes it; the next run with the same cache gets a link to it
+    shared = tmp_path / "caches" / "maps.pt"
+    maker, user = tmp_path / "maker", tmp_path / "user"
+    maker.mkdir()
+    (maker / "teacher_cache.pt").write_text("maps")
+    (maker / "results.json").write_text("{}")
+    runner.run_command(["false"], maker, log, name="c", shared_cache=shared)  # finished: nothing runs
+    assert shared.read_text() == "maps"
+    runner.run_command([sys.executable, str(script), str(user)], user, log, name="d", shared_cache=shared)
+    assert (user / "teacher_cache.pt").samefile(shared)
+    failing = tmp_path / "failing"
+    with pytest.raises(RuntimeError, match="^t/x/seed2 failed with exit code 3"):
+        runner.run_command([sys.executable, str(script), str(failing), "--fail"], failing, log, name="t/x/seed2")
+
+
+def test_drive_skips_done_and_held_runs_and_puts_interrupted_ones_first(runner, tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class FakeRun:
+        name: str
+        out: Path
+        result: Path
+
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("a", "b", "c", "d")]
+    runs[0].result.write_text("{}")  # done
+    (runs[3].out / "checkpoint").mkdir(parents=True)  # interrupted: first
+    executed = []
+    lock = lambda run: tmp_path / "locks" / f"{run.name}.lock"  # noqa: E731
+    with runner.claimed(lock(runs[2])):  # another runner holds c
+        runner.drive(
+            runs,
+            done=lambda run: run.result.is_file(),
+            execute=lambda run: executed.append(run.name) or {"seconds": 1.0},
+            lock=lock,
+        )
+    assert executed == ["d", "b"]
+
+
+def test_fill_block_keeps_the_hand_written_text_and_refuses_a_page_without_markers(runner, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n")
+    runner.fill_block(page, "<!-- b -->", "<!-- e -->", ["new 1", "new 2"])
+    assert page.read_text() == "intro\n<!-- b -->\nnew 1\nnew 2\n<!-- e -->\noutro\n"
+    page.write_text("no markers")
+    with pytest.raises(SystemExit, match="no <!-- b --> ... <!-- e --> block"):
+        runner.fill_block(page, "<!-- b -->", "<!-- e -->", ["x"])
+    assert page.read_text() == "no markers"
+
+
+def test_parse_choices_refuses_an_unknown_name_in_one_line(runner):
+    assert runner.parse_choices(None, ("mrpc", "stsb"), "task") == ["mrpc", "stsb"]
+    assert runner.parse_choices("stsb, mrpc", ("mrpc", "stsb"), "task") == ["stsb", "mrpc"]
+    with pytest.raises(SystemExit, match="^error: unknown task 'qqp'; choose from mrpc, stsb$"):
+        runner.parse_choices("mrpc,qqp", ("mrpc", "stsb"), "task")

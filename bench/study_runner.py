@@ -1,0 +1,214 @@
+"""What every study runner in bench/ shares: plan, claim, execute, result JSON, report block.
+
+A study (``reproduce.py``, ``study_v2.py``, ``study_v3.py``) is a list of runs, each one ``attribkit finetune``
+or ``attribkit distill`` command with an output folder under ``runs/`` and a result JSON under
+``bench/results/``. This module holds the parts that do not depend on the study:
+
+- :func:`claimed`: an OS lock per run, so several runners share one plan (each takes the next run nobody
+  holds, and a killed runner frees its run);
+- :func:`run_command`: run or resume a command (``--resume`` from its last checkpoint; a folder killed
+  before its first checkpoint starts again) and share a teacher cache between runs that make the same one;
+- :func:`write_result`: the result JSON, written atomically, with portable paths and library versions;
+- :func:`drive`: the loop that skips what is done or held, honours a time budget and puts interrupted runs
+  first;
+- :func:`show_plan`, :func:`parse_choices` and :func:`fill_block` (a report's generated block in a page).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from provenance import library_versions, portable
+
+
+class StudyRun(Protocol):
+    """What the shared loop needs of a study's run: a name, its output folder and its result JSON."""
+
+    @property
+    def name(self) -> str: ...  # task/row/seedN
+
+    @property
+    def out(self) -> Path: ...
+
+    @property
+    def result(self) -> Path: ...
+
+
+@contextlib.contextmanager
+def claimed(lock: Path) -> Iterator[bool]:
+    """Hold the lock file ``lock`` for this process (an OS lock, freed even on a kill).
+
+    Yields:
+        True when this process holds it, False when another runner does.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        for _ in range(3):  # `plan` probes a lock for microseconds; a runner holds it for the whole run
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.2)
+        else:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_command(
+    argv: list[str],
+    out: Path,
+    log: IO[str],
+    *,
+    name: str,
+    shared_cache: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) one attribkit training command whose output folder is ``out``; returns its results.json.
+
+    Args:
+        argv: The command line, without ``--resume`` (added when ``out`` holds a checkpoint).
+        out: The command's ``--out`` folder.
+        log: Where the command's output goes (the study's log file).
+        name: The run's name in the one-line error.
+        shared_cache: A teacher cache shared by the runs that make the same one (same teacher, data and map
+            options; the cache checks its own key): linked in before the run, and published after it.
+        env: Extra environment variables for the command.
+
+    Raises:
+        RuntimeError: When the command exits non-zero.
+    """
+    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
+    if out.exists() and not resume:
+        shutil.rmtree(out)  # killed before its first checkpoint: start again
+    if shared_cache is not None and shared_cache.is_file() and not (out / "teacher_cache.pt").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        os.link(shared_cache, out / "teacher_cache.pt")
+    if not (out / "results.json").is_file():
+        full = argv + (["--resume"] if out.exists() else [])
+        log.write(f"$ {' '.join(full)}\n")
+        log.flush()
+        start = time.time()
+        proc = subprocess.run(
+            full, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} failed with exit code {proc.returncode}; see {log.name}")
+        log.write(f"# {time.time() - start:.0f} s\n")
+        log.flush()
+    if shared_cache is not None and (out / "teacher_cache.pt").is_file() and not shared_cache.exists():
+        shared_cache.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another runner published the same cache first
+            os.link(out / "teacher_cache.pt", shared_cache)
+    return json.loads((out / "results.json").read_text())
+
+
+def write_result(path: Path, record: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """Write a run's result JSON atomically, with portable paths (``GLUE_DIR``, ...) and library versions."""
+    record = {**portable(record, data_dir), "versions": library_versions()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=1))
+    partial.replace(path)
+    return record
+
+
+def drop_weights(out: Path) -> None:
+    """Remove a finished student's weights and its link to the teacher cache (the result JSON holds the numbers)."""
+    for name in ("model.safetensors", "teacher_cache.pt"):
+        (out / name).unlink(missing_ok=True)
+
+
+def threads() -> int:
+    """CPU threads a run's torch uses (``OMP_NUM_THREADS``, else one per core)."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def diagnostics(out: Path) -> list[dict[str, Any]]:
+    """The gradient-diagnostic rows of a run's metrics.jsonl (each term's share of the gradient over training)."""
+    path = out / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return [r for r in rows if r.get("kind") == "gradients"]
+
+
+def show_plan(runs: Sequence[StudyRun], *, done: Callable[[Any], bool], lock: Callable[[Any], Path]) -> None:
+    """Print each run of the plan as done, todo or busy (a runner holds it now)."""
+    for run in runs:
+        with claimed(lock(run)) as free:
+            state = "done" if done(run) else "todo" if free else "busy"
+        print(f"{state}  {run.name}")
+
+
+def drive(
+    runs: Sequence[StudyRun],
+    *,
+    done: Callable[[Any], bool],
+    execute: Callable[[Any], dict[str, Any]],
+    lock: Callable[[Any], Path],
+    hours: float | None = None,
+    ready: Callable[[Any], bool] = lambda run: True,
+    summary: Callable[[dict[str, Any]], str] = lambda record: f"{record['seconds']:.0f} s",
+) -> None:
+    """Execute the plan's runs that are not done, interrupted ones first, each held while it runs.
+
+    Args:
+        runs: The plan, in priority order.
+        done: Whether a run's result is in.
+        execute: Runs one run and returns its result record.
+        lock: A run's lock file (:func:`claimed`).
+        hours: Start no new run after this many hours.
+        ready: Called (with the run not yet claimed) before each run: prepares what it needs (a teacher) and
+            returns False to skip it for now (another runner is preparing it).
+        summary: The line printed after a run.
+    """
+    deadline = time.time() + hours * 3600 if hours else None
+    order = sorted(runs, key=lambda run: not (run.out / "checkpoint").is_dir())  # stable: the plan's order after
+    for run in order:
+        if done(run):
+            continue
+        if deadline is not None and time.time() > deadline:
+            print("time budget spent; run again to continue")
+            break
+        if not ready(run):
+            continue
+        with claimed(lock(run)) as mine:
+            if not mine or done(run):  # another runner holds it, or finished it meanwhile
+                continue
+            print(f"{run.name} ...", flush=True)
+            record = execute(run)
+        print(f"  -> {summary(record)}", flush=True)
+
+
+def parse_choices(text: str | None, allowed: Sequence[str], what: str) -> list[str]:
+    """A comma-separated choice from ``allowed`` (all of them when ``text`` is None); exits with one line."""
+    items = [item.strip() for item in text.split(",")] if text else list(allowed)
+    bad = [item for item in items if item not in allowed]
+    if bad:
+        raise SystemExit(f"error: unknown {what} {bad[0]!r}; choose from {', '.join(allowed)}")
+    return items
+
+
+def fill_block(page: Path, begin: str, end: str, lines: Sequence[str]) -> None:
+    """Replace what lies between the markers ``begin`` and ``end`` in ``page`` (the hand-written rest is kept).
+
+    Raises:
+        SystemExit: When the page lacks either marker (nothing is written).
+    """
+    text = page.read_text()
+    if begin not in text or end not in text:
+        raise SystemExit(f"error: {page} has no {begin} ... {end} block to fill")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    page.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
