@@ -132,3 +132,69 @@ def test_parse_choices_refuses_an_unknown_name_in_one_line(runner):
     assert runner.parse_choices("stsb, mrpc", ("mrpc", "stsb"), "task") == ["stsb", "mrpc"]
     with pytest.raises(SystemExit, match="^error: unknown task 'qqp'; choose from mrpc, stsb$"):
         runner.parse_choices("mrpc,qqp", ("mrpc", "stsb"), "task")
+
+
+# ---------------------------------------------------------------- study v3: the rows and the reuse of v2's runs
+@pytest.fixture
+def v3(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import study_v3
+
+    monkeypatch.setattr(study_v3, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(study_v3, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(study_v3.v2, "RESULTS", tmp_path / "v2")
+    monkeypatch.setattr(study_v3, "teacher_out", lambda task: tmp_path / "teacher" / task)
+    monkeypatch.setattr(study_v3.v2, "minilm", lambda: "MINILM")
+    return study_v3
+
+
+def _flag(argv, name):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == name]
+
+
+def test_v3_plan_runs_the_primary_endpoint_for_every_seed_before_any_secondary_row(v3):
+    runs = v3.plan(["mrpc", "stsb"], list(v3.ROWS), [1, 2])
+    names = [r.name for r in runs]
+    assert len(names) == len(set(names)) == 2 * 2 * 6
+    assert names[:6] == [f"{t}/{r}/seed1" for t in ("mrpc", "stsb") for r in ("adkd_shuffled", "kd", "adkd")]
+    last_primary = max(i for i, r in enumerate(runs) if r.row in v3.PRIMARY)
+    assert last_primary == 11 and runs[12].name == "mrpc/adkd_faithful/seed1"
+
+
+def test_v3_rows_change_only_the_explanation_signal(v3, tmp_path):
+    data = tmp_path / "glue"
+    (v3.RESULTS / "mrpc" / "adkd_cosine").mkdir(parents=True)
+    (v3.RESULTS / "mrpc" / "adkd_cosine" / "scale.json").write_text('{"beta": 0.4}')
+    argv = {row: v3.command(v3.Run("mrpc", row, 3), data) for row in v3.ROWS}
+    assert _flag(argv["adkd_shuffled"], "--out") == [str(v3.RUNS / "mrpc" / "adkd_shuffled-seed3")]
+    common = [
+        a if a != str(v3.RUNS / "mrpc" / "kd-seed3") else "OUT" for a in argv["kd"][: argv["kd"].index("--objective")]
+    ]
+    for row, a in argv.items():  # v2's student command (its own --out), the row's flags after it
+        assert [x if x != str(v3.RUNS / "mrpc" / f"{row}-seed3") else "OUT" for x in a[: len(common)]] == common
+    assert _flag(argv["adkd_shuffled"], "--teacher-shuffle") == ["3"]  # each seed its own permutation
+    assert _flag(argv["adkd_faithful"], "--teacher-attribution-option") == ["steps=50", "rule=gausslegendre"]
+    # MRPC is binary: two class views where the reference has one, so half of its preset beta of 10
+    assert _flag(argv["adkd_faithful"], "--beta") == _flag(argv["adkd_attnlrp"], "--beta") == ["5.0"]
+    assert _flag(argv["adkd_attnlrp"], "--teacher-attribution-method") == ["attnlrp"]
+    assert _flag(argv["adkd_cosine"], "--attribution-distance") == ["cosine"]
+    assert _flag(argv["adkd_cosine"], "--beta") == ["0.4"]
+    assert _flag(argv["adkd"], "--beta") == _flag(argv["kd"], "--beta") == []  # the presets
+    stsb = v3.command(v3.Run("stsb", "adkd_faithful", 1), data)
+    assert _flag(stsb, "--beta") == []  # regression: one view, the preset beta
+
+
+def test_v3_reuses_v2_runs_only_when_they_learnt_from_the_teacher_on_disk(v3, monkeypatch):
+    import json
+
+    record = v3.v2.RESULTS / "mrpc" / "kd" / "seed2.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"teacher_sha256": "abc", "final": 80.0}))
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: "abc")
+    assert v3.done(v3.Run("mrpc", "kd", 2))
+    assert not v3.done(v3.Run("mrpc", "kd", 3))  # v2 has no such run
+    assert not v3.done(v3.Run("mrpc", "adkd_shuffled", 2))  # a v3 row is never taken from v2
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: "other")  # a retrained teacher that differs
+    assert not v3.done(v3.Run("mrpc", "kd", 2))
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: None)  # not trained yet
+    assert not v3.done(v3.Run("mrpc", "kd", 2))

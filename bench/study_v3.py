@@ -1,0 +1,345 @@
+"""Study v3: why does AD-KD help? The teacher's reasons, or any map-shaped regulariser? (protocol: docs/results.md)
+
+v2's design (its teachers, checked by weight digest; students = layers 0, 2, 4 of the pre-trained MiniLM; 6
+epochs; the fixed training subsets; six paired seeds) with rows that change only the explanation signal:
+
+- ``adkd_shuffled``: the reference AD-KD whose teacher maps are permuted over each example's real tokens
+  (``--teacher-shuffle SEED``), the control of the primary endpoint;
+- ``adkd_faithful``: teacher maps from IG at 50 Gauss-Legendre steps (cached once per task);
+- ``adkd_attnlrp``: teacher maps from AttnLRP;
+- ``adkd_cosine``: the distance ``1 - cos`` (e2KD), beta scaled by ``2 / L`` (L: the mean token count of the
+  task's training subset, recorded in ``<task>/adkd_cosine/scale.json``);
+- ``kd`` and ``adkd``: v2's result JSONs where the teacher on disk has v2's weight digest bit for bit (they
+  are then *reused*, not rerun); otherwise run here.
+
+On the binary tasks the faithful and AttnLRP rows sum two class views (their two maps differ) where the
+reference sums one, so their beta is halved there. Every student is also measured before its weights are
+removed: the attribution gap on dev against the teacher's faithful maps (and v1's reference gap), and the
+ERASER comprehensiveness AOPC of its own single-step and 50-step IG maps on 200 seeded dev examples.
+
+Usage (in the study's environment: bench/study-constraints.txt):
+    python bench/study_v3.py plan                                   # the runs, in order: done, todo or busy
+    python bench/study_v3.py run --data-dir GLUE_DIR [--tasks mrpc] [--rows adkd_shuffled] [--seeds 1] [--hours 2]
+        (start it once per core: the runners share the plan, each taking the next run no other holds)
+    python bench/study_v3.py report                                 # statistics and tables -> docs/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import study_runner
+import study_v2 as v2
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "study-v3"
+RUNS = ROOT / "runs" / "study-v3"
+SEEDS = (1, 2, 3, 4, 5, 6)
+BINARY = ("mrpc", "cola", "sst2")  # two-class tasks: 50-step and AttnLRP maps use both class views there
+FAITHFUL = ("--teacher-attribution-option", "steps=50", "--teacher-attribution-option", "rule=gausslegendre")
+PRESET_BETA = {"mrpc": 10.0, "stsb": 1.0, "cola": 1.0, "sst2": 1.0}  # attribkit_distill.presets, recorded by runs
+ERASER_EXAMPLES = 200
+
+ROWS = {
+    "adkd_shuffled": "AD-KD, teacher maps shuffled over tokens (control)",
+    "kd": "Vanilla KD",
+    "adkd": "AD-KD (single-step IG, MSE)",
+    "adkd_faithful": "AD-KD, teacher maps from 50-step IG",
+    "adkd_attnlrp": "AD-KD, teacher maps from AttnLRP",
+    "adkd_cosine": "AD-KD, cosine distance (e2KD)",
+}
+PRIMARY = ("adkd_shuffled", "kd", "adkd")  # the primary endpoint's rows run first, all seeds
+REUSABLE = ("kd", "adkd")  # taken from v2 when the teacher is v2's bit for bit
+CACHES = {  # rows whose teacher outputs are the same for every seed share one cache per task
+    "kd": "logits",
+    "adkd": "maps",
+    "adkd_faithful": "maps-faithful",
+    "adkd_attnlrp": "maps-attnlrp",
+    "adkd_cosine": "maps-cosine",  # the distance is part of a cache's key
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    row: str
+    seed: int
+
+    @property
+    def result(self) -> Path:
+        return RESULTS / self.task / self.row / f"seed{self.seed}.json"
+
+    @property
+    def out(self) -> Path:
+        return RUNS / self.task / f"{self.row}-seed{self.seed}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}/{self.row}/seed{self.seed}"
+
+    @property
+    def lock(self) -> Path:
+        return RUNS / "locks" / f"{self.task}-{self.row}-seed{self.seed}.lock"
+
+
+def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
+    """The primary endpoint's rows for every seed first (seed by seed), then the secondary rows seed by seed."""
+    primary = [Run(t, r, s) for s in seeds for t in tasks for r in PRIMARY if r in rows]
+    secondary = [Run(t, r, s) for s in seeds for t in tasks for r in ROWS if r in rows and r not in PRIMARY]
+    return primary + secondary
+
+
+def teacher_out(task: str) -> Path:
+    return v2.Run(task, "teacher", v2.teacher_seed(task)).out
+
+
+@cache
+def _digest(path: Path, mtime: float) -> str:
+    return v2.weights_digest(path)
+
+
+def teacher_digest(task: str) -> str | None:
+    """The weight digest of the teacher on disk (None until it is trained)."""
+    out = teacher_out(task)
+    if not (out / "results.json").is_file():
+        return None
+    return _digest(out, (out / "model.safetensors").stat().st_mtime)
+
+
+def reused(run: Run) -> dict[str, Any] | None:
+    """v2's record of ``run`` when it learnt from the very teacher on disk (kd and adkd rows only)."""
+    if run.row not in REUSABLE:
+        return None
+    path = v2.RESULTS / run.task / run.row / f"seed{run.seed}.json"
+    digest = teacher_digest(run.task)
+    if digest is None or not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("teacher_sha256") == digest else None
+
+
+def done(run: Run) -> bool:
+    return run.result.is_file() or reused(run) is not None
+
+
+def mean_tokens(task: str, data_dir: Path) -> dict[str, Any]:
+    """L, the mean token count (special tokens included) of the task's training subset: the cosine row's scale."""
+    path = RESULTS / task / "adkd_cosine" / "scale.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    import attribkit as ak
+    from attribkit_distill.command_setup import load_data
+    from attribkit_distill.tasks import get_task
+
+    spec = v2.TASKS[task]
+    tokenizer = ak.load_classifier(teacher_out(task), device="cpu").tokenizer
+    limit, subset_seed = (8000, 0) if spec.subset else (None, 0)
+    train, _ = load_data(get_task(spec.directory), tokenizer, data_dir, 128, limit, subset_seed)
+    mean = statistics.fmean(len(ids) for ids in train.input_ids)
+    record = {
+        "task": task,
+        "examples": len(train),
+        "mean_tokens": mean,
+        "beta_mse": PRESET_BETA[task],
+        "beta": PRESET_BETA[task] * 2 / mean,
+        "rule": "1 - cos equals the MSE of two unit maps times L / 2; beta x 2 / L keeps the loss in expectation",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return record
+
+
+def row_flags(run: Run, data_dir: Path) -> list[str]:
+    """What a row adds to v2's student command line."""
+    halve = ["--beta", str(PRESET_BETA[run.task] / 2)] if run.task in BINARY else []
+    return {
+        "kd": lambda: ["--objective", "kd"],
+        "adkd": lambda: ["--objective", "adkd"],
+        "adkd_shuffled": lambda: ["--objective", "adkd", "--teacher-shuffle", str(run.seed)],
+        "adkd_faithful": lambda: ["--objective", "adkd", *FAITHFUL, *halve],
+        "adkd_attnlrp": lambda: ["--objective", "adkd", "--teacher-attribution-method", "attnlrp", *halve],
+        "adkd_cosine": lambda: [
+            "--objective",
+            "adkd",
+            "--attribution-distance",
+            "cosine",
+            "--beta",
+            f"{mean_tokens(run.task, data_dir)['beta']:.6g}",
+        ],
+    }[run.row]()
+
+
+def command(run: Run, data_dir: Path) -> list[str]:
+    """The ``attribkit distill`` command line of a run: v2's student command with the row's flags."""
+    task = v2.TASKS[run.task]
+    return [
+        sys.executable,
+        "-m",
+        "attribkit.cli",
+        "distill",
+        "--task",
+        task.directory,
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(run.out),
+        "--seed",
+        str(run.seed),
+        "--save-every",
+        "50",
+        "--no-progress",
+        "--teacher",
+        str(teacher_out(run.task)),
+        "--student-from",
+        v2.minilm(),
+        *v2.STUDENT,
+        *(v2.SUBSET if task.subset else ()),
+        *row_flags(run, data_dir),
+    ]
+
+
+def faithful_gap(run: Run, data_dir: Path) -> dict[str, float]:
+    """The student's attribution gap on dev against the teacher's faithful maps (IG, 50 Gauss-Legendre steps).
+
+    The teacher's dev maps are computed once per task (a teacher cache of the dev set). The gap is the AD-KD
+    loss per example (MSE on L2-normalised maps over all dims, class views summed: two on the binary tasks);
+    ``reference`` is v1's and v2's gap against single-step maps.
+    """
+    import attribkit as ak
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.evaluation import attribution_gap
+    from attribkit_distill.loss import AttributionLoss
+    from attribkit_distill.tasks import get_task, load_examples, split_names
+
+    teacher = ak.load_classifier(teacher_out(run.task), device="cpu")
+    spec = get_task(v2.TASKS[run.task].directory)
+    dev = encode_examples(
+        teacher.tokenizer, load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir), max_length=128
+    )
+    student = ak.load_classifier(run.out, device="cpu").model
+    loss_fn = AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"})
+    cache = TeacherCache.build(RUNS / run.task / "caches" / "dev-faithful.pt", teacher.model, dev, loss_fn)
+    student.eval()
+    total = 0.0
+    for start in range(0, len(dev), 64):
+        batch = dev.batch(list(range(start, min(start + 64, len(dev)))), "cpu")
+        maps = cache.outputs(batch).maps
+        assert maps is not None  # a cache built with a loss holds maps
+        total += float(loss_fn.compute(student, maps, batch).loss.detach()) * batch["input_ids"].shape[0]
+    return {"faithful": total / len(dev), "reference": attribution_gap(student, teacher.model, dev)}
+
+
+def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
+    """ERASER comprehensiveness AOPC of the student's own IG maps (1 and 50 steps) on 200 seeded dev examples."""
+    import attribkit as ak
+    from attribkit_distill.tasks import get_task, load_examples, split_names
+
+    spec = get_task(v2.TASKS[run.task].directory)
+    examples = load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir)
+    chosen = sorted(random.Random(0).sample(range(len(examples)), min(ERASER_EXAMPLES, len(examples))))
+    texts: list[str | tuple[str, str]] = []
+    for i in chosen:
+        pair = examples[i].pair
+        texts.append(examples[i].text if pair is None else (examples[i].text, pair))
+    student = ak.load_classifier(run.out, device="cpu")
+    scores = {}
+    for name, steps in (("ig1", 1), ("ig50", 50)):
+        with warnings.catch_warnings():  # single-step maps miss completeness by design: that is the question
+            warnings.simplefilter("ignore", ak.CompletenessWarning)
+            records = ak.explain(student, texts, method="fast_ig", steps=steps, max_length=128)
+        faith = ak.faithfulness(student, records, max_length=128)
+        scores[name] = statistics.fmean(f.aopc_comprehensiveness for f in faith)
+    return scores
+
+
+def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
+    """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
+    shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
+    results = study_runner.run_command(command(run, data_dir), run.out, log, name=run.name, shared_cache=shared)
+    gaps = faithful_gap(run, data_dir)
+    record: dict[str, Any] = {
+        "task": run.task,
+        "row": run.row,
+        "label": ROWS[run.row],
+        "seed": run.seed,
+        "metric": v2.TASKS[run.task].metric,
+        "final": results["last"]["score"],
+        "best": results["best"]["score"],
+        "best_step": results["best_step"],
+        "steps": results["step"],
+        "seconds": results["seconds"],
+        "threads": study_runner.threads(),
+        "settings": json.loads((run.out / "run.json").read_text()),
+        "command": " ".join(command(run, Path("GLUE_DIR"))[2:]),
+        "dev_last": results["last"],
+        "dev_best": results["best"],
+        "gradients": study_runner.diagnostics(run.out),
+        "teacher_sha256": v2.check_teacher(run.task),
+        "attribution_gap": gaps["reference"],
+        "attribution_gap_faithful": gaps["faithful"],
+        "comprehensiveness": own_comprehensiveness(run, data_dir),
+    }
+    if run.row == "adkd_cosine":
+        record["cosine_scale"] = mean_tokens(run.task, data_dir)
+    record = study_runner.write_result(run.result, record, data_dir)
+    study_runner.drop_weights(run.out)  # the shared cache keeps its own link
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("action", choices=["plan", "run", "report"])
+    parser.add_argument("--data-dir", type=Path, default=None, help="Folder with the GLUE task folders (MRPC/, ...).")
+    parser.add_argument("--tasks", default=None)
+    parser.add_argument("--rows", default=None)
+    parser.add_argument("--seeds", default=None, help="Comma-separated seeds (default 1-6).")
+    parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    parser.add_argument(
+        "--accept-teacher",
+        action="store_true",
+        help="Continue with a retrained teacher that differs from v2's (recorded; kd and adkd are then rerun here).",
+    )
+    args = parser.parse_args()
+    v2.ACCEPT["teacher"] = args.accept_teacher
+    if args.action == "report":
+        from study_v3_report import write_report
+
+        write_report()
+        return
+    tasks = study_runner.parse_choices(args.tasks, tuple(v2.TASKS), "task")
+    rows = study_runner.parse_choices(args.rows, tuple(ROWS), "row")
+    seeds = [int(s) for s in study_runner.parse_choices(args.seeds, tuple(str(s) for s in SEEDS), "seed")]
+    runs = plan(tasks, rows, seeds)
+    if args.action == "plan":
+        study_runner.show_plan(runs, done=done, lock=lambda run: run.lock)
+        return
+    if args.data_dir is None or not (args.data_dir / v2.TASKS[tasks[0]].directory).is_dir():
+        raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    v2.RUNS.mkdir(parents=True, exist_ok=True)
+    with (RUNS / "log.txt").open("a") as log:
+        study_runner.drive(
+            runs,
+            done=done,
+            execute=lambda run: execute(run, args.data_dir, log),
+            lock=lambda run: run.lock,
+            hours=args.hours,
+            ready=lambda run: v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log),
+            summary=lambda record: (
+                f"final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s"
+            ),
+        )
+
+
+if __name__ == "__main__":
+    main()
