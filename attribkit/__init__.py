@@ -27,7 +27,7 @@ _EXPORTS = {
     "register_method": "attribkit.methods.base",
     "AttributionMethod": "attribkit.methods.base",
     "MethodResult": "attribkit.methods.base",
-    "Attribution": "attribkit.types",
+    "Attribution": "attribkit.record",
     "save": "attribkit.io",
     "load": "attribkit.io",
     "reduce_dims": "attribkit.reduce",
@@ -53,16 +53,16 @@ _EXPORTS = {
     "shared_units": "attribkit.units",
     "unit_members": "attribkit.units",
     "Alignment": "attribkit.alignment",
-    "faithfulness": "attribkit.erasure",
-    "FaithfulnessScores": "attribkit.erasure",
-    "soft_faithfulness": "attribkit.soft_erasure",
-    "plausibility": "attribkit.rationales",
-    "randomization_check": "attribkit.sanity",
-    "RandomizationCheck": "attribkit.sanity",
-    "PlausibilityScores": "attribkit.rationales",
-    "rationale_from_spans": "attribkit.rationales",
-    "rationale_from_word_mask": "attribkit.rationales",
-    "SoftFaithfulnessScores": "attribkit.soft_erasure",
+    "faithfulness": "attribkit.evaluation.erasure",
+    "FaithfulnessScores": "attribkit.evaluation.erasure",
+    "soft_faithfulness": "attribkit.evaluation.soft_erasure",
+    "plausibility": "attribkit.evaluation.rationales",
+    "randomization_check": "attribkit.evaluation.sanity",
+    "RandomizationCheck": "attribkit.evaluation.sanity",
+    "PlausibilityScores": "attribkit.evaluation.rationales",
+    "rationale_from_spans": "attribkit.evaluation.rationales",
+    "rationale_from_word_mask": "attribkit.evaluation.rationales",
+    "SoftFaithfulnessScores": "attribkit.evaluation.soft_erasure",
     "Leaderboard": "attribkit.leaderboard",
     "LeaderboardSetting": "attribkit.leaderboard",
     "leaderboard_html": "attribkit.render.leaderboard",
@@ -92,19 +92,21 @@ _EXPORTS = {
 __all__ = [*sorted(_EXPORTS), "__version__", "metrics"]
 
 
-_SUBMODULES = ("metrics",)  # public modules reachable as attributes (ak.metrics.spearman)
+_SUBMODULES = {
+    "metrics": "attribkit.evaluation.metrics"
+}  # public modules reachable as attributes (ak.metrics.spearman)
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return import_module(f"attribkit.{name}")
+        return import_module(_SUBMODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'attribkit' has no attribute {name!r}")
     if module in (
         "attribkit.facade",
         "attribkit.comparison",
-        "attribkit.erasure",
+        "attribkit.evaluation.erasure",
         "attribkit.leaderboard",
         "attribkit.render.leaderboard",
         "attribkit.batch_explain",
@@ -132,7 +134,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.assets import default_model_path
     from attribkit.batch_explain import BatchResult, explain_to_file
     from attribkit.comparison import Comparison, compare, compare_records
-    from attribkit.erasure import FaithfulnessScores, faithfulness
     from attribkit.errors import (
         AttribkitError,
         CompletenessWarning,
@@ -144,6 +145,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TruncationWarning,
         UnknownNameError,
     )
+    from attribkit.evaluation.erasure import FaithfulnessScores, faithfulness
+    from attribkit.evaluation.rationales import (
+        PlausibilityScores,
+        plausibility,
+        rationale_from_spans,
+        rationale_from_word_mask,
+    )
+    from attribkit.evaluation.sanity import RandomizationCheck, randomization_check
+    from attribkit.evaluation.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.facade import attribute, explain, get_method, list_methods
     from attribkit.files import save_model_files
     from attribkit.hub import load_dataset_split
@@ -157,21 +167,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.methods.integration import integration_points
     from attribkit.model import Classifier
     from attribkit.progress import progress_bar
-    from attribkit.rationales import (
-        PlausibilityScores,
-        plausibility,
-        rationale_from_spans,
-        rationale_from_word_mask,
-    )
+    from attribkit.record import Attribution
     from attribkit.reduce import merge_words, normalize_scores, reduce_dims, top_tokens
     from attribkit.render.comparison import render_comparison
     from attribkit.render.figures import agreement_histogram, plot, plot_comparison
     from attribkit.render.html import render_html, save_html
     from attribkit.render.leaderboard import leaderboard_html
     from attribkit.render.terminal import render_terminal
-    from attribkit.sanity import RandomizationCheck, randomization_check
-    from attribkit.soft_erasure import SoftFaithfulnessScores, soft_faithfulness
     from attribkit.targets import apply_target_fn
-    from attribkit.types import Attribution
     from attribkit.units import Unit, shared_units, unit_members
     from attribkit.vocabulary import shrink_vocabulary

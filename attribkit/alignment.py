@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from attribkit.errors import InvalidInputError
+from attribkit.record import Attribution
 from attribkit.render.html import token_labels
-from attribkit.types import Attribution
 from attribkit.units import Unit, shared_units, unit_members
 
 

@@ -1,6 +1,6 @@
 """Resumable batch explaining into a file, in one process or sharded over many (the engine of ``attribkit explain --out``).
 
-One process streams records into ``OUT.partial`` (see :mod:`attribkit.batch`), a chunk of
+One process streams records into ``OUT.partial`` (see :mod:`attribkit.record_writer`), a chunk of
 :data:`CHUNK` inputs at a time, so a killed run loses at most one chunk and ``resume=True``
 continues it (refusing a run made with other settings). Under ``torchrun`` or ``accelerate
 launch`` (a :class:`attribkit.distributed.ProcessGroup`) each process explains its shard into
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribkit.batch import RecordWriter, write_parquet
 from attribkit.completeness import CompletenessTally
 from attribkit.distributed import ProcessGroup, agree, barrier
 from attribkit.errors import InvalidInputError, OptionError
 from attribkit.inputs import InputRow
 from attribkit.progress import progress_bar
+from attribkit.record_writer import RecordWriter, write_parquet
 
 CHUNK = 64  # inputs explained and flushed to disk at a time
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from attribkit.alignment import align
 from attribkit.errors import InvalidInputError
+from attribkit.evaluation.metrics import agreement
 from attribkit.facade import explain
-from attribkit.metrics import agreement
 from attribkit.model import Classifier, Text
+from attribkit.record import Attribution
 from attribkit.reduce import scaled_to_max
-from attribkit.types import Attribution
 
 
 @dataclass(frozen=True)

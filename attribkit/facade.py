@@ -15,9 +15,9 @@ from attribkit.completeness import IncompleteInput, check_settings, completeness
 from attribkit.errors import InvalidInputError, OptionError
 from attribkit.methods import METHODS, AttributionMethod
 from attribkit.model import Classifier, Text, TokenizedText, as_classifier
+from attribkit.record import Attribution
 from attribkit.reduce import check_reduction, merge_words, normalize_scores, reduce_dims
 from attribkit.targets import TargetSpec, fixed_targets, view_names
-from attribkit.types import Attribution
 
 Progress = Callable[[int], None]
 

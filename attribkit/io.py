@@ -8,7 +8,7 @@ from pathlib import Path
 
 from attribkit.errors import InvalidInputError
 from attribkit.files import atomic_write_text
-from attribkit.types import Attribution
+from attribkit.record import Attribution
 
 
 def save(records: Iterable[Attribution], path: str | Path) -> Path:
@@ -41,7 +41,7 @@ def iter_records(path: str | Path) -> Iterator[Attribution]:
 def load(path: str | Path) -> list[Attribution]:
     """Read every record of a JSON Lines file written by :func:`save`, or a parquet file from batch mode."""
     if Path(path).suffix == ".parquet":
-        from attribkit.batch import read_parquet
+        from attribkit.record_writer import read_parquet
 
         if not Path(path).is_file():
             raise InvalidInputError(f"no such file: {path}")

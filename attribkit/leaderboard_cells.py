@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from attribkit.erasure import faithfulness
 from attribkit.errors import InvalidInputError
+from attribkit.evaluation.erasure import faithfulness
 from attribkit.facade import explain
 from attribkit.model import Classifier, Text
-from attribkit.types import Attribution
+from attribkit.record import Attribution
 
 
 def score_setting(

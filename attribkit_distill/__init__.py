@@ -22,7 +22,7 @@ _EXPORTS = {
     "DistillationObjective": "attribkit_distill.objective",
     "ObjectiveOutput": "attribkit_distill.objective",
     "TeacherOutputs": "attribkit_distill.objective",
-    "AttributionDistillationTrainer": "attribkit_distill.trainer",
+    "AttributionDistillationTrainer": "attribkit_distill.hf_trainer",
     "TeacherCache": "attribkit_distill.cache",
     "student_from_layers": "attribkit_distill.students",
     "narrow_student": "attribkit_distill.students",
@@ -61,10 +61,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         cross_tokenizer_batch,
     )
     from attribkit_distill.evaluation import attribution_gap
+    from attribkit_distill.hf_trainer import AttributionDistillationTrainer
     from attribkit_distill.iit import InterchangeInterventionLoss, interchange, uniform_layer_map
     from attribkit_distill.loss import AttributionLoss, AttributionLossOutput, check_shared_vocabulary
     from attribkit_distill.maps import ForwardMaps, forward_with_maps
     from attribkit_distill.objective import DistillationObjective, KDLoss, ObjectiveOutput, TeacherOutputs
     from attribkit_distill.students import narrow_student, student_from_layers, student_from_pretrained
     from attribkit_distill.tasks import get_task
-    from attribkit_distill.trainer import AttributionDistillationTrainer

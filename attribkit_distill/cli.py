@@ -109,7 +109,7 @@ def finetune(
         },
         resume,
     )
-    from attribkit_distill.train import train
+    from attribkit_distill.training_loop import train
 
     try:
         results = train(clf.model, spec, train_data, dev_sets, out, config, resume=resume)
@@ -221,7 +221,7 @@ def distill(
     from attribkit_distill.pairing import build_student, same_tokenizer
     from attribkit_distill.presets import DISTILL_PRESETS
     from attribkit_distill.terms import check_tokenizers
-    from attribkit_distill.train import train
+    from attribkit_distill.training_loop import train
 
     terms = check_distill_options(  # before any model is loaded
         objective=objective,

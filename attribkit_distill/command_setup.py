@@ -58,7 +58,7 @@ def load_data(
 
 def train_config(defaults: dict, **given: Any) -> Any:
     """A ``TrainConfig`` from ``defaults`` overridden by every option the user gave (not None)."""
-    from attribkit_distill.train import TrainConfig
+    from attribkit_distill.training_loop import TrainConfig
 
     values = {k: v for k, v in given.items() if v is not None}
     return TrainConfig(**{**defaults, **values})

@@ -36,7 +36,7 @@ def matthews_corrcoef(predictions: Sequence[int], labels: Sequence[int]) -> floa
 
 
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """:func:`attribkit.metrics.pearson`, with constant predictions scored 0 instead of nan.
+    """:func:`attribkit.evaluation.metrics.pearson`, with constant predictions scored 0 instead of nan.
 
     A student that predicts one score for every pair has no correlation with the labels; 0 keeps
     "the best checkpoint on dev" well defined where nan would compare false with everything.
@@ -46,12 +46,12 @@ def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) ->
 
 
 def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """:func:`attribkit.metrics.spearman` (one rank implementation), constant predictions scored 0 as above."""
+    """:func:`attribkit.evaluation.metrics.spearman` (one rank implementation), constant predictions scored 0 as above."""
     value = metrics.spearman(x, y)
     return 0.0 if math.isnan(value) else value
 
 
-#: Ranks 1..n, ties sharing the mean of their ranks (:func:`attribkit.metrics.rank`).
+#: Ranks 1..n, ties sharing the mean of their ranks (:func:`attribkit.evaluation.metrics.rank`).
 average_ranks = metrics.rank
 
 

@@ -105,7 +105,7 @@ def clean_failed_start(out: Path, created: bool) -> None:
     import shutil
 
     from attribkit_distill.checkpoint import find_checkpoint
-    from attribkit_distill.train import RESULTS
+    from attribkit_distill.training_loop import RESULTS
 
     if created and out.is_dir() and find_checkpoint(out) is None and not (out / RESULTS).is_file():
         shutil.rmtree(out, ignore_errors=True)

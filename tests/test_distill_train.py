@@ -174,7 +174,7 @@ def _train_args(checkpoint_dir, glue, out: Path) -> list[str]:
 
 KILLER = """
 import os, signal, sys
-import attribkit_distill.train as train
+import attribkit_distill.training_loop as train
 step, done = train._step, []
 def killing_step(*args, **kwargs):
     result = step(*args, **kwargs)
@@ -520,7 +520,7 @@ def test_gradient_diagnostics_log_each_terms_push_and_evaluate_reports_the_share
 
 
 def test_term_gradient_norms_match_a_hand_computed_case():
-    from attribkit_distill.train import term_gradient_norms
+    from attribkit_distill.training_loop import term_gradient_norms
 
     model = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():

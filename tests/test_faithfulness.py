@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import attribkit as ak
-from attribkit.erasure import unit_positions
+from attribkit.evaluation.erasure import unit_positions
 
 
 def _output(clf, text) -> torch.Tensor:

@@ -16,7 +16,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HF_HUB_OFFLINE": 
 
 INTERRUPT_AT_STEP_7 = """
 import os, signal, sys
-import attribkit_distill.train as train
+import attribkit_distill.training_loop as train
 step, done = train._step, []
 def interrupted_step(*args, **kwargs):
     result = step(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""attribkit.metrics against hand-computed values (and scipy as a second reference)."""
+"""attribkit.evaluation.metrics against hand-computed values (and scipy as a second reference)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from attribkit import metrics
 from attribkit.errors import InvalidInputError, OptionError
+from attribkit.evaluation import metrics
 
 
 def test_spearman_hand_computed():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import attribkit as ak
-from attribkit.rationales import auprc, f1, hard_rationale, iou
-from attribkit.types import Attribution
+from attribkit.evaluation.rationales import auprc, f1, hard_rationale, iou
+from attribkit.record import Attribution
 
 
 def record(tokens, offsets, segments, scores, text, pair=None):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import attribkit as ak
+from attribkit.evaluation.sanity import randomization_blocks, randomization_check
 from attribkit.methods import METHODS, AttributionMethod, MethodResult
-from attribkit.sanity import randomization_blocks, randomization_check
 
 TEXTS = ["the movie was really good", "a cat sat on the mat", "i like it very much and so do you"]
 

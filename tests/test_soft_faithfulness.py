@@ -52,8 +52,8 @@ def test_draws_keep_elements_at_the_normalised_rate_and_are_seeded(tiny):
     c = ak.soft_faithfulness(clf, [record], n_samples=8, seed=2)[0]
     assert a == b and a != c
     # q per token: min-max normalised scores; the retention draw keeps each element with that probability
-    from attribkit.erasure import unit_positions
-    from attribkit.soft_erasure import retention
+    from attribkit.evaluation.erasure import unit_positions
+    from attribkit.evaluation.soft_erasure import retention
 
     item = clf.tokenize("the movie was really good")
     q, real = retention(record, unit_positions(record, item), len(item.input_ids))

@@ -51,7 +51,7 @@ def compare(
     from rich.table import Table
 
     import attribkit as ak
-    from attribkit.metrics import summarize
+    from attribkit.evaluation.metrics import summarize
     from attribkit.render.comparison import plotly_js_mode
 
     rows = opt.read_rows(text, pair, input_file, dataset, split, text_column, pair_column, label_column, limit)

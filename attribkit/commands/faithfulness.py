@@ -49,7 +49,7 @@ def faithfulness(
 
     import attribkit as ak
     from attribkit.distributed import agree, gather_to_main, process_device, process_group
-    from attribkit.metrics import summarize
+    from attribkit.evaluation.metrics import summarize
 
     with process_group() as group:
         error: BaseException | None = None

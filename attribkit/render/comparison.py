@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from attribkit.errors import OptionError
-from attribkit.metrics import summarize
+from attribkit.evaluation.metrics import summarize
 from attribkit.render.colors import color, is_signed, scale_of, text_color
 from attribkit.render.html import esc, legend_html, options_footer, page, prediction_html
 
 if TYPE_CHECKING:  # pragma: no cover
     from attribkit.comparison import Comparison
-    from attribkit.types import Attribution
+    from attribkit.record import Attribution
 
 _SORT_SCRIPT = """
 <script>

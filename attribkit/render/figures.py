@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go
 
     from attribkit.comparison import Comparison
-    from attribkit.types import Attribution
+    from attribkit.record import Attribution
 
 
 def _colorscale(signed: bool) -> list[list]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from attribkit.render.colors import color, gradient_css, is_signed, scale_of, text_color
 
 if TYPE_CHECKING:  # pragma: no cover - the renderer never imports the record type back at run time
-    from attribkit.types import Attribution
+    from attribkit.record import Attribution
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem;color:#111;max-width:70rem}

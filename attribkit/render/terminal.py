@@ -6,8 +6,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from attribkit.record import Attribution
 from attribkit.reduce import top_tokens
-from attribkit.types import Attribution
 
 
 def _style(score: float, scale: float, signed: bool) -> str:
