@@ -198,3 +198,37 @@ def test_v3_reuses_v2_runs_only_when_they_learnt_from_the_teacher_on_disk(v3, mo
     assert not v3.done(v3.Run("mrpc", "kd", 2))
     monkeypatch.setattr(v3, "teacher_digest", lambda task: None)  # not trained yet
     assert not v3.done(v3.Run("mrpc", "kd", 2))
+
+
+def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import study_v3_report as report
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path / "v3")
+    monkeypatch.setattr(report, "V2_RESULTS", tmp_path / "v2")
+
+    def write(root, task, row, seed, final, teacher="T"):
+        path = root / task / row / f"seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"task": task, "row": row, "seed": seed, "final": final, "teacher_sha256": teacher}))
+
+    # AD-KD beats its shuffled control by 1, 2, 3 points on every task (seeds 1-3); a v2 run of another teacher
+    # (seed 4) must not be paired
+    for task in report.TASKS:
+        for seed, gain in ((1, 1.0), (2, 2.0), (3, 3.0)):
+            write(tmp_path / "v3", task, "adkd_shuffled", seed, 80.0)
+            write(tmp_path / "v2", task, "adkd", seed, 80.0 + gain)
+        write(tmp_path / "v3", task, "adkd_shuffled", 4, 80.0)
+        write(tmp_path / "v2", task, "adkd", 4, 99.0, teacher="another")
+    table = report.load()
+    assert sorted(table[("mrpc", "adkd")]) == [1, 2, 3]
+    lines = report.report_lines(table)
+    average = next(line for line in lines if line.startswith("| 4-task average | 3 |"))
+    # mean 2, sd 1, t(0.975, 2) = 4.3027: half-width 4.3027 / sqrt(3) = 2.484
+    assert "| +2.00 | [-0.48, +4.48] |" in average
+    assert any("not decided: the rule applies at six seeds" in line for line in lines)
+    write(tmp_path / "v3", "mrpc", "kd", 1, 70.0, teacher="different")
+    with pytest.raises(SystemExit, match="v3's mrpc students learnt from 2 different teachers"):
+        report.load()
