@@ -262,8 +262,21 @@ def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
     return scores
 
 
+def check_same_teacher(task: str) -> None:
+    """Refuse to add a student of another teacher to v3's results (a teacher retrained on another machine)."""
+    digest = teacher_digest(task)
+    for path in sorted((RESULTS / task).glob("*/seed*.json")):
+        recorded = json.loads(path.read_text()).get("teacher_sha256")
+        if recorded != digest:
+            raise SystemExit(
+                f"error: the {task} teacher on disk ({str(digest)[:12]}) is not the one v3's {task} students learnt "
+                f"from ({str(recorded)[:12]}, {path.parent.name}/{path.name}); one study, one teacher"
+            )
+
+
 def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
+    check_same_teacher(run.task)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
     results = study_runner.run_command(command(run, data_dir), run.out, log, name=run.name, shared_cache=shared)
     gaps = faithful_gap(run, data_dir)

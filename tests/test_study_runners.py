@@ -232,3 +232,17 @@ def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_p
     write(tmp_path / "v3", "mrpc", "kd", 1, 70.0, teacher="different")
     with pytest.raises(SystemExit, match="v3's mrpc students learnt from 2 different teachers"):
         report.load()
+
+
+def test_v3_refuses_a_student_of_another_teacher(v3, monkeypatch):
+    import json
+
+    done = v3.RESULTS / "mrpc" / "adkd_shuffled" / "seed1.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"teacher_sha256": "a" * 64}))
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: "a" * 64)
+    v3.check_same_teacher("mrpc")  # the same teacher: no objection
+    v3.check_same_teacher("stsb")  # no v3 student yet
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: "b" * 64)
+    with pytest.raises(SystemExit, match="the mrpc teacher on disk .bbbbbbbbbbbb. is not the one"):
+        v3.check_same_teacher("mrpc")
