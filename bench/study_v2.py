@@ -295,6 +295,11 @@ def execute(run: Run, data_dir: Path, log) -> dict:
     else:
         record["teacher_sha256"] = check_teacher(run.task)
         record["attribution_gap"] = dev_gap(run, data_dir)  # before the weights are removed below
+    if run.row == "teacher" and run.result.is_file():
+        recorded = json.loads(run.result.read_text())
+        if recorded.get("weights_sha256") != record["weights_sha256"]:
+            # an accepted retrained teacher: its accepted-<digest>.json records it; the study's own record stays
+            return recorded
     record = study_runner.write_result(run.result, record, data_dir)
     if run.row != "teacher":
         study_runner.drop_weights(run.out)  # the shared cache keeps its own link

@@ -43,6 +43,32 @@ def test_a_claim_is_released_when_the_holder_raises(study):
         assert again is True
 
 
+
+def test_an_accepted_retrained_teacher_keeps_the_studys_own_teacher_record(study, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    run = study.Run("mrpc", "teacher", 2)
+    run.result.parent.mkdir(parents=True)
+    original = {"task": "mrpc", "final": 85.43, "weights_sha256": "a" * 64}
+    run.result.write_text(json.dumps(original))
+    run.out.mkdir(parents=True)
+    (run.out / "results.json").write_text(json.dumps({"last": {"score": 85.05}}))
+    (run.out / "run.json").write_text("{}")
+    last = {"score": 85.05}
+    results = {"last": last, "best": last, "best_step": 10, "step": 10, "seconds": 1.0}
+    monkeypatch.setattr(study.study_runner, "run_command", lambda *args, **kwargs: results)
+    monkeypatch.setattr(study, "weights_digest", lambda out: "b" * 64)
+    monkeypatch.setattr(study, "v1_teacher_score", lambda task, seed: 85.0)
+    monkeypatch.setattr(study, "minilm", lambda: "MINILM")
+    monkeypatch.setattr(study, "ACCEPT", {"teacher": True})
+
+    study.execute(run, tmp_path / "glue", log=None)
+
+    assert json.loads(run.result.read_text()) == original  # v2's teacher is still the one its results name
+    accepted = json.loads(run.result.with_name("accepted-bbbbbbbbbbbb.json").read_text())
+    assert (accepted["weights_sha256"], accepted["final"], accepted["replaces"]) == ("b" * 64, 85.05, "a" * 64)
+
 # ---------------------------------------------------------------- the shared machinery (bench/study_runner.py)
 @pytest.fixture
 def runner(monkeypatch):
