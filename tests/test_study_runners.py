@@ -43,7 +43,6 @@ def test_a_claim_is_released_when_the_holder_raises(study):
         assert again is True
 
 
-
 def test_an_accepted_retrained_teacher_keeps_the_studys_own_teacher_record(study, tmp_path, monkeypatch):
     import json
 
@@ -68,6 +67,7 @@ def test_an_accepted_retrained_teacher_keeps_the_studys_own_teacher_record(study
     assert json.loads(run.result.read_text()) == original  # v2's teacher is still the one its results name
     accepted = json.loads(run.result.with_name("accepted-bbbbbbbbbbbb.json").read_text())
     assert (accepted["weights_sha256"], accepted["final"], accepted["replaces"]) == ("b" * 64, 85.05, "a" * 64)
+
 
 # ---------------------------------------------------------------- the shared machinery (bench/study_runner.py)
 @pytest.fixture
