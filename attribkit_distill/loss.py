@@ -66,7 +66,7 @@ class AttributionLoss(nn.Module):
     output itself for regression.
 
     The explanation is pluggable: ``method`` makes the student's map (any differentiable
-    registered method: ``fast_ig`` at m steps, ``gradient_x_input``) and
+    registered method: ``fast_ig`` at m steps, ``gradient_x_input``, ``saliency``) and
     ``teacher_method`` the teacher's (any registered method, e.g. ``occlusion``, ``attnlrp`` or ``fast_ig`` at 50
     steps: a teacher cache computes it once). ``teacher_shuffle`` permutes each example's teacher
     map over its real tokens (a fixed permutation per example and seed): the same norm and loss
