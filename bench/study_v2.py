@@ -326,7 +326,7 @@ def prepare(run: Run, data_dir: Path, log) -> bool:
     teacher = Run(run.task, "teacher", teacher_seed(run.task))
     with claimed(teacher) as mine:
         if not mine:
-            print(f"{run.name}: another runner is training its teacher; skipped")
+            print(f"{run.task}: another runner is training its teacher; its students wait", flush=True)
             return False
         if not teacher_ready(run.task):
             print(f"{teacher.name} (retrained for its students) ...", flush=True)
