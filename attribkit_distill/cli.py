@@ -81,7 +81,7 @@ def finetune(
     check_run_folder(out, resume)
     from attribkit_distill.pairing import load_for_task
 
-    clf = load_for_task(model, spec, device)
+    clf = load_for_task(model, spec, device, seed=seed)
     config = train_config(
         FINETUNE_DEFAULTS,
         learning_rate=learning_rate,

@@ -90,11 +90,21 @@ def build_student(
             return ak.Classifier(narrow_student(teacher.model, student_layers, student_hidden), teacher.tokenizer)
         return ak.Classifier(student_from_layers(teacher.model, student_layers), teacher.tokenizer)
     assert student_init is not None  # exactly one of --student-init and --student-layers (checked by the command)
-    return load_for_task(student_init, task, device)
+    return load_for_task(student_init, task, device, seed=seed)
 
 
-def load_for_task(path: str, task: Any, device: str | None) -> ak.Classifier:
-    """A classifier with ``task``'s label count (a fresh head on a bare encoder) and label names."""
+def load_for_task(path: str, task: Any, device: str | None, *, seed: int) -> ak.Classifier:
+    """A classifier with ``task``'s label count (a fresh head on a bare encoder) and label names.
+
+    Args:
+        path: Checkpoint folder or hub name.
+        task: The GLUE task (label count and names, regression or not).
+        device: Where the model lives.
+        seed: Seeds the fresh head, so one seed gives one model (a teacher retrained bit for bit).
+    """
+    import torch
+
+    torch.manual_seed(seed)
     clf = ak.load_classifier(path, device=device, num_labels=task.num_labels)
     if clf.num_labels != task.num_labels:
         raise ak.OptionError(f"{path} has {clf.num_labels} output(s) but {task.directory} needs {task.num_labels}")

@@ -75,6 +75,7 @@ def main() -> None:
         DataCollatorWithPadding,
         Trainer,
         TrainingArguments,
+        set_seed,
     )
 
     from attribkit_distill import AttributionDistillationTrainer
@@ -101,6 +102,7 @@ def main() -> None:
     if source is None:
         parser.error("student rows need --teacher")
     tokenizer = AutoTokenizer.from_pretrained(source)
+    set_seed(args.seed)  # before the fresh head is made: the Trainer seeds only after the model exists
     if args.row == "teacher":
         model = AutoModelForSequenceClassification.from_pretrained(
             args.base,
