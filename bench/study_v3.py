@@ -1,7 +1,9 @@
 """Study v3: why does AD-KD help? The teacher's reasons, or any map-shaped regulariser? (protocol: docs/results.md)
 
-v2's design (its teachers, checked by weight digest; students = layers 0, 2, 4 of the pre-trained MiniLM; 6
-epochs; the fixed training subsets; six paired seeds) with rows that change only the explanation signal:
+v2's design (its teacher commands, each teacher checked by weight digest; students = layers 0, 2, 4 of the
+pre-trained MiniLM; 6 epochs; the fixed training subsets; six paired seeds) with rows that change only the
+explanation signal. v2's teachers cannot be rebuilt (trained before ``finetune`` seeded the head), so v3 runs
+with ``--accept-teacher`` on its own, and refuses a student of any teacher but the one its results learnt from:
 
 - ``adkd_shuffled``: the reference AD-KD whose teacher maps are permuted over each example's real tokens
   (``--teacher-shuffle SEED``), the control of the primary endpoint;
