@@ -100,6 +100,18 @@ def comparison_lines(table: Table, a: str, b: str) -> list[str]:
     return header + lines
 
 
+def teacher_lines(table: Table) -> list[str]:
+    """The weight digest of each task's teacher (one per task: ``load_results`` refuses more)."""
+    digests = {t: rec["teacher_sha256"] for (t, _), v in table.items() for rec in v.values() if "teacher_sha256" in rec}
+    if not digests:
+        return []
+    named = ", ".join(f"{TASKS[t].split()[0]} `{digests[t][:12]}`" for t in TASKS if t in digests)
+    return [
+        f"Teachers (weight digest; a later session rebuilds each bit for bit before it adds students): {named}.",
+        "",
+    ]
+
+
 def report_lines(table: Table) -> list[str]:
     counts = {row: sum(len(table.get((t, row), {})) for t in TASKS) for row in ROWS}
     complete = all(len(table.get((t, r), {})) == len(SEEDS) for t in TASKS for r in ROWS)
@@ -115,6 +127,7 @@ def report_lines(table: Table) -> list[str]:
             else ""
         ),
         "",
+        *teacher_lines(table),
         "Final-epoch dev metric x 100, mean ± sd (seeds):",
         "",
         "| row | " + " | ".join(TASKS.values()) + " |",

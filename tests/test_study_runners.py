@@ -255,6 +255,7 @@ def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_p
     # mean 2, sd 1, t(0.975, 2) = 4.3027: half-width 4.3027 / sqrt(3) = 2.484
     assert "| +2.00 | [-0.48, +4.48] |" in average
     assert any("not decided: the rule applies at six seeds" in line for line in lines)
+    assert "MRPC `T`, STS-B `T`, CoLA `T`, SST-2 `T`." in next(line for line in lines if line.startswith("Teachers"))
     write(tmp_path / "v3", "mrpc", "kd", 1, 70.0, teacher="different")
     with pytest.raises(SystemExit, match="v3's mrpc students learnt from 2 different teachers"):
         report.load()
