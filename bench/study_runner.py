@@ -160,6 +160,7 @@ def drive(
     hours: float | None = None,
     ready: Callable[[Any], bool] = lambda run: True,
     summary: Callable[[dict[str, Any]], str] = lambda record: f"{record['seconds']:.0f} s",
+    wait_seconds: float = 60.0,
 ) -> None:
     """Execute the plan's runs that are not done, interrupted ones first, each held while it runs.
 
@@ -172,23 +173,39 @@ def drive(
         ready: Called (with the run not yet claimed) before each run: prepares what it needs (a teacher) and
             returns False to skip it for now (another runner is preparing it).
         summary: The line printed after a run.
+        wait_seconds: How long to wait before looking again when only runs that are not ready are left.
+
+    After each run the plan is read again from the top, so a run skipped while another runner trained its
+    teacher is taken as soon as the teacher is there, before the runs after it.
     """
     deadline = time.time() + hours * 3600 if hours else None
     order = sorted(runs, key=lambda run: not (run.out / "checkpoint").is_dir())  # stable: the plan's order after
-    for run in order:
-        if done(run):
-            continue
-        if deadline is not None and time.time() > deadline:
-            print("time budget spent; run again to continue")
-            break
-        if not ready(run):
-            continue
-        with claimed(lock(run)) as mine:
-            if not mine or done(run):  # another runner holds it, or finished it meanwhile
+    attempted: set[int] = set()  # each run once per call, even if its execute left no result
+    while True:
+        executed = waiting = False
+        for index, run in enumerate(order):
+            if index in attempted or done(run):
                 continue
-            print(f"{run.name} ...", flush=True)
-            record = execute(run)
-        print(f"  -> {summary(record)}", flush=True)
+            if deadline is not None and time.time() > deadline:
+                print("time budget spent; run again to continue")
+                return
+            if not ready(run):
+                waiting = True
+                continue
+            with claimed(lock(run)) as mine:
+                if not mine or done(run):  # another runner holds it, or finished it meanwhile
+                    continue
+                attempted.add(index)
+                print(f"{run.name} ...", flush=True)
+                record = execute(run)
+            print(f"  -> {summary(record)}", flush=True)
+            executed = True
+            break  # from the top again: a run that waited for its teacher comes before the later ones
+        if executed:
+            continue
+        if not waiting:  # the rest are done or held by other runners
+            return
+        time.sleep(wait_seconds)  # only runs whose teacher another runner is training are left
 
 
 def parse_choices(text: str | None, allowed: Sequence[str], what: str) -> list[str]:

@@ -142,6 +142,48 @@ def test_drive_skips_done_and_held_runs_and_puts_interrupted_ones_first(runner, 
     assert executed == ["d", "b"]
 
 
+def test_drive_comes_back_to_a_run_that_waited_for_its_teacher(runner, tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class FakeRun:
+        name: str
+        out: Path
+        result: Path
+
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("a", "b", "c")]
+    asked = {"a": 0}
+
+    def ready(run) -> bool:  # a's teacher is being trained by another runner until the second look
+        if run.name != "a":
+            return True
+        asked["a"] += 1
+        return asked["a"] > 1
+
+    executed = []
+
+    def execute(run):
+        executed.append(run.name)
+        run.result.write_text("{}")
+        return {"seconds": 1.0}
+
+    lock = lambda run: tmp_path / "locks" / f"{run.name}.lock"  # noqa: E731
+    runner.drive(runs, done=lambda run: run.result.is_file(), execute=execute, lock=lock, ready=ready)
+    assert executed == ["b", "a", "c"]  # a as soon as it is ready, before c
+
+    alone = [FakeRun("x", tmp_path / "x", tmp_path / "x.json")]
+    asked["a"] = -2  # x waits (ready False) twice, with nothing else to do: drive waits, then runs it
+    runner.drive(
+        alone,
+        done=lambda run: run.result.is_file(),
+        execute=execute,
+        lock=lock,
+        ready=lambda run: asked.__setitem__("a", asked["a"] + 1) or asked["a"] > 0,
+        wait_seconds=0,
+    )
+    assert executed[-1] == "x" and asked["a"] == 1
+
+
 def test_fill_block_keeps_the_hand_written_text_and_refuses_a_page_without_markers(runner, tmp_path):
     page = tmp_path / "page.md"
     page.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n")
