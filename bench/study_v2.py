@@ -299,7 +299,7 @@ def execute(run: Run, data_dir: Path, log) -> dict:
         recorded = json.loads(run.result.read_text())
         if recorded.get("weights_sha256") != record["weights_sha256"]:
             # an accepted retrained teacher: its accepted-<digest>.json records it; the study's own record stays
-            return recorded
+            return record
     record = study_runner.write_result(run.result, record, data_dir)
     if run.row != "teacher":
         study_runner.drop_weights(run.out)  # the shared cache keeps its own link

@@ -101,7 +101,7 @@ def comparison_lines(table: Table, a: str, b: str) -> list[str]:
 
 
 def teacher_lines(table: Table) -> list[str]:
-    """The weight digest of each task's teacher (one per task: ``load_results`` refuses more)."""
+    """The weight digest of each task's teacher (one per task: ``load`` refuses more)."""
     digests = {t: rec["teacher_sha256"] for (t, _), v in table.items() for rec in v.values() if "teacher_sha256" in rec}
     if not digests:
         return []
