@@ -8,6 +8,9 @@ or ``attribkit distill`` command with an output folder under ``runs/`` and a res
   holds, and a killed runner frees its run);
 - :func:`run_command`: run or resume a command (``--resume`` from its last checkpoint; a folder killed
   before its first checkpoint starts again) and share a teacher cache between runs that make the same one;
+- :func:`restore_cache` and :func:`keep_cache`: a teacher cache kept in the repository, so a new session (an
+  empty ``runs/``) does not recompute what an earlier one computed from the same teacher (the cache checks
+  its own key, so a cache of another teacher is recomputed, never used);
 - :func:`write_result`: the result JSON, written atomically, with portable paths and library versions;
 - :func:`drive`: the loop that skips what is done or held, honours a time budget and puts interrupted runs
   first;
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import filecmp
 import json
 import os
 import shutil
@@ -113,6 +117,29 @@ def run_command(
         with contextlib.suppress(FileExistsError):  # another runner published the same cache first
             os.link(out / "teacher_cache.pt", shared_cache)
     return json.loads((out / "results.json").read_text())
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + f".{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
+
+
+def restore_cache(working: Path, kept: Path) -> None:
+    """Copy the kept teacher cache ``kept`` (committed) to ``working`` (under ``runs/``) when runs/ has none.
+
+    The copy is only a candidate: ``TeacherCache.build`` uses it when its key (teacher weights, data, map
+    options) matches and recomputes it otherwise.
+    """
+    if kept.is_file() and not working.exists():
+        _copy(kept, working)
+
+
+def keep_cache(working: Path, kept: Path) -> None:
+    """Copy the teacher cache ``working`` to ``kept`` (to be committed) unless ``kept`` holds the same bytes."""
+    if working.is_file() and not (kept.is_file() and filecmp.cmp(working, kept, shallow=False)):
+        _copy(working, kept)
 
 
 def write_result(path: Path, record: dict[str, Any], data_dir: Path) -> dict[str, Any]:

@@ -230,7 +230,10 @@ def faithful_gap(run: Run, data_dir: Path) -> dict[str, float]:
     )
     student = ak.load_classifier(run.out, device="cpu").model
     loss_fn = AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"})
-    cache = TeacherCache.build(RUNS / run.task / "caches" / "dev-faithful.pt", teacher.model, dev, loss_fn)
+    working = RUNS / run.task / "caches" / "dev-faithful.pt"
+    study_runner.restore_cache(working, kept_cache(working))
+    cache = TeacherCache.build(working, teacher.model, dev, loss_fn)
+    study_runner.keep_cache(working, kept_cache(working))
     student.eval()
     total = 0.0
     for start in range(0, len(dev), 64):
@@ -264,6 +267,11 @@ def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
     return scores
 
 
+def kept_cache(working: Path) -> Path:
+    """Where the teacher cache ``runs/<task>/caches/<name>.pt`` is kept in the repository."""
+    return RESULTS / "caches" / working.relative_to(RUNS).parent.parent / working.name  # a new runs/ is empty
+
+
 def check_same_teacher(task: str) -> None:
     """Refuse to add a student of another teacher to v3's results (a teacher retrained on another machine)."""
     digest = teacher_digest(task)
@@ -280,7 +288,11 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
     check_same_teacher(run.task)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
+    if shared is not None:
+        study_runner.restore_cache(shared, kept_cache(shared))
     results = study_runner.run_command(command(run, data_dir), run.out, log, name=run.name, shared_cache=shared)
+    if shared is not None:
+        study_runner.keep_cache(shared, kept_cache(shared))
     gaps = faithful_gap(run, data_dir)
     record: dict[str, Any] = {
         "task": run.task,

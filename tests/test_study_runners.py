@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
@@ -126,6 +127,45 @@ def test_run_command_starts_resumes_and_shares_the_cache(runner, tmp_path):
     failing = tmp_path / "failing"
     with pytest.raises(RuntimeError, match="^t/x/seed2 failed with exit code 3"):
         runner.run_command([sys.executable, str(script), str(failing), "--fail"], failing, log, name="t/x/seed2")
+
+
+def test_a_kept_teacher_cache_spares_a_new_session_the_teacher_pass_and_a_stale_one_is_recomputed(
+    runner, student_teacher, checkpoint_dir, tmp_path, monkeypatch
+):
+    import attribkit as ak
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.loss import AttributionLoss
+    from attribkit_distill.tasks import Example
+
+    student, teacher = student_teacher(2)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    texts = ["a fine film", "dull and long", "the cast is superb", "no"]
+    data = encode_examples(tokenizer, [Example(t, None, i % 2) for i, t in enumerate(texts)])
+    loss_fn = AttributionLoss()
+    working, kept = tmp_path / "runs" / "maps.pt", tmp_path / "kept" / "maps.pt"
+    first = TeacherCache.build(working, teacher, data, loss_fn)
+    other = TeacherCache.build(tmp_path / "other.pt", student, data, loss_fn)
+    runner.keep_cache(working, kept)
+    assert kept.read_bytes() == working.read_bytes()
+    working.unlink()  # a new session: runs/ is empty
+    runner.restore_cache(working, kept)
+    computed = []
+    original = TeacherCache._compute.__func__
+    monkeypatch.setattr(
+        TeacherCache, "_compute", classmethod(lambda cls, *a, **k: computed.append(1) or original(cls, *a, **k))
+    )
+    again = TeacherCache.build(working, teacher, data, loss_fn)
+    assert computed == [] and torch.equal(again.maps, first.maps)
+    # the kept cache of another teacher is a candidate only: recomputed, and the kept copy follows it
+    working.unlink()
+    runner.restore_cache(working, kept)
+    TeacherCache.build(working, student, data, loss_fn)
+    assert computed == [1] and not torch.equal(other.maps, first.maps)
+    runner.keep_cache(working, kept)
+    assert torch.equal(TeacherCache.load(kept, teacher=student, data=data, loss_fn=loss_fn).maps, other.maps)
+    runner.restore_cache(working, tmp_path / "kept" / "missing.pt")  # nothing kept: nothing happens
+    assert working.is_file()
 
 
 def test_drive_skips_done_and_held_runs_and_puts_interrupted_ones_first(runner, tmp_path):
