@@ -188,6 +188,7 @@ def drive(
     ready: Callable[[Any], bool] = lambda run: True,
     summary: Callable[[dict[str, Any]], str] = lambda record: f"{record['seconds']:.0f} s",
     wait_seconds: float = 60.0,
+    expected_seconds: Callable[[Any], float | None] = lambda run: None,
 ) -> None:
     """Execute the plan's runs that are not done, interrupted ones first, each held while it runs.
 
@@ -196,11 +197,14 @@ def drive(
         done: Whether a run's result is in.
         execute: Runs one run and returns its result record.
         lock: A run's lock file (:func:`claimed`).
-        hours: Start no new run after this many hours.
+        hours: The time budget: start no run after this many hours, nor one expected to end after them
+            (a run cut off at the end of a session is lost with its ``runs/`` folder): a shorter run is
+            taken instead.
         ready: Called (with the run not yet claimed) before each run: prepares what it needs (a teacher) and
             returns False to skip it for now (another runner is preparing it).
         summary: The line printed after a run.
         wait_seconds: How long to wait before looking again when only runs that are not ready are left.
+        expected_seconds: How long a run is expected to take, or None when unknown (then it may start).
 
     After each run the plan is read again from the top, so a run skipped while another runner trained its
     teacher is taken as soon as the teacher is there, before the runs after it.
@@ -208,6 +212,7 @@ def drive(
     deadline = time.time() + hours * 3600 if hours else None
     order = sorted(runs, key=lambda run: not (run.out / "checkpoint").is_dir())  # stable: the plan's order after
     attempted: set[int] = set()  # each run once per call, even if its execute left no result
+    too_long: set[int] = set()  # runs expected to end after the budget (said once)
     while True:
         executed = waiting = False
         for index, run in enumerate(order):
@@ -216,6 +221,13 @@ def drive(
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")
                 return
+            expected = expected_seconds(run) if deadline is not None else None
+            if deadline is not None and expected is not None and time.time() + expected > deadline:
+                if index not in too_long:
+                    left = (deadline - time.time()) / 60
+                    print(f"{run.name}: expected {expected / 60:.0f} min, {left:.0f} min left; not started")
+                    too_long.add(index)
+                continue
             if not ready(run):
                 waiting = True
                 continue
@@ -230,7 +242,9 @@ def drive(
             break  # from the top again: a run that waited for its teacher comes before the later ones
         if executed:
             continue
-        if not waiting:  # the rest are done or held by other runners
+        if not waiting:  # the rest are done, held by other runners or too long for the budget left
+            if too_long:
+                print("the runs left are expected to end after the time budget; run again to continue")
             return
         time.sleep(wait_seconds)  # only runs whose teacher another runner is training are left
 

@@ -33,6 +33,7 @@ import json
 import random
 import statistics
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -284,8 +285,22 @@ def check_same_teacher(task: str) -> None:
             )
 
 
+def expected_seconds(run: Run) -> float | None:
+    """How long ``run`` should take, from the landed seeds of its task and row (None before the first lands).
+
+    The longest ``wall_seconds`` (training, measurements, caches), else the longest training ``seconds`` plus
+    a quarter and ten minutes for what records before ``wall_seconds`` did not time.
+    """
+    records = [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
+    if not records:
+        return None
+    walls = [r["wall_seconds"] for r in records if "wall_seconds" in r]
+    return max(walls) if walls else max(r["seconds"] for r in records) * 1.25 + 600
+
+
 def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
+    start = time.time()
     check_same_teacher(run.task)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
     if shared is not None:
@@ -316,6 +331,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         "attribution_gap_faithful": gaps["faithful"],
         "comprehensiveness": own_comprehensiveness(run, data_dir),
     }
+    record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     if run.row == "adkd_cosine":
         record["cosine_scale"] = mean_tokens(run.task, data_dir)
     record = study_runner.write_result(run.result, record, data_dir)
@@ -330,7 +346,9 @@ def main() -> None:
     parser.add_argument("--tasks", default=None)
     parser.add_argument("--rows", default=None)
     parser.add_argument("--seeds", default=None, help="Comma-separated seeds (default 1-6).")
-    parser.add_argument("--hours", type=float, default=None, help="Start no new run after this many hours.")
+    parser.add_argument(
+        "--hours", type=float, default=None, help="Start no run that is expected to end after this many hours."
+    )
     parser.add_argument(
         "--accept-teacher",
         action="store_true",
@@ -362,6 +380,7 @@ def main() -> None:
             lock=lambda run: run.lock,
             hours=args.hours,
             ready=lambda run: v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log),
+            expected_seconds=expected_seconds,
             summary=lambda record: (
                 f"final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s"
             ),

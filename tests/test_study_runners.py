@@ -223,6 +223,39 @@ def test_drive_comes_back_to_a_run_that_waited_for_its_teacher(runner, tmp_path)
     assert executed[-1] == "x" and looks == ["x", "x", "x"]
 
 
+def test_drive_starts_no_run_expected_to_end_after_the_budget_and_takes_a_shorter_one(runner, tmp_path, capsys):
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("long", "unknown", "short", "longer")]
+    minutes = {"long": 50.0, "unknown": None, "short": 20.0, "longer": 90.0}
+    executed = []
+
+    def execute(run):
+        executed.append(run.name)
+        run.result.write_text("{}")
+        return {"seconds": 1.0}
+
+    runner.drive(
+        runs,
+        done=lambda run: run.result.is_file(),
+        execute=execute,
+        lock=lambda run: tmp_path / "locks" / f"{run.name}.lock",
+        hours=0.5,
+        expected_seconds=lambda run: None if minutes[run.name] is None else minutes[run.name] * 60,
+    )
+    assert executed == ["unknown", "short"]  # 50 and 90 min do not fit in 30; an unknown length may start
+    out = capsys.readouterr().out
+    assert out.count("long: expected 50 min, 30 min left; not started") == 1  # said once, not per pass
+    assert out.rstrip().endswith("the runs left are expected to end after the time budget; run again to continue")
+    executed.clear()
+    runner.drive(  # without a budget every run starts, whatever it is expected to take
+        runs,
+        done=lambda run: run.result.is_file(),
+        execute=execute,
+        lock=lambda run: tmp_path / "locks" / f"{run.name}.lock",
+        expected_seconds=lambda run: 1e9,
+    )
+    assert executed == ["long", "longer"]
+
+
 def test_fill_block_keeps_the_hand_written_text_and_refuses_a_page_without_markers(runner, tmp_path):
     page = tmp_path / "page.md"
     page.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n")
@@ -340,6 +373,21 @@ def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_p
     write(tmp_path / "v3", "mrpc", "kd", 1, 70.0, teacher="different")
     with pytest.raises(SystemExit, match="v3's mrpc students learnt from 2 different teachers"):
         report.load()
+
+
+def test_v3_expects_a_run_to_take_as_long_as_the_longest_landed_seed_of_its_task_and_row(v3):
+    import json
+
+    run = v3.Run("cola", "kd", 3)
+    assert v3.expected_seconds(run) is None  # nothing landed: unknown
+    folder = v3.RESULTS / "cola" / "kd"
+    folder.mkdir(parents=True)
+    (folder / "seed1.json").write_text(json.dumps({"seconds": 600.0}))
+    (folder / "seed2.json").write_text(json.dumps({"seconds": 800.0}))
+    assert v3.expected_seconds(run) == pytest.approx(800 * 1.25 + 600)  # training only: allowance for the rest
+    (folder / "seed4.json").write_text(json.dumps({"seconds": 700.0, "wall_seconds": 1000.0}))
+    assert v3.expected_seconds(run) == 1000.0  # the timed whole, once one is recorded
+    assert v3.expected_seconds(v3.Run("cola", "adkd", 3)) is None  # another row's seeds say nothing
 
 
 def test_v3_refuses_a_student_of_another_teacher(v3, monkeypatch):
