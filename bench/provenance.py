@@ -1,4 +1,4 @@
-"""What a committed result records about where it ran: portable paths and library versions.
+"""What a committed result records about where it ran: portable paths, library versions and the CPU.
 
 A result JSON names the GLUE folder as ``GLUE_DIR``, the repository's own files relative to its
 root and the packaged MiniLM by its package path, never this machine's absolute paths, so results
@@ -30,6 +30,21 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
     return versions
+
+
+def machine() -> dict[str, str]:
+    """The CPU a result was computed on, and the vector kernels torch chose there."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _replacements(data_dir: str | Path | None) -> list[tuple[str, str]]:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from provenance import library_versions, portable
+from provenance import library_versions, machine, portable
 
 
 class StudyRun(Protocol):
@@ -143,8 +143,8 @@ def keep_cache(working: Path, kept: Path) -> None:
 
 
 def write_result(path: Path, record: dict[str, Any], data_dir: Path) -> dict[str, Any]:
-    """Write a run's result JSON atomically, with portable paths (``GLUE_DIR``, ...) and library versions."""
-    record = {**portable(record, data_dir), "versions": library_versions()}
+    """Write a run's result JSON atomically, with portable paths (``GLUE_DIR``, ...), library versions and CPU."""
+    record = {**portable(record, data_dir), "versions": library_versions(), "machine": machine()}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(record, indent=1))

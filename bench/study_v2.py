@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import study_runner
-from provenance import library_versions
+from provenance import library_versions, machine
 
 # the protocol's grid (one definition for the planner and the report) and the report itself
 from study_v2_report import ONLY, SEEDS, write_report
@@ -243,7 +243,8 @@ def check_teacher(task: str) -> str:
         if not accepted.is_file():
             score = json.loads((run.out / "results.json").read_text())["last"]["score"]
             record = {"task": task, "weights_sha256": digest, "final": score, "replaces": recorded}
-            accepted.write_text(json.dumps({**record, "versions": library_versions()}, indent=1))
+            record |= {"versions": library_versions(), "machine": machine()}
+            accepted.write_text(json.dumps(record, indent=1))
     return digest
 
 
@@ -265,7 +266,8 @@ def dev_gap(run: Run, data_dir: Path) -> float:
 def execute(run: Run, data_dir: Path, log) -> dict:
     """Run (or resume) one command and write its result JSON; returns the record."""
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
-    # one thread for a teacher: the same weights bit for bit whenever a fresh clone retrains it
+    # one thread for a teacher: the same weights bit for bit whenever a fresh clone retrains it on a CPU with the
+    # same vector kernels (another CPU rounds differently: teacher_identity.py)
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if run.row == "teacher" else None
     results = study_runner.run_command(
         command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, env=env

@@ -3,7 +3,8 @@
 v2's design (its teacher commands, each teacher checked by weight digest; students = layers 0, 2, 4 of the
 pre-trained MiniLM; 6 epochs; the fixed training subsets; six paired seeds) with rows that change only the
 explanation signal. v2's teachers cannot be rebuilt (trained before ``finetune`` seeded the head), so v3 runs
-with ``--accept-teacher`` on its own, and refuses a student of any teacher but the one its results learnt from:
+with ``--accept-teacher`` on its own, and refuses a student of any teacher but the one its results learnt from
+(the same weights, or that teacher retrained on a CPU that rounds differently: ``teacher_identity.py``):
 
 - ``adkd_shuffled``: the reference AD-KD whose teacher maps are permuted over each example's real tokens
   (``--teacher-shuffle SEED``), the control of the primary endpoint;
@@ -42,6 +43,8 @@ from typing import Any
 
 import study_runner
 import study_v2 as v2
+import teacher_identity
+from provenance import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "study-v3"
@@ -273,16 +276,59 @@ def kept_cache(working: Path) -> Path:
     return RESULTS / "caches" / working.relative_to(RUNS).parent.parent / working.name  # a new runs/ is empty
 
 
-def check_same_teacher(task: str) -> None:
-    """Refuse to add a student of another teacher to v3's results (a teacher retrained on another machine)."""
-    digest = teacher_digest(task)
+def teacher_record(task: str, data_dir: Path) -> dict[str, Any]:
+    """The record of the teacher on disk (digest, dev metric, dev outputs), its dev outputs added the first time.
+
+    Raises:
+        SystemExit: When the teacher differs from v2's and ``--accept-teacher`` was not given, or has no record.
+    """
+    digest = v2.check_teacher(task)  # records a retrained teacher as teacher/accepted-<digest>.json
+    folder = v2.RESULTS / task / "teacher"
+    record = teacher_identity.load_record(folder, digest)
+    if record is None:
+        raise SystemExit(f"error: the {task} teacher on disk ({digest[:12]}) has no record in {folder}")
+    path = teacher_identity.record_path(folder, digest)
+    if "dev_outputs" not in record and path.is_file():  # v2's own records stay as they were written
+        outputs = teacher_identity.dev_outputs(teacher_out(task), v2.TASKS[task].directory, data_dir)
+        record = {**record, "machine": record.get("machine", machine()), "dev_outputs": outputs}
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(record, indent=1))
+        partial.replace(path)
+    return record
+
+
+def check_same_teacher(task: str, data_dir: Path) -> None:
+    """Refuse to add a student of another teacher to v3's results.
+
+    The teacher on disk is retrained in each session; it is v3's teacher when its weights are those v3's
+    students learnt from, or when it is that teacher retrained on another CPU (same dev outputs within
+    tolerance, :mod:`teacher_identity`).
+    """
+    current = teacher_record(task, data_dir)
+    folder = v2.RESULTS / task / "teacher"
+    learnt_from: dict[str, str] = {}
     for path in sorted((RESULTS / task).glob("*/seed*.json")):
-        recorded = json.loads(path.read_text()).get("teacher_sha256")
-        if recorded != digest:
+        learnt_from.setdefault(
+            str(json.loads(path.read_text()).get("teacher_sha256")), path.parent.name + "/" + path.name
+        )
+    for digest, example in learnt_from.items():
+        if digest == current["weights_sha256"]:
+            continue
+        recorded = teacher_identity.load_record(folder, digest)
+        if recorded is None:
             raise SystemExit(
-                f"error: the {task} teacher on disk ({str(digest)[:12]}) is not the one v3's {task} students learnt "
-                f"from ({str(recorded)[:12]}, {path.parent.name}/{path.name}); one study, one teacher"
+                f"error: v3's {task} students learnt from teacher {digest[:12]} ({example}), which has no record "
+                f"in {folder}; one study, one teacher"
             )
+        same, reason = teacher_identity.compare(recorded, current)
+        if not same:
+            raise SystemExit(
+                f"error: the {task} teacher on disk ({current['weights_sha256'][:12]}) is not the one v3's {task} "
+                f"students learnt from ({digest[:12]}, {example}): {reason}; one study, one teacher"
+            )
+        print(
+            f"{task}: teacher {current['weights_sha256'][:12]} is {digest[:12]} retrained here ({reason})", flush=True
+        )
 
 
 def expected_seconds(run: Run) -> float | None:
@@ -301,7 +347,7 @@ def expected_seconds(run: Run) -> float | None:
 def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
     start = time.time()
-    check_same_teacher(run.task)
+    check_same_teacher(run.task, data_dir)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
     if shared is not None:
         study_runner.restore_cache(shared, kept_cache(shared))

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import teacher_identity
 from study_runner import fill_block
 from study_v2_report import holm, paired, paired_summary
 
@@ -43,8 +44,7 @@ def load() -> Table:
         table.setdefault((record["task"], record["row"]), {})[int(record["seed"])] = record | {"source": "v3"}
         teachers.setdefault(record["task"], set()).add(record["teacher_sha256"])
     for task, digests in teachers.items():
-        if len(digests) != 1:
-            raise SystemExit(f"error: v3's {task} students learnt from {len(digests)} different teachers")
+        same_teacher(task, digests)
         for row in ("kd", "adkd"):
             for path in sorted((V2_RESULTS / task / row).glob("seed*.json")):
                 record = json.loads(path.read_text())
@@ -52,6 +52,39 @@ def load() -> Table:
                 if record.get("teacher_sha256") in digests and int(record["seed"]) not in seeds:
                     seeds[int(record["seed"])] = record | {"source": "v2"}
     return table
+
+
+def same_teacher(task: str, digests: set[str]) -> list[str]:
+    """Why the weight digests ``digests`` that v3's ``task`` students learnt from are one teacher, per digest.
+
+    The first recorded one stands; each other is that teacher retrained on another CPU when its dev outputs
+    (or, for records older than dev outputs, its dev metric) agree within tolerance (:mod:`teacher_identity`).
+
+    Raises:
+        SystemExit: When two of them are different teachers, or one has no record.
+    """
+    if len(digests) == 1:
+        return [f"`{next(iter(digests))[:12]}`"]
+    folder = V2_RESULTS / task / "teacher"
+    records = []
+    for digest in sorted(digests):
+        record = teacher_identity.load_record(folder, digest)
+        if record is None:
+            raise SystemExit(
+                f"error: v3's {task} students learnt from teacher {digest[:12]}, which has no record in {folder}"
+            )
+        records.append(record)
+    ordered = sorted(records, key=lambda record: "dev_outputs" in record)  # records older than dev outputs first
+    for i, first in enumerate(ordered):  # every pair: two fingerprinted retrains are compared by their outputs
+        for second in ordered[i + 1 :]:
+            same, reason = teacher_identity.compare(first, second)
+            if not same:
+                raise SystemExit(
+                    f"error: v3's {task} students learnt from two teachers ({first['weights_sha256'][:12]}, "
+                    f"{second['weights_sha256'][:12]}): {reason}"
+                )
+    reasons = [f"`{r['weights_sha256'][:12]}` ({teacher_identity.compare(ordered[0], r)[1]})" for r in ordered[1:]]
+    return [f"`{ordered[0]['weights_sha256'][:12]}`", *reasons]
 
 
 def _cell(values: list[float]) -> str:
@@ -101,13 +134,22 @@ def comparison_lines(table: Table, a: str, b: str) -> list[str]:
 
 
 def teacher_lines(table: Table) -> list[str]:
-    """The weight digest of each task's teacher (one per task: ``load`` refuses more)."""
-    digests = {t: rec["teacher_sha256"] for (t, _), v in table.items() for rec in v.values() if "teacher_sha256" in rec}
+    """Each task's teacher by weight digest, with the retrains on other CPUs judged the same teacher, and why."""
+    digests: dict[str, set[str]] = {}
+    for (task, _), seeds in table.items():
+        for record in seeds.values():
+            if record.get("source") == "v3":
+                digests.setdefault(task, set()).add(record["teacher_sha256"])
     if not digests:
         return []
-    named = ", ".join(f"{TASKS[t].split()[0]} `{digests[t][:12]}`" for t in TASKS if t in digests)
+    named = "; ".join(
+        f"{TASKS[t].split()[0]} " + ", the same teacher retrained on another CPU: ".join(same_teacher(t, digests[t]))
+        for t in TASKS
+        if t in digests
+    )
     return [
-        f"Teachers (weight digest; a later session rebuilds each bit for bit before it adds students): {named}.",
+        "Teachers (weight digest; each session retrains them and adds students only to the same teacher: the "
+        f"same weights, or dev outputs within {teacher_identity.LOGIT_TOLERANCE:g}): {named}.",
         "",
     ]
 
