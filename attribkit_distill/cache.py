@@ -30,9 +30,15 @@ FORMAT_VERSION = 1
 
 
 def model_fingerprint(model: nn.Module) -> str:
-    """sha256 of a model's config and every parameter and buffer (names, dtypes, bytes)."""
+    """sha256 of a model's config and every parameter and buffer (names, dtypes, bytes).
+
+    The config's ``_name_or_path`` (the folder or hub name it was loaded from) is left out: the same
+    weights copied to another folder, or a clone of the repository at another path, are the same teacher.
+    """
     inner = unwrap(model)
-    h = hashlib.sha256(inner.config.to_json_string(use_diff=False).encode())
+    config = json.loads(inner.config.to_json_string(use_diff=False))
+    config.pop("_name_or_path", None)
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name, tensor in sorted(inner.state_dict().items()):
         t = tensor.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())

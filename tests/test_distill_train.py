@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -243,6 +244,27 @@ def test_teacher_cache_gives_the_same_loss_and_refuses_other_teachers(student_te
     mtime = path.stat().st_mtime_ns
     TeacherCache.build(path, teacher, data, loss_fn)  # same key: reused, not recomputed
     assert path.stat().st_mtime_ns == mtime
+
+
+def test_a_teacher_cache_is_reused_for_the_same_teacher_in_another_folder(checkpoint_dir, glue, tmp_path):
+    from attribkit_distill.cache import model_fingerprint
+
+    source = checkpoint_dir("bert", 2)
+    copy = tmp_path / "moved" / "teacher"
+    shutil.copytree(source, copy)
+    teacher, moved = (ak.load_classifier(p, device="cpu") for p in (source, copy))
+    assert moved.model.config._name_or_path != teacher.model.config._name_or_path
+    assert model_fingerprint(moved.model) == model_fingerprint(teacher.model)
+    data = encode_examples(teacher.tokenizer, load_examples(get_task("sst2"), "train", data_dir=glue))
+    path = tmp_path / "cache.pt"
+    TeacherCache.build(path, teacher.model, data, AttributionLoss())
+    mtime = path.stat().st_mtime_ns
+    TeacherCache.build(path, moved.model, data, AttributionLoss())  # the same weights: reused
+    assert path.stat().st_mtime_ns == mtime
+    with torch.no_grad():
+        moved.model.classifier.bias.add_(1e-6)  # other weights: recomputed
+    TeacherCache.build(path, moved.model, data, AttributionLoss())
+    assert path.stat().st_mtime_ns != mtime
 
 
 def test_a_short_run_caches_only_the_examples_it_visits(student_teacher, checkpoint_dir, glue, tmp_path):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_glue import write_tiny_glue
 
 import attribkit as ak
-from tests.tiny_glue import write_tiny_glue
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
