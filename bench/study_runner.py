@@ -112,10 +112,14 @@ def run_command(
             raise RuntimeError(f"{name} failed with exit code {proc.returncode}; see {log.name}")
         log.write(f"# {time.time() - start:.0f} s\n")
         log.flush()
-    if shared_cache is not None and (out / "teacher_cache.pt").is_file() and not shared_cache.exists():
+    made = out / "teacher_cache.pt"
+    if shared_cache is not None and made.is_file() and not (shared_cache.exists() and shared_cache.samefile(made)):
+        # the run made the cache, or replaced a shared one its key refused (another teacher's): publish it
         shared_cache.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another runner published the same cache first
-            os.link(out / "teacher_cache.pt", shared_cache)
+        link = shared_cache.with_name(shared_cache.name + f".{os.getpid()}.link")
+        link.unlink(missing_ok=True)
+        os.link(made, link)
+        link.replace(shared_cache)
     return json.loads((out / "results.json").read_text())
 
 

@@ -41,6 +41,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import kept_caches
 import study_runner
 import study_v2 as v2
 import teacher_identity
@@ -234,10 +235,7 @@ def faithful_gap(run: Run, data_dir: Path) -> dict[str, float]:
     )
     student = ak.load_classifier(run.out, device="cpu").model
     loss_fn = AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"})
-    working = RUNS / run.task / "caches" / "dev-faithful.pt"
-    study_runner.restore_cache(working, kept_cache(working))
-    cache = TeacherCache.build(working, teacher.model, dev, loss_fn)
-    study_runner.keep_cache(working, kept_cache(working))
+    cache = TeacherCache.build(dev_cache(run.task), teacher.model, dev, loss_fn)
     student.eval()
     total = 0.0
     for start in range(0, len(dev), 64):
@@ -271,9 +269,48 @@ def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
     return scores
 
 
+def dev_cache(task: str) -> Path:
+    """The teacher's 50-step IG maps of the dev set (the faithful gap's reference)."""
+    return RUNS / task / "caches" / "dev-faithful.pt"
+
+
 def kept_cache(working: Path) -> Path:
     """Where the teacher cache ``runs/<task>/caches/<name>.pt`` is kept in the repository."""
     return RESULTS / "caches" / working.relative_to(RUNS).parent.parent / working.name  # a new runs/ is empty
+
+
+@cache
+def _fingerprint(task: str, digest: str) -> str:
+    import attribkit as ak
+    from attribkit_distill.cache import model_fingerprint
+
+    return model_fingerprint(ak.load_classifier(teacher_out(task), device="cpu").model)
+
+
+def restore_kept_cache(task: str, working: Path, data_dir: Path) -> dict[str, str] | None:
+    """Copy a kept teacher cache into runs/ (re-keyed when another CPU's retrain of this teacher computed it)."""
+    digest = str(teacher_digest(task))
+    folder = v2.RESULTS / task / "teacher"
+
+    def same_teacher(other: str) -> tuple[bool, str]:
+        recorded = teacher_identity.load_record(folder, other)
+        if recorded is None:
+            return False, f"no record of teacher {other[:12]}"
+        return teacher_identity.compare(recorded, teacher_record(task, data_dir))
+
+    return kept_caches.restore(
+        working,
+        kept_cache(working),
+        digest=digest,
+        same_teacher=same_teacher,
+        fingerprint=lambda: _fingerprint(task, digest),
+    )
+
+
+def keep_computed_cache(task: str, working: Path) -> None:
+    """Keep a teacher cache this session computed, naming the teacher that computed it."""
+    digest = str(teacher_digest(task))
+    kept_caches.keep(working, kept_cache(working), digest=digest, fingerprint=lambda: _fingerprint(task, digest))
 
 
 def teacher_record(task: str, data_dir: Path) -> dict[str, Any]:
@@ -349,12 +386,12 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     start = time.time()
     check_same_teacher(run.task, data_dir)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
-    if shared is not None:
-        study_runner.restore_cache(shared, kept_cache(shared))
+    caches = [path for path in (shared, dev_cache(run.task)) if path is not None]
+    from_another_cpu = {path.stem: restore_kept_cache(run.task, path, data_dir) for path in caches}
     results = study_runner.run_command(command(run, data_dir), run.out, log, name=run.name, shared_cache=shared)
-    if shared is not None:
-        study_runner.keep_cache(shared, kept_cache(shared))
     gaps = faithful_gap(run, data_dir)
+    for path in caches:
+        keep_computed_cache(run.task, path)
     record: dict[str, Any] = {
         "task": run.task,
         "row": run.row,
@@ -378,6 +415,9 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         "comprehensiveness": own_comprehensiveness(run, data_dir),
     }
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
+    reused = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
+    if reused:  # teacher caches computed by this teacher retrained on another CPU (kept_caches.py)
+        record["teacher_caches_from_another_cpu"] = reused
     if run.row == "adkd_cosine":
         record["cosine_scale"] = mean_tokens(run.task, data_dir)
     record = study_runner.write_result(run.result, record, data_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -166,6 +167,60 @@ def test_a_kept_teacher_cache_spares_a_new_session_the_teacher_pass_and_a_stale_
     assert torch.equal(TeacherCache.load(kept, teacher=student, data=data, loss_fn=loss_fn).maps, other.maps)
     runner.restore_cache(working, tmp_path / "kept" / "missing.pt")  # nothing kept: nothing happens
     assert working.is_file()
+
+
+def test_a_kept_cache_serves_the_same_teacher_retrained_on_another_cpu_and_no_other(
+    runner, student_teacher, checkpoint_dir, tmp_path, monkeypatch
+):
+    import json
+
+    import kept_caches
+
+    import attribkit as ak
+    from attribkit_distill.cache import TeacherCache, model_fingerprint
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.loss import AttributionLoss
+    from attribkit_distill.tasks import Example
+
+    _, first = student_teacher(2)
+    retrained = copy.deepcopy(first)  # "another CPU": the same teacher, rounded differently
+    with torch.no_grad():
+        retrained.classifier.bias.add_(1e-7)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, [Example(t, None, i % 2) for i, t in enumerate(["a fine film", "dull", "no"])])
+    loss_fn = AttributionLoss()
+    working, kept = tmp_path / "runs" / "maps.pt", tmp_path / "kept" / "maps.pt"
+    computed = TeacherCache.build(working, first, data, loss_fn)
+    kept_caches.keep(working, kept, digest="a" * 64, fingerprint=lambda: model_fingerprint(first))
+    origin = json.loads(kept_caches.origin_path(kept).read_text())
+    assert origin == {"teacher_sha256": "a" * 64, "fingerprint": model_fingerprint(first)}
+    working.unlink()  # a new session, on another CPU
+
+    def restore(same: bool):
+        return kept_caches.restore(
+            working,
+            kept,
+            digest="b" * 64,
+            same_teacher=lambda digest: (same, f"{digest[:4]}: within tolerance" if same else "another seed"),
+            fingerprint=lambda: model_fingerprint(retrained),
+        )
+
+    assert restore(same=False) is None and not working.exists()  # another teacher: nothing copied
+    assert restore(same=True) == {"computed_by": "a" * 64, "reason": "aaaa: within tolerance"}
+    calls = []
+    original = TeacherCache._compute.__func__
+    monkeypatch.setattr(
+        TeacherCache, "_compute", classmethod(lambda cls, *a, **k: calls.append(1) or original(cls, *a, **k))
+    )
+    served = TeacherCache.build(working, retrained, data, loss_fn)
+    assert calls == [] and torch.equal(served.maps, computed.maps)  # the kept maps, not recomputed
+    kept_caches.keep(working, kept, digest="b" * 64, fingerprint=lambda: model_fingerprint(retrained))
+    assert json.loads(kept_caches.origin_path(kept).read_text())["teacher_sha256"] == "a" * 64  # not kept back
+    # a cache whose key names another teacher than the one on disk is not kept
+    other = tmp_path / "other" / "maps.pt"
+    TeacherCache.build(other, first, data, loss_fn)
+    kept_caches.keep(other, tmp_path / "kept2" / "maps.pt", digest="b" * 64, fingerprint=lambda: "f" * 64)
+    assert not (tmp_path / "kept2").exists()
 
 
 def test_drive_skips_done_and_held_runs_and_puts_interrupted_ones_first(runner, tmp_path):
