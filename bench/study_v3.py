@@ -371,19 +371,26 @@ def check_same_teacher(task: str, data_dir: Path) -> None:
 def expected_seconds(run: Run) -> float | None:
     """How long ``run`` should take, from the landed seeds of its task and row (None before the first lands).
 
-    The longest ``wall_seconds`` (training, measurements, caches), else the longest training ``seconds`` plus
-    a quarter and ten minutes for what records before ``wall_seconds`` did not time.
+    The longest ``wall_seconds`` (training, measurements, caches) of a seed that ran in one session, else the
+    longest training ``seconds`` plus a quarter and ten minutes for what the other records did not time: those
+    from before ``wall_seconds`` existed, and resumed ones, whose ``wall_seconds`` is only their last
+    session's share (records before ``resumed`` existed show it as less wall time than training time).
     """
     records = [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
     if not records:
         return None
-    walls = [r["wall_seconds"] for r in records if "wall_seconds" in r]
+    walls = [r["wall_seconds"] for r in records if "wall_seconds" in r and not _resumed(r)]
     return max(walls) if walls else max(r["seconds"] for r in records) * 1.25 + 600
+
+
+def _resumed(record: dict[str, Any]) -> bool:
+    return bool(record.get("resumed", record["wall_seconds"] < record["seconds"]))
 
 
 def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
     start = time.time()
+    resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
     check_same_teacher(run.task, data_dir)
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
     caches = [path for path in (shared, dev_cache(run.task)) if path is not None]
@@ -415,6 +422,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         "comprehensiveness": own_comprehensiveness(run, data_dir),
     }
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
+    record["resumed"] = resumed  # begun in an earlier session: wall_seconds does not time the whole run
     reused = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
     if reused:  # teacher caches computed by this teacher retrained on another CPU (kept_caches.py)
         record["teacher_caches_from_another_cpu"] = reused

@@ -454,6 +454,12 @@ def test_v3_expects_a_run_to_take_as_long_as_the_longest_landed_seed_of_its_task
     assert v3.expected_seconds(run) == pytest.approx(800 * 1.25 + 600)  # training only: allowance for the rest
     (folder / "seed4.json").write_text(json.dumps({"seconds": 700.0, "wall_seconds": 1000.0}))
     assert v3.expected_seconds(run) == 1000.0  # the timed whole, once one is recorded
+    (folder / "seed5.json").write_text(json.dumps({"seconds": 1200.0, "wall_seconds": 1100.0, "resumed": True}))
+    assert v3.expected_seconds(run) == 1000.0  # a resumed seed's wall time is one session's share: not the whole
+    (folder / "seed4.json").unlink()
+    assert v3.expected_seconds(run) == pytest.approx(1200 * 1.25 + 600)  # no whole timed: allowance
+    (folder / "seed5.json").write_text(json.dumps({"seconds": 1057.0, "wall_seconds": 282.0}))
+    assert v3.expected_seconds(run) == pytest.approx(1057 * 1.25 + 600)  # before `resumed`: wall < training
     assert v3.expected_seconds(v3.Run("cola", "adkd", 3)) is None  # another row's seeds say nothing
 
 
