@@ -60,7 +60,7 @@ def attribute(
         model: A Hugging Face sequence classifier (or a :class:`Classifier`).
         batch: ``input_ids``, ``attention_mask`` (optional ``token_type_ids``), ``[batch, seq]``.
         targets: ``[batch, views]`` class indices, ``"pred"`` or ``"all"``.
-        method: Registered method name (``fast_ig`` and ``gradient_x_input`` are differentiable).
+        method: Registered method name (``fast_ig``, ``gradient_x_input``, ``saliency`` and ``attnlrp`` are differentiable).
         create_graph: Keep the graph so a loss on the result reaches the model's parameters.
         return_delta: Also return the IG completeness error ``[batch, views]``.
         **options: The method's options (``steps``, ``layer``, ``target_fn``, ``baseline`` ...).

@@ -153,7 +153,7 @@ def distill(
     attribution_method: str = typer.Option(
         "fast_ig",
         "--attribution-method",
-        help="Method of the student's maps (differentiable: fast_ig, gradient_x_input, saliency).",
+        help="Method of the student's maps (differentiable: fast_ig, gradient_x_input, saliency, attnlrp).",
     ),
     teacher_attribution_method: str | None = typer.Option(
         None,

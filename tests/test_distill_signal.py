@@ -141,3 +141,21 @@ def test_options_record_the_signal_only_where_it_differs_from_the_paper():
     assert set(paper) == {"top_k", "steps", "layer", "views", "target_fn", "normalize", "baseline"}
     other = AttributionLoss(top_k=10, teacher_method="occlusion", teacher_shuffle=3, distance="cosine").options()
     assert other == {**paper, "teacher_method": "occlusion", "teacher_shuffle": 3, "distance": "cosine"}
+
+
+def test_attnlrp_maps_on_both_sides_equal_attribkits_own_and_train_the_student(student_teacher, checkpoint_dir):
+    student, teacher = student_teacher(2)
+    batch = encode(checkpoint_dir)
+    out = AttributionLoss(method="attnlrp", teacher_method="attnlrp")(student, teacher, batch, return_maps=True)
+    views = torch.arange(2).expand(3, 2)  # AttnLRP's two class maps differ: both views are kept
+    common = {"layer": "embeddings", "target_fn": "log_prob"}
+    teacher_dims = ak.attribute(teacher, batch, targets=views, method="attnlrp", **common)
+    student_dims = ak.attribute(student, batch, targets=views, method="attnlrp", **common)
+    mask = batch["attention_mask"].double()
+    torch.testing.assert_close(out.teacher_maps, normalized(teacher_dims.norm(dim=-1), mask))
+    torch.testing.assert_close(out.student_maps.detach(), normalized(student_dims.norm(dim=-1), mask))
+    want = ((out.student_maps.detach() - out.teacher_maps) ** 2 * mask[:, None, :]).sum() / mask.sum()
+    assert out.loss.item() == pytest.approx(want.item(), rel=1e-9) and out.loss.item() > 1e-4
+    out.loss.backward()  # second order through the twin graph of the student's AttnLRP map
+    assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())

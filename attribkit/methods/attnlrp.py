@@ -34,10 +34,12 @@ from torch.overrides import TorchFunctionMode
 
 from attribkit.architectures import architecture_of, architectures_supporting
 from attribkit.errors import OptionError
+from attribkit.methods.attnlrp_graph import DualRules
 from attribkit.methods.base import register_method
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB
 from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.model import Classifier
+from attribkit.targets import apply_target_fn
 
 EPSILON = 1e-12
 # The architectures the rules are tested on (conservation; norms are layer norms, activations single torch
@@ -221,7 +223,7 @@ class AttnLRP(FastIntegratedGradients):
     """
 
     computes_delta = False
-    differentiable = False
+    differentiable = True  # create_graph=True: the dual forward of attribkit.methods.attnlrp_graph
 
     def __init__(
         self,
@@ -253,6 +255,27 @@ class AttnLRP(FastIntegratedGradients):
     def options(self) -> dict[str, Any]:
         return {"layer": self.layer, "target_fn": self.target_fn}
 
+    def rows_per_chunk(self, seq_len: int, create_graph: bool) -> int:
+        """Half the rows of IG's budget with ``create_graph``: the dual forward keeps two graphs."""
+        rows = super().rows_per_chunk(seq_len, create_graph)
+        return max(1, rows // 2) if create_graph and self.internal_batch_size is None else rows
+
     def _scores(self, batch: dict[str, Tensor], targets: Any, *, create_graph: bool, return_delta: bool) -> Any:
+        if create_graph:  # the rules as a twin graph, so that a loss on the relevance differentiates truly
+            with eager_attention(self.classifier.model):
+                return super()._scores(batch, targets, create_graph=True, return_delta=False)
         with attnlrp_rules(self.classifier.model):
             return super()._scores(batch, targets, create_graph=False, return_delta=False)
+
+    def _explained_outputs(
+        self, batch: dict[str, Tensor], path: Tensor, create_graph: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        if not create_graph:
+            return super()._explained_outputs(batch, path, create_graph)
+        path_rule = torch.zeros_like(path, requires_grad=True)  # its value is irrelevant: the twin is linear in it
+        clf = self.classifier
+        with DualRules(path, path_rule) as rules:
+            logits = clf.forward_with_layer(batch, self.layer, lambda _out: path)
+            explained = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
+            explained_rule = rules.twin(explained)
+        return logits, explained_rule, path_rule

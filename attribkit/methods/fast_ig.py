@@ -184,6 +184,19 @@ class FastIntegratedGradients(AttributionMethod):
             x, base = x.detach(), base.detach()
         return x, base
 
+    def _explained_outputs(
+        self, batch: dict[str, Tensor], path: Tensor, create_graph: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One forward with the layer's output replaced by ``path``.
+
+        Returns:
+            The logits ``[rows, C]``; the explained outputs (``target_fn`` of the logits) ``[rows, C]``; and
+            the tensor the gradient of an explained output is taken at (``path`` itself here).
+        """
+        clf = self.classifier
+        logits = clf.forward_with_layer(batch, self.layer, lambda _out: path)
+        return logits, apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression), path
+
     def _weighted_gradients(
         self,
         batch: dict[str, Tensor],
@@ -225,18 +238,17 @@ class FastIntegratedGradients(AttributionMethod):
             path = start + a * (end - start)
             if not create_graph:
                 path = path.detach().requires_grad_(True)
-            logits = clf.forward_with_layer(sub, self.layer, lambda _out, p=path: p)
+            logits, out, wrt = self._explained_outputs(sub, path, create_graph)
             if at_input:
                 if logits_at_input is None:
                     logits_at_input = logits.new_zeros((n_examples, logits.shape[1]))
                 logits_at_input[example] = logits.detach()
                 if resolve:
                     targets[example] = predicted_targets(logits.detach(), clf.is_regression)
-            out = apply_target_fn(logits, self.target_fn, is_regression=clf.is_regression)
             for v in range(n_views):
                 f = out.gather(1, targets[example, v : v + 1]).sum()
                 keep = create_graph or v < n_views - 1
-                (grad,) = torch.autograd.grad(f, path, retain_graph=keep, create_graph=create_graph)
+                (grad,) = torch.autograd.grad(f, wrt, retain_graph=keep, create_graph=create_graph)
                 grad = torch.nn.functional.pad(grad * weights[step].view(-1, 1, 1), (0, 0, 0, seq - width))
                 totals[v] = totals[v].index_add(0, example, grad)
         return torch.stack(totals, dim=1), targets, logits_at_input
