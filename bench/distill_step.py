@@ -8,7 +8,8 @@ and backward each step), AD-KD with cached teacher logits and maps, and KD / AD-
 the interchange intervention term (one more teacher and student forward per step; the teacher
 must run live for it); the pluggable signal at AD-KD's cached cost: cosine distance, the shuffled
 control, teacher maps from 50-step IG or AttnLRP (the same step as the reference once cached; what
-they cost is the cache, timed too), a gradient x input or saliency student map (through
+they cost is the cache, timed too), AttnLRP maps on both sides (the student's through its twin graph), a
+gradient x input or saliency student map (through
 ``attribkit.attribute``: its own forward, so the student's logits need another). Also for a 3-class head.
 
 Usage:
@@ -77,6 +78,7 @@ SIGNAL_ROWS = (
     "adkd_shuffled_cached",
     "adkd_faithful_cached",
     "adkd_attnlrp_cached",
+    "adkd_attnlrp_both_cached",
     "adkd_gxi_student_cached",
     "adkd_saliency_student_cached",
 )
@@ -116,6 +118,7 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> tuple[dict[str, flo
         "adkd_shuffled_cached": AttributionLoss(teacher_shuffle=1),
         "adkd_faithful_cached": AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"}),
         "adkd_attnlrp_cached": AttributionLoss(teacher_method="attnlrp"),
+        "adkd_attnlrp_both_cached": AttributionLoss(method="attnlrp", teacher_method="attnlrp"),
         "adkd_gxi_student_cached": AttributionLoss(method="gradient_x_input"),
         "adkd_saliency_student_cached": AttributionLoss(method="saliency"),
     }

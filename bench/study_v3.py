@@ -9,7 +9,7 @@ with ``--accept-teacher`` on its own, and refuses a student of any teacher but t
 - ``adkd_shuffled``: the reference AD-KD whose teacher maps are permuted over each example's real tokens
   (``--teacher-shuffle SEED``), the control of the primary endpoint;
 - ``adkd_faithful``: teacher maps from IG at 50 Gauss-Legendre steps (cached once per task);
-- ``adkd_attnlrp``: teacher maps from AttnLRP;
+- ``adkd_attnlrp``: AttnLRP maps on both sides (the student's differentiable, through its twin graph);
 - ``adkd_cosine``: the distance ``1 - cos`` (e2KD), beta scaled by ``2 / L`` (L: the mean token count of the
   task's training subset, recorded in ``<task>/adkd_cosine/scale.json``);
 - ``kd`` and ``adkd``: v2's result JSONs where the teacher on disk has v2's weight digest bit for bit (they
@@ -61,7 +61,7 @@ ROWS = {
     "kd": "Vanilla KD",
     "adkd": "AD-KD (single-step IG, MSE)",
     "adkd_faithful": "AD-KD, teacher maps from 50-step IG",
-    "adkd_attnlrp": "AD-KD, teacher maps from AttnLRP",
+    "adkd_attnlrp": "AD-KD, AttnLRP maps (teacher and student)",
     "adkd_cosine": "AD-KD, cosine distance (e2KD)",
 }
 PRIMARY = ("adkd_shuffled", "kd", "adkd")  # the primary endpoint's rows run first, all seeds
@@ -173,7 +173,15 @@ def row_flags(run: Run, data_dir: Path) -> list[str]:
         "adkd": lambda: ["--objective", "adkd"],
         "adkd_shuffled": lambda: ["--objective", "adkd", "--teacher-shuffle", str(run.seed)],
         "adkd_faithful": lambda: ["--objective", "adkd", *FAITHFUL, *halve],
-        "adkd_attnlrp": lambda: ["--objective", "adkd", "--teacher-attribution-method", "attnlrp", *halve],
+        "adkd_attnlrp": lambda: [
+            "--objective",
+            "adkd",
+            "--attribution-method",
+            "attnlrp",
+            "--teacher-attribution-method",
+            "attnlrp",
+            *halve,
+        ],
         "adkd_cosine": lambda: [
             "--objective",
             "adkd",

@@ -27,7 +27,7 @@ ROWS = {
     "adkd": "AD-KD (reference)",
     "adkd_shuffled": "AD-KD, shuffled teacher maps (control)",
     "adkd_faithful": "AD-KD, 50-step IG teacher maps",
-    "adkd_attnlrp": "AD-KD, AttnLRP teacher maps",
+    "adkd_attnlrp": "AD-KD, AttnLRP maps",
     "adkd_cosine": "AD-KD, cosine distance",
 }
 SEEDS = (1, 2, 3, 4, 5, 6)

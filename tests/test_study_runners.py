@@ -372,6 +372,7 @@ def test_v3_rows_change_only_the_explanation_signal(v3, tmp_path):
     # MRPC is binary: two class views where the reference has one, so half of its preset beta of 10
     assert _flag(argv["adkd_faithful"], "--beta") == _flag(argv["adkd_attnlrp"], "--beta") == ["5.0"]
     assert _flag(argv["adkd_attnlrp"], "--teacher-attribution-method") == ["attnlrp"]
+    assert _flag(argv["adkd_attnlrp"], "--attribution-method") == ["attnlrp"]  # AttnLRP on both sides
     assert _flag(argv["adkd_cosine"], "--attribution-distance") == ["cosine"]
     assert _flag(argv["adkd_cosine"], "--beta") == ["0.4"]
     assert _flag(argv["adkd"], "--beta") == _flag(argv["kd"], "--beta") == []  # the presets
