@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -657,6 +658,17 @@ def test_distill_with_another_explanation_signal_records_it_and_caches_it(checkp
     assert recorded["distance"] == "cosine" and recorded["teacher_shuffle"] == 5
     key = json.loads(torch.load(out / "teacher_cache.pt", weights_only=True)["key"])
     assert key["options"] == recorded  # the cache is keyed by the signal: another signal recomputes it
+
+
+def test_distill_with_attnlrp_maps_on_both_sides_trains_the_student(checkpoint_dir, glue, tmp_path):
+    # the student's AttnLRP map in train mode (dropout) through its twin graph, from the command line
+    out = tmp_path / "attnlrp"
+    args = _train_args(checkpoint_dir, glue, out)[:-9] + ["--max-steps", "2", "--batch-size", "8"]
+    invoke(*args, "--attribution-method", "attnlrp", "--teacher-attribution-method", "attnlrp", "--no-progress")
+    recorded = json.loads((out / "run.json").read_text())["loss"]["attribution"]
+    assert recorded["method"] == "attnlrp" and recorded["teacher_method"] == "attnlrp"
+    results = json.loads((out / "results.json").read_text())
+    assert results["step"] == 2 and math.isfinite(results["last"]["score"])
 
 
 @pytest.mark.parametrize(
