@@ -193,6 +193,8 @@ def drive(
     summary: Callable[[dict[str, Any]], str] = lambda record: f"{record['seconds']:.0f} s",
     wait_seconds: float = 60.0,
     expected_seconds: Callable[[Any], float | None] = lambda run: None,
+    tier: Callable[[Any], int] = lambda run: 0,
+    prepared: Callable[[Any], bool] = lambda run: True,
 ) -> None:
     """Execute the plan's runs that are not done, interrupted ones first, each held while it runs.
 
@@ -209,31 +211,44 @@ def drive(
         summary: The line printed after a run.
         wait_seconds: How long to wait before looking again when only runs that are not ready are left.
         expected_seconds: How long a run is expected to take, or None when unknown (then it may start).
+            Checked again after ``ready``, which may have spent minutes training a teacher.
+        tier: A run's priority class (lower first; the plan's order within it): e.g. the primary endpoint's
+            rows before the secondary ones.
+        prepared: Whether what ``ready`` would prepare is there already (a teacher trained in this session).
+            Within a tier, prepared runs come first, so a session retrains as few teachers as it can.
 
     After each run the plan is read again from the top, so a run skipped while another runner trained its
     teacher is taken as soon as the teacher is there, before the runs after it.
     """
     deadline = time.time() + hours * 3600 if hours else None
-    order = sorted(runs, key=lambda run: not (run.out / "checkpoint").is_dir())  # stable: the plan's order after
+    interrupted = {index for index, run in enumerate(runs) if (run.out / "checkpoint").is_dir()}
     attempted: set[int] = set()  # each run once per call, even if its execute left no result
     too_long: set[int] = set()  # runs expected to end after the budget (said once)
+
+    def fits(index: int, run: Any) -> bool:
+        expected = expected_seconds(run) if deadline is not None else None
+        if deadline is None or expected is None or time.time() + expected <= deadline:
+            return True
+        if index not in too_long:
+            left = (deadline - time.time()) / 60
+            print(f"{run.name}: expected {expected / 60:.0f} min, {left:.0f} min left; not started")
+            too_long.add(index)
+        return False
+
     while True:
         executed = waiting = False
-        for index, run in enumerate(order):
-            if index in attempted or done(run):
-                continue
+        pending = [(index, run) for index, run in enumerate(runs) if index not in attempted and not done(run)]
+        pending.sort(key=lambda item: (item[0] not in interrupted, tier(item[1]), not prepared(item[1]), item[0]))
+        for index, run in pending:
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")
                 return
-            expected = expected_seconds(run) if deadline is not None else None
-            if deadline is not None and expected is not None and time.time() + expected > deadline:
-                if index not in too_long:
-                    left = (deadline - time.time()) / 60
-                    print(f"{run.name}: expected {expected / 60:.0f} min, {left:.0f} min left; not started")
-                    too_long.add(index)
+            if not fits(index, run):
                 continue
             if not ready(run):
                 waiting = True
+                continue
+            if not fits(index, run):  # preparing it (a teacher) took time
                 continue
             with claimed(lock(run)) as mine:
                 if not mine or done(run):  # another runner holds it, or finished it meanwhile

@@ -99,7 +99,11 @@ class Run:
 
 
 def plan(tasks: list[str], rows: list[str], seeds: list[int]) -> list[Run]:
-    """The primary endpoint's rows for every seed first (seed by seed), then the secondary rows seed by seed."""
+    """The primary endpoint's rows for every seed first (seed by seed), then the secondary rows seed by seed.
+
+    The runner keeps the two groups in this order; within a group it takes first the runs whose teacher is
+    already trained in this session (``study_runner.drive``'s ``prepared``), so a session retrains few teachers.
+    """
     primary = [Run(t, r, s) for s in seeds for t in tasks for r in PRIMARY if r in rows]
     secondary = [Run(t, r, s) for s in seeds for t in tasks for r in ROWS if r in rows and r not in PRIMARY]
     return primary + secondary
@@ -483,6 +487,8 @@ def main() -> None:
             hours=args.hours,
             ready=lambda run: v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log),
             expected_seconds=expected_seconds,
+            tier=lambda run: 0 if run.row in PRIMARY else 1,
+            prepared=lambda run: teacher_digest(run.task) is not None,  # its teacher is trained: no retrain
             summary=lambda record: (
                 f"final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s"
             ),

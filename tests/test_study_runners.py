@@ -311,6 +311,64 @@ def test_drive_starts_no_run_expected_to_end_after_the_budget_and_takes_a_shorte
     assert executed == ["long", "longer"]
 
 
+def test_drive_prefers_runs_whose_teacher_is_trained_within_a_tier(runner, tmp_path):
+    # plan: seed-major over tasks A and B; A's teacher is trained, B's is not; the secondary tier comes last
+    names = ["B-primary-1", "A-primary-1", "B-primary-2", "A-primary-2", "A-secondary-1"]
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in names]
+    trained = {"A"}
+    executed = []
+
+    def ready(run) -> bool:  # trains the run's teacher when it is missing
+        trained.add(run.name[0])
+        return True
+
+    def execute(run):
+        executed.append(run.name)
+        run.result.write_text("{}")
+        return {"seconds": 1.0}
+
+    runner.drive(
+        runs,
+        done=lambda run: run.result.is_file(),
+        execute=execute,
+        lock=lambda run: tmp_path / "locks" / f"{run.name}.lock",
+        ready=ready,
+        tier=lambda run: 1 if "secondary" in run.name else 0,
+        prepared=lambda run: run.name[0] in trained,
+    )
+    # A's primary runs first (its teacher is there), then B's (one teacher trained), the secondary tier last
+    assert executed == ["A-primary-1", "A-primary-2", "B-primary-1", "B-primary-2", "A-secondary-1"]
+
+
+def test_drive_does_not_start_a_run_that_preparing_made_too_long(runner, tmp_path, capsys, monkeypatch):
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("needs-teacher", "quick")]
+    clock = {"now": 1000.0}
+    executed = []
+
+    def ready(run) -> bool:  # training the teacher takes 25 of the 30 minutes
+        if run.name == "needs-teacher":
+            clock["now"] += 25 * 60
+        return True
+
+    def execute(run):
+        executed.append(run.name)
+        run.result.write_text("{}")
+        return {"seconds": 1.0}
+
+    monkeypatch.setattr(runner.time, "time", lambda: clock["now"])
+    runner.drive(
+        runs,
+        done=lambda run: run.result.is_file(),
+        execute=execute,
+        lock=lambda run: tmp_path / "locks" / f"{run.name}.lock",
+        hours=0.5,
+        ready=ready,
+        expected_seconds=lambda run: {"needs-teacher": 20 * 60, "quick": 4 * 60}[run.name],
+    )
+    assert executed == ["quick"]  # 20 min fitted before the teacher was trained, not after
+    assert "needs-teacher: expected 20 min, 5 min left; not started" in capsys.readouterr().out
+
+
 def test_fill_block_keeps_the_hand_written_text_and_refuses_a_page_without_markers(runner, tmp_path):
     page = tmp_path / "page.md"
     page.write_text("intro\n<!-- b -->\nold\n<!-- e -->\noutro\n")
