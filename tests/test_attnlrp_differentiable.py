@@ -94,10 +94,19 @@ def test_differentiating_through_the_rules_backward_would_be_wrong(tiny):
     assert (naive - true).abs().max() > 1e-2 * true.abs().max()
 
 
-def test_an_operation_without_a_rule_is_refused_in_one_line():
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (torch.exp, "exp"),
+        (lambda x: torch.max(x, dim=0), "max"),  # values and indices: the values need a rule too
+        (lambda x: x.__setitem__(0, x[1]), "writing into an activation"),
+    ],
+)
+def test_an_operation_without_a_rule_is_refused_in_one_line(call, name):
+    # a silent constant would be a wrong gradient: every call on activations has a rule or is refused
     x = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    with pytest.raises(ak.OptionError, match="no rule for .*exp"), DualRules(x, torch.zeros_like(x)):
-        torch.exp(x)
+    with pytest.raises(ak.OptionError, match=f"no rule for .*{name}"), DualRules(x, torch.zeros_like(x)):
+        call(x.clone())
 
 
 def test_dropout_uses_one_mask_for_the_forward_and_its_twin():

@@ -150,6 +150,8 @@ class DualRules(TorchFunctionMode):
             raise OptionError("differentiable attnlrp needs eager attention; scaled_dot_product_attention was called")
         if func is F.dropout:
             return self._dropout(*args, **kwargs)
+        if func is Tensor.__setitem__:
+            raise OptionError("differentiable attnlrp has no rule for writing into an activation (x[i] = ...)")
         out = func(*args, **kwargs)
         if not _floating(out):
             return out  # sizes, masks, comparisons: nothing for the rules to carry
@@ -170,6 +172,8 @@ class DualRules(TorchFunctionMode):
 
     def _rule(self, func: Any, args: tuple, kwargs: dict, out: Any) -> Any:
         func = _out_of_place(func)  # x.add_(y): the twin is the twin of x + y
+        if func in (Tensor.masked_fill, torch.masked_fill):  # the twin's values are never used: fill with 0
+            return func(self._swap(args[0]), args[1], 0.0)
         if func in _AFFINE:
             return func(*self._swap(args), **self._swap(kwargs))
         if func in _PRODUCTS:
@@ -236,10 +240,11 @@ class DualRules(TorchFunctionMode):
 
 
 def _floating(value: Any) -> bool:
+    """Whether a call's result holds a floating tensor (then it needs a rule; ``max``'s values and indices too)."""
     if isinstance(value, Tensor):
         return value.is_floating_point()
-    if isinstance(value, list | tuple) and value:
-        return all(isinstance(v, Tensor) and v.is_floating_point() for v in value)
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, Tensor) and v.is_floating_point() for v in value)
     return False
 
 
