@@ -212,8 +212,9 @@ def drive(
         wait_seconds: How long to wait before looking again when only runs that are not ready are left.
         expected_seconds: How long a run is expected to take, or None when unknown (then it may start).
             Checked again after ``ready``, which may have spent minutes training a teacher.
-        tier: A run's priority class (lower first; the plan's order within it): e.g. the primary endpoint's
-            rows before the secondary ones.
+        tier: A run's priority class: no run of a tier starts while a run of a lower tier is not done (the
+            plan's order within a tier): e.g. every primary run before any secondary one, also when the
+            primary runs left do not fit in the budget.
         prepared: Whether what ``ready`` would prepare is there already (a teacher trained in this session).
             Within a tier, prepared runs come first, so a session retrains as few teachers as it can.
 
@@ -237,8 +238,11 @@ def drive(
 
     while True:
         executed = waiting = False
-        pending = [(index, run) for index, run in enumerate(runs) if index not in attempted and not done(run)]
-        pending.sort(key=lambda item: (item[0] not in interrupted, tier(item[1]), not prepared(item[1]), item[0]))
+        pending = [(index, run) for index, run in enumerate(runs) if not done(run)]
+        if pending:
+            first = min(tier(run) for _, run in pending)  # a later tier waits for the whole of this one
+            pending = [(index, run) for index, run in pending if tier(run) == first and index not in attempted]
+        pending.sort(key=lambda item: (item[0] not in interrupted, not prepared(item[1]), item[0]))
         for index, run in pending:
             if deadline is not None and time.time() > deadline:
                 print("time budget spent; run again to continue")

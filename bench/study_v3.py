@@ -381,7 +381,7 @@ def check_same_teacher(task: str, data_dir: Path) -> None:
 
 
 def expected_seconds(run: Run) -> float | None:
-    """How long ``run`` should take, from the landed seeds of its task and row (None before the first lands).
+    """How long ``run`` should take, from the landed seeds of its task and row (None before any of its task lands).
 
     The longest ``wall_seconds`` (training, measurements, caches) of a seed that ran in one session, else the
     longest training ``seconds`` plus a quarter and ten minutes for what the other records did not time: those
@@ -389,8 +389,10 @@ def expected_seconds(run: Run) -> float | None:
     session's share (records before ``resumed`` existed show it as less wall time than training time).
     """
     records = [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
-    if not records:
-        return None
+    if not records:  # a row's first run: twice the task's longest landed run (the teacher caches it may build)
+        task = [json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")]
+        longest = [max(r.get("wall_seconds", 0.0), r["seconds"]) for r in task]
+        return 2 * max(longest) if longest else None
     walls = [r["wall_seconds"] for r in records if "wall_seconds" in r and not _resumed(r)]
     return max(walls) if walls else max(r["seconds"] for r in records) * 1.25 + 600
 

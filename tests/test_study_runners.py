@@ -340,6 +340,35 @@ def test_drive_prefers_runs_whose_teacher_is_trained_within_a_tier(runner, tmp_p
     assert executed == ["A-primary-1", "A-primary-2", "B-primary-1", "B-primary-2", "A-secondary-1"]
 
 
+def test_drive_starts_no_run_of_a_later_tier_while_an_earlier_tier_has_runs_left(runner, tmp_path, capsys):
+    # the primary run left is too long for the budget: the secondary runs wait for it, they do not fill the time
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("primary-done", "primary-long", "secondary")]
+    runs[0].result.write_text("{}")
+    executed = []
+
+    def execute(run):
+        executed.append(run.name)
+        run.result.write_text("{}")
+        return {"seconds": 1.0}
+
+    def drive(hours):
+        runner.drive(
+            runs,
+            done=lambda run: run.result.is_file(),
+            execute=execute,
+            lock=lambda run: tmp_path / "locks" / f"{run.name}.lock",
+            hours=hours,
+            expected_seconds=lambda run: {"primary-long": 3600.0, "secondary": 60.0}.get(run.name),
+            tier=lambda run: 1 if run.name.startswith("secondary") else 0,
+        )
+
+    drive(0.5)
+    assert executed == []
+    assert "primary-long: expected 60 min, 30 min left; not started" in capsys.readouterr().out
+    drive(2.0)  # with time for it, the primary run first, then the secondary one
+    assert executed == ["primary-long", "secondary"]
+
+
 def test_drive_does_not_start_a_run_that_preparing_made_too_long(runner, tmp_path, capsys, monkeypatch):
     runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("needs-teacher", "quick")]
     clock = {"now": 1000.0}
@@ -519,7 +548,9 @@ def test_v3_expects_a_run_to_take_as_long_as_the_longest_landed_seed_of_its_task
     assert v3.expected_seconds(run) == pytest.approx(1200 * 1.25 + 600)  # no whole timed: allowance
     (folder / "seed5.json").write_text(json.dumps({"seconds": 1057.0, "wall_seconds": 282.0}))
     assert v3.expected_seconds(run) == pytest.approx(1057 * 1.25 + 600)  # before `resumed`: wall < training
-    assert v3.expected_seconds(v3.Run("cola", "adkd", 3)) is None  # another row's seeds say nothing
+    # a row's first run: twice the longest run of any row of its task (it may build teacher caches), never unknown
+    assert v3.expected_seconds(v3.Run("cola", "adkd_faithful", 1)) == 2 * 1057.0
+    assert v3.expected_seconds(v3.Run("mrpc", "adkd_faithful", 1)) is None  # nothing of its task landed
 
 
 def test_v3_refuses_a_student_of_another_teacher_and_takes_the_same_one_retrained_on_another_cpu(v3, monkeypatch):
