@@ -15,12 +15,16 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 @pytest.fixture(scope="module")
 def report():
+    # bench/ on the path for the report's own imports (study_runner), as the bench scripts run; left as found
+    sys.path.insert(0, str(BENCH))
+    importlib.invalidate_caches()
     spec = importlib.util.spec_from_file_location("study_v2_report", BENCH / "study_v2_report.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["study_v2_report"] = module
     spec.loader.exec_module(module)
     yield module
     del sys.modules["study_v2_report"]
+    sys.path.remove(str(BENCH))
 
 
 def test_paired_summary_matches_scipy(report):
