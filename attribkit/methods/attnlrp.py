@@ -34,14 +34,13 @@ from torch.overrides import TorchFunctionMode
 
 from attribkit.architectures import architecture_of, architectures_supporting
 from attribkit.errors import OptionError
-from attribkit.methods.attnlrp_graph import DualRules
+from attribkit.methods.attnlrp_graph import ELEMENTWISE, EPSILON, PRODUCTS, SOFTMAX, DualRules
 from attribkit.methods.base import register_method
 from attribkit.methods.chunking import DEFAULT_MEMORY_MB
 from attribkit.methods.fast_ig import FastIntegratedGradients
 from attribkit.model import Classifier
 from attribkit.targets import apply_target_fn
 
-EPSILON = 1e-12
 # The architectures the rules are tested on (conservation; norms are layer norms, activations single torch
 # calls) are those whose ArchitectureSpec sets ``attnlrp`` (attribkit.architectures). RMS norms and composite
 # activations (Llama, GPT-2's gelu_new) are not.
@@ -78,20 +77,6 @@ def _activation(x: Any) -> bool:
     return isinstance(x, Tensor) and x.requires_grad and not isinstance(x, nn.Parameter)
 
 
-_PRODUCTS = {
-    torch.matmul,
-    Tensor.matmul,
-    Tensor.__matmul__,
-    torch.bmm,
-    Tensor.bmm,
-    torch.mul,
-    Tensor.mul,
-    Tensor.__mul__,
-}
-_ELEMENTWISE = {F.gelu, torch.tanh, Tensor.tanh, F.silu, F.relu, torch.relu, Tensor.relu, torch.sigmoid, Tensor.sigmoid}
-_SOFTMAX = {F.softmax, torch.softmax, Tensor.softmax}
-
-
 class BiasTracker:
     """Relevance absorbed by the terms that do not pass it on (summed per example): linear and norm biases,
     the softmax's implicit bias, and embedding lookups other than the attributed one."""
@@ -119,15 +104,15 @@ class AttnLRPMode(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if func in _PRODUCTS and len(args) >= 2 and _activation(args[0]) and _activation(args[1]):
+        if func in PRODUCTS and len(args) >= 2 and _activation(args[0]) and _activation(args[1]):
             return _Halve.apply(func(*args, **kwargs))
         if func is torch.einsum and sum(_activation(a) for a in args[1:]) >= 2:
             return _Halve.apply(func(*args, **kwargs))
-        if func in _ELEMENTWISE and args and _activation(args[0]):
+        if func in ELEMENTWISE and args and _activation(args[0]):
             return _IdentityRule.apply(args[0], lambda x: func(x, *args[1:], **kwargs))
         if func is F.layer_norm and _activation(args[0]):
             return self._layer_norm(*args, **kwargs)
-        if func in _SOFTMAX and args and _activation(args[0]) and self.tracker is not None:
+        if func in SOFTMAX and args and _activation(args[0]) and self.tracker is not None:
             return self._tracked_softmax(func, args, kwargs)
         if func is F.linear and self.tracker is not None:
             return self._tracked_linear(*args, **kwargs)

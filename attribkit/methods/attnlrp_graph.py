@@ -32,7 +32,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from attribkit.errors import OptionError
 
-EPSILON = 1e-12  # the identity rule's stabiliser, as in attribkit.methods.attnlrp
+EPSILON = 1e-12  # the identity rule's stabiliser (also attribkit.methods.attnlrp's)
 
 # Calls that are affine in their activation arguments: the twin is the same call on the twins.
 _AFFINE = {
@@ -96,8 +96,9 @@ _AFFINE = {
     F.pad,
     F.linear,
 }
-# Bilinear calls: the uniform rule when both operands are activations, else linear in the activation.
-_PRODUCTS = {
+#: Calls whose backward the rules change (shared with attribkit.methods.attnlrp): products of two activations,
+#: single-call non-linearities, softmax.
+PRODUCTS = {
     torch.matmul,
     Tensor.matmul,
     Tensor.__matmul__,
@@ -106,12 +107,12 @@ _PRODUCTS = {
     torch.mul,
     Tensor.mul,
     Tensor.__mul__,
-    Tensor.__rmul__,
-    torch.einsum,
 }
+ELEMENTWISE = {F.gelu, torch.tanh, Tensor.tanh, F.silu, F.relu, torch.relu, Tensor.relu, torch.sigmoid, Tensor.sigmoid}
+SOFTMAX = {F.softmax, torch.softmax, Tensor.softmax}
+# Bilinear calls: the uniform rule when both operands are activations, else linear in the activation.
+_PRODUCTS = PRODUCTS | {Tensor.__rmul__, torch.einsum}
 _DIVISIONS = {torch.div, Tensor.div, Tensor.__truediv__}  # linear in the dividend only
-_ELEMENTWISE = {F.gelu, torch.tanh, Tensor.tanh, F.silu, F.relu, torch.relu, Tensor.relu, torch.sigmoid, Tensor.sigmoid}
-_SOFTMAX = {F.softmax, torch.softmax, Tensor.softmax}
 _LOG_SOFTMAX = {F.log_softmax, torch.log_softmax, Tensor.log_softmax}
 
 
@@ -180,13 +181,13 @@ class DualRules(TorchFunctionMode):
             return self._product(func, args, kwargs)
         if func in _DIVISIONS and self._is_activation(args[0]) and not any(self._is_activation(a) for a in args[1:]):
             return func(*self._swap(args), **kwargs)
-        if func in _ELEMENTWISE:
+        if func in ELEMENTWISE:
             (x, *_) = args
             ratio = out / torch.where(x >= 0, x + EPSILON, x - EPSILON)  # the identity rule: f(x) / x
             return self.twin(x) * ratio
         if func is F.layer_norm:
             return self._layer_norm(*args, **kwargs)
-        if func in _SOFTMAX:  # the plain gradient: J^T of softmax at the true scores
+        if func in SOFTMAX:  # the plain gradient: J^T of softmax at the true scores
             dim = _dim(args, kwargs)
             x_rule = self.twin(args[0])
             return out * (x_rule - (out * x_rule).sum(dim=dim, keepdim=True))
