@@ -3,6 +3,12 @@
 The teacher is frozen and in eval mode, so its maps are fixed. Computing them once per training
 set skips the teacher's forward and backward pass on every step. A cache is keyed by a hash of
 the teacher's weights, the encoded data and the map options, and refuses any other combination.
+
+Building a cache of expensive maps (IG at 50 steps, occlusion) over a training set takes hours on a
+CPU, so a build saves what it has computed beside the cache (``<cache>.progress``, every
+``checkpoint_seconds`` and on Ctrl-C) and a build of the same cache continues from there. The
+progress is used only when its key and batch size are those of the build asking for it, and it is
+resumed at a batch boundary, so a resumed cache is the uninterrupted one bit for bit.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +34,14 @@ from attribkit_distill.maps import model_inputs, unwrap
 from attribkit_distill.objective import TeacherOutputs
 
 FORMAT_VERSION = 1
+#: Seconds between two saves of an unfinished build's progress.
+CHECKPOINT_SECONDS = 60.0
+
+
+def progress_path(path: str | Path) -> Path:
+    """Where an unfinished build of the cache ``path`` keeps what it has computed (``<cache>.progress``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".progress")
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -101,8 +116,12 @@ class TeacherCache:
         batch_size: int = 64,
         progress: bool = False,
         examples: Sequence[int] | None = None,
+        checkpoint_seconds: float | None = CHECKPOINT_SECONDS,
     ) -> TeacherCache:
         """Reuse the cache at ``path`` if it was made from this teacher, data and options; else compute it.
+
+        An interrupted computation continues from its progress file (:func:`progress_path`) when that was
+        saved by a build of the same key and batch size; any other progress file is computed over.
 
         Args:
             path: File to read or write (written atomically).
@@ -113,6 +132,8 @@ class TeacherCache:
             progress: Show a progress bar.
             examples: Compute only these example indices (those a short run visits,
                 :func:`attribkit_distill.data.visited_examples`); None = every example.
+            checkpoint_seconds: Save the progress of a computation at most this often (and on Ctrl-C);
+                None saves none and ignores any saved progress.
         """
         path = Path(path)
         if (
@@ -129,9 +150,15 @@ class TeacherCache:
         if path.exists():
             cached = cls._read(path)
             if cached.key == key:
+                progress_path(path).unlink(missing_ok=True)  # an unfinished build of this very cache: superseded
                 return cached
-        cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress, examples)
+        saves = (
+            None if checkpoint_seconds is None else _Progress(progress_path(path), key, batch_size, checkpoint_seconds)
+        )
+        cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress, examples, saves)
         cache._write(path)
+        if saves is not None:
+            saves.path.unlink(missing_ok=True)
         return cache
 
     @classmethod
@@ -199,6 +226,7 @@ class TeacherCache:
         batch_size: int,
         progress: bool,
         examples: Sequence[int] | None = None,
+        saves: _Progress | None = None,
     ) -> TeacherCache:
         teacher.eval()
         device = next(teacher.parameters()).device
@@ -212,21 +240,31 @@ class TeacherCache:
         ]
         logits: list[Tensor | None] = [None] * len(data)
         maps: list[Tensor | None] = [None] * len(data)
+        done = 0 if saves is None else saves.restore(order, logits, maps)
         with progress_bar(len(order), "teacher cache", progress, unit="examples") as update:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                batch = data.batch(chunk, device)
-                if loss_fn is None:
-                    out_logits, out_maps = teacher(**model_inputs(teacher_side(batch))).logits, None
-                else:
-                    out_maps, out_logits = loss_fn.teacher_maps(teacher, batch)
-                    if out_logits is None:
-                        out_logits = teacher(**model_inputs(teacher_side(batch))).logits
-                for row, i in enumerate(chunk):
-                    logits[i] = out_logits[row].float().cpu()
-                    if out_maps is not None:
-                        maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
-                update(min(start + batch_size, len(order)))
+            update(done)
+            try:
+                for start in range(done, len(order), batch_size):
+                    chunk = order[start : start + batch_size]
+                    batch = data.batch(chunk, device)
+                    if loss_fn is None:
+                        out_logits, out_maps = teacher(**model_inputs(teacher_side(batch))).logits, None
+                    else:
+                        out_maps, out_logits = loss_fn.teacher_maps(teacher, batch)
+                        if out_logits is None:
+                            out_logits = teacher(**model_inputs(teacher_side(batch))).logits
+                    for row, i in enumerate(chunk):
+                        logits[i] = out_logits[row].float().cpu()
+                        if out_maps is not None:
+                            maps[i] = out_maps[row, :, : int(lengths[i])].float().cpu().reshape(-1)
+                    done = min(start + batch_size, len(order))
+                    update(done)
+                    if saves is not None and done < len(order):
+                        saves.maybe_save(order[:done], logits, maps)
+            except KeyboardInterrupt:
+                if saves is not None and done:
+                    saves.save(order[:done], logits, maps)
+                raise
         first = order[0]
         views = 0 if maps[first] is None else cast(Tensor, maps[first]).numel() // int(lengths[first])
         width = cast(Tensor, logits[first]).shape
@@ -273,3 +311,54 @@ class TeacherCache:
         partial = path.with_name(path.name + ".partial")
         torch.save(blob, partial)
         os.replace(partial, path)
+
+
+class _Progress:
+    """The saved progress of one cache computation: the examples done so far, in the build's own order."""
+
+    def __init__(self, path: Path, key: dict[str, Any], batch_size: int, every: float) -> None:
+        self.path, self.key, self.batch_size, self.every = path, key, batch_size, every
+        self.last = time.monotonic()
+
+    def restore(self, order: list[int], logits: list[Tensor | None], maps: list[Tensor | None]) -> int:
+        """Fill ``logits`` and ``maps`` from the saved progress; returns how many of ``order`` it holds (0: none)."""
+        if not self.path.is_file():
+            return 0
+        try:
+            blob = torch.load(self.path, map_location="cpu", weights_only=True)
+            same = json.loads(blob["key"]) == self.key and int(blob["batch_size"]) == self.batch_size
+            done = blob["examples"].tolist()
+        except Exception:  # unreadable (a torn copy): computed over
+            return 0
+        # resumed only at a batch boundary of this very order, so every batch is the one an unbroken build makes
+        if not same or done != order[: len(done)] or (len(done) % self.batch_size and len(done) != len(order)):
+            return 0
+        sizes = blob.get("sizes")
+        flat = blob.get("maps")
+        parts = [] if sizes is None or flat is None else torch.split(flat, sizes.tolist())
+        for row, i in enumerate(done):
+            logits[i] = blob["logits"][row]
+            if parts:
+                maps[i] = parts[row]
+        return len(done)
+
+    def maybe_save(self, done: list[int], logits: list[Tensor | None], maps: list[Tensor | None]) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.save(done, logits, maps)
+
+    def save(self, done: list[int], logits: list[Tensor | None], maps: list[Tensor | None]) -> None:
+        """Write the examples ``done`` (a prefix of the build's order) atomically."""
+        blob: dict[str, Any] = {
+            "key": json.dumps(self.key),
+            "batch_size": self.batch_size,
+            "examples": torch.tensor(done, dtype=torch.long),
+            "logits": torch.stack([cast(Tensor, logits[i]) for i in done]),
+        }
+        if maps[done[0]] is not None:
+            done_maps = [cast(Tensor, maps[i]) for i in done]
+            blob.update(maps=torch.cat(done_maps), sizes=torch.tensor([m.numel() for m in done_maps]))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + f".{os.getpid()}.partial")
+        torch.save(blob, partial)
+        os.replace(partial, self.path)
+        self.last = time.monotonic()

@@ -21,6 +21,7 @@ from attribkit_distill.command_setup import (
     train_config,
 )
 from attribkit_distill.run_folder import (
+    TEACHER_CACHE,
     attribution_share,
     check_run_folder,
     check_writable,
@@ -333,7 +334,7 @@ def distill(
         teacher_cache = None
         if cache:
             teacher_cache = TeacherCache.build(
-                out / "teacher_cache.pt",
+                out / TEACHER_CACHE,
                 teacher_clf.model,
                 train_data,
                 attribution,

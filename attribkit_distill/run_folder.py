@@ -1,8 +1,8 @@
 """A run's output folder: created with its settings, checked on resume, cleaned after a failed start, read back.
 
 ``run.json`` holds a run's exact settings; ``--resume`` with different settings is refused (paths compared
-resolved, display-only options ignored); a folder a command created and that holds no checkpoint or
-result when the run dies is removed again.
+resolved, display-only options ignored); a folder a command created and that holds no checkpoint,
+result or teacher cache progress when the run dies is removed again.
 """
 
 from __future__ import annotations
@@ -100,13 +100,22 @@ def check_writable(path: Path, flag: str) -> None:
         raise ak.OptionError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
+#: The teacher cache a distillation run computes in its folder (its unfinished build: ``<name>.progress``).
+TEACHER_CACHE = "teacher_cache.pt"
+
+
 def clean_failed_start(out: Path, created: bool) -> None:
-    """Remove a folder this command created when the run died before writing any checkpoint or result."""
+    """Remove a folder this command created when the run died before writing any checkpoint or result.
+
+    A folder holding the progress of an interrupted teacher cache build is kept: ``--resume`` continues it.
+    """
     import shutil
 
     from attribkit_distill.checkpoint import find_checkpoint
     from attribkit_distill.training_loop import RESULTS
 
+    if (out / (TEACHER_CACHE + ".progress")).is_file():
+        return
     if created and out.is_dir() and find_checkpoint(out) is None and not (out / RESULTS).is_file():
         shutil.rmtree(out, ignore_errors=True)
 
