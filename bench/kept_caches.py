@@ -15,13 +15,19 @@ copies the cache into ``runs/`` before a run needs it:
 - computed by another teacher: not copied.
 
 A re-keyed copy is never kept back: the kept file keeps naming the teacher that computed it.
+
+The progress of an unfinished cache build (``<cache>.pt.progress``: hours of 50-step IG maps over a training
+set outlive a session) is kept and restored the same way, so the next session continues the build. A build
+continued from a re-keyed progress is kept naming the teacher on disk, and the teachers that computed its
+earlier part (``parts_computed_by``).
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,22 +91,45 @@ def restore(
     return provenance
 
 
-def keep(working: Path, kept: Path, *, digest: str, fingerprint: Callable[[], str]) -> None:
+def keep(
+    working: Path,
+    kept: Path,
+    *,
+    digest: str,
+    fingerprint: Callable[[], str],
+    parts_by: Sequence[str] = (),
+) -> None:
     """Keep the cache ``working`` computed in this session by the teacher on disk, naming that teacher.
 
     A cache re-keyed by :func:`restore` (it has an origin JSON beside it) is not kept back, nor one whose key
     names another teacher than the one on disk.
 
     Args:
-        working: The cache under ``runs/``.
+        working: The cache (or the progress of its build) under ``runs/``.
         kept: Where it is kept in the repository.
         digest: The weight digest of the teacher on disk.
         fingerprint: The cache-key fingerprint of the teacher on disk.
+        parts_by: Digests of the same teacher retrained on other CPUs that computed part of it: a build
+            continued from a re-keyed progress (recorded in the origin JSON as ``parts_computed_by``).
     """
     if not working.is_file() or origin_path(working).is_file():
         return
-    teacher = _key(working)["teacher"]
+    try:
+        teacher = _key(working)["teacher"]
+    except Exception:  # a progress file being replaced as it is read: kept at the next call
+        return
     if teacher != fingerprint():
         return
+    if kept.is_file() and origin_path(kept).is_file() and filecmp.cmp(working, kept, shallow=False):
+        return  # kept already, with the origin that describes it
     study_runner.keep_cache(working, kept)
-    origin_path(kept).write_text(json.dumps({"teacher_sha256": digest, "fingerprint": teacher}, indent=1))
+    origin: dict[str, Any] = {"teacher_sha256": digest, "fingerprint": teacher}
+    if parts_by:
+        origin["parts_computed_by"] = sorted(set(parts_by))
+    origin_path(kept).write_text(json.dumps(origin, indent=1))
+
+
+def discard(kept: Path) -> None:
+    """Remove a kept file and its origin JSON (the progress of a build once the cache itself is kept)."""
+    kept.unlink(missing_ok=True)
+    origin_path(kept).unlink(missing_ok=True)

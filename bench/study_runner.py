@@ -6,8 +6,9 @@ or ``attribkit distill`` command with an output folder under ``runs/`` and a res
 
 - :func:`claimed`: an OS lock per run, so several runners share one plan (each takes the next run nobody
   holds, and a killed runner frees its run);
-- :func:`run_command`: run or resume a command (``--resume`` from its last checkpoint; a folder killed
-  before its first checkpoint starts again) and share a teacher cache between runs that make the same one;
+- :func:`run_command`: run or resume a command (``--resume`` from its last checkpoint or from the saved
+  progress of its teacher cache build; a folder killed before either starts again) and share a teacher cache
+  between runs that make the same one;
 - :func:`restore_cache` and :func:`keep_cache`: a teacher cache kept in the repository, so a new session (an
   empty ``runs/``) does not recompute what an earlier one computed from the same teacher (the cache checks
   its own key, so a cache of another teacher is recomputed, never used);
@@ -71,6 +72,16 @@ def claimed(lock: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+#: The teacher cache a distill command computes in its ``--out`` folder, and its unfinished build's progress.
+TEACHER_CACHE = "teacher_cache.pt"
+CACHE_PROGRESS = TEACHER_CACHE + ".progress"
+
+
+def progress_of(cache: Path) -> Path:
+    """The progress file of an unfinished build of ``cache`` (``attribkit_distill.cache.progress_path``)."""
+    return cache.with_name(cache.name + ".progress")
+
+
 def run_command(
     argv: list[str],
     out: Path,
@@ -79,40 +90,61 @@ def run_command(
     name: str,
     shared_cache: Path | None = None,
     env: dict[str, str] | None = None,
+    while_running: Callable[[], None] | None = None,
+    every: float = 120.0,
 ) -> dict[str, Any]:
     """Run (or resume) one attribkit training command whose output folder is ``out``; returns its results.json.
 
     Args:
-        argv: The command line, without ``--resume`` (added when ``out`` holds a checkpoint).
+        argv: The command line, without ``--resume`` (added when ``out`` holds a checkpoint or the progress of
+            a teacher cache build).
         out: The command's ``--out`` folder.
         log: Where the command's output goes (the study's log file).
         name: The run's name in the one-line error.
         shared_cache: A teacher cache shared by the runs that make the same one (same teacher, data and map
-            options; the cache checks its own key): linked in before the run, and published after it.
+            options; the cache checks its own key): linked in before the run, and published after it. Until
+            it exists, the progress of its unfinished build (:func:`progress_of`), where one was kept, is
+            copied in, so the command continues that build.
         env: Extra environment variables for the command.
+        while_running: Called every ``every`` seconds while the command runs, and once when it ends (to
+            keep the progress of a long cache build somewhere a new session finds it).
+        every: Seconds between two calls of ``while_running``.
 
     Raises:
         RuntimeError: When the command exits non-zero.
     """
-    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file()
+    progress = out / CACHE_PROGRESS
+    resume = (out / "checkpoint").is_dir() or (out / "results.json").is_file() or progress.is_file()
     if out.exists() and not resume:
         shutil.rmtree(out)  # killed before its first checkpoint: start again
-    if shared_cache is not None and shared_cache.is_file() and not (out / "teacher_cache.pt").exists():
+    if shared_cache is not None and shared_cache.is_file() and not (out / TEACHER_CACHE).exists():
         out.mkdir(parents=True, exist_ok=True)
-        os.link(shared_cache, out / "teacher_cache.pt")
+        os.link(shared_cache, out / TEACHER_CACHE)
+    elif shared_cache is not None and progress_of(shared_cache).is_file() and not (out / TEACHER_CACHE).exists():
+        if not progress.exists():  # the command replaces its progress file as it goes: a copy, not a link
+            _copy(progress_of(shared_cache), progress)
     if not (out / "results.json").is_file():
         full = argv + (["--resume"] if out.exists() else [])
         log.write(f"$ {' '.join(full)}\n")
         log.flush()
         start = time.time()
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             full, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         )
-        if proc.returncode != 0:
-            raise RuntimeError(f"{name} failed with exit code {proc.returncode}; see {log.name}")
+        while True:
+            try:
+                returncode = proc.wait(timeout=every)
+                break
+            except subprocess.TimeoutExpired:
+                if while_running is not None:
+                    while_running()
+        if while_running is not None:
+            while_running()
+        if returncode != 0:
+            raise RuntimeError(f"{name} failed with exit code {returncode}; see {log.name}")
         log.write(f"# {time.time() - start:.0f} s\n")
         log.flush()
-    made = out / "teacher_cache.pt"
+    made = out / TEACHER_CACHE
     if shared_cache is not None and made.is_file() and not (shared_cache.exists() and shared_cache.samefile(made)):
         # the run made the cache, or replaced a shared one its key refused (another teacher's): publish it
         shared_cache.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +152,8 @@ def run_command(
         link.unlink(missing_ok=True)
         os.link(made, link)
         link.replace(shared_cache)
+    if shared_cache is not None and shared_cache.is_file():
+        progress_of(shared_cache).unlink(missing_ok=True)  # the cache is built: its progress is history
     return json.loads((out / "results.json").read_text())
 
 
@@ -158,7 +192,7 @@ def write_result(path: Path, record: dict[str, Any], data_dir: Path) -> dict[str
 
 def drop_weights(out: Path) -> None:
     """Remove a finished student's weights and its link to the teacher cache (the result JSON holds the numbers)."""
-    for name in ("model.safetensors", "teacher_cache.pt"):
+    for name in ("model.safetensors", TEACHER_CACHE):
         (out / name).unlink(missing_ok=True)
 
 
@@ -231,6 +265,9 @@ def drive(
         if deadline is None or expected is None or time.time() + expected <= deadline:
             return True
         if index not in too_long:
+            with claimed(lock(run)) as free:
+                if not free:  # another runner is running it: not this runner's to start or to report
+                    return False
             left = (deadline - time.time()) / 60
             print(f"{run.name}: expected {expected / 60:.0f} min, {left:.0f} min left; not started")
             too_long.add(index)

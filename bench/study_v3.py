@@ -319,10 +319,66 @@ def restore_kept_cache(task: str, working: Path, data_dir: Path) -> dict[str, st
     )
 
 
-def keep_computed_cache(task: str, working: Path) -> None:
-    """Keep a teacher cache this session computed, naming the teacher that computed it."""
+def keep_computed_cache(task: str, working: Path, parts_by: list[str] | tuple[str, ...] = ()) -> None:
+    """Keep a teacher cache (or its build's progress) this session computed, naming the teacher that computed it."""
     digest = str(teacher_digest(task))
-    kept_caches.keep(working, kept_cache(working), digest=digest, fingerprint=lambda: _fingerprint(task, digest))
+    kept_caches.keep(
+        working,
+        kept_cache(working),
+        digest=digest,
+        fingerprint=lambda: _fingerprint(task, digest),
+        parts_by=parts_by,
+    )
+
+
+def restore_kept_progress(task: str, shared: Path, data_dir: Path) -> list[str]:
+    """Copy the kept progress of an unfinished build of ``shared`` into runs/, so this session continues it.
+
+    Returns:
+        The digests of the same teacher retrained on other CPUs that computed part of the progress in runs/
+        (empty when this CPU's teacher computed all of it, or when there is none).
+    """
+    working = study_runner.progress_of(shared)
+    kept = kept_cache(working)
+    if shared.exists() or not kept.is_file():
+        return []
+    restore_kept_cache(task, working, data_dir)
+    if not working.is_file():  # another teacher's progress: not used
+        return []
+    origin_file = kept_caches.origin_path(kept)
+    origin = json.loads(origin_file.read_text()) if origin_file.is_file() else {}
+    parts = set(origin.get("parts_computed_by", []))
+    if origin.get("teacher_sha256") not in (None, teacher_digest(task)):
+        parts.add(origin["teacher_sha256"])
+    return sorted(parts)
+
+
+def keep_build_progress(task: str, out: Path, shared: Path, parts_by: list[str]) -> None:
+    """Keep the progress of the cache build running in the run folder ``out`` (the cache to be ``shared``)."""
+    digest = str(teacher_digest(task))
+    kept_caches.keep(
+        out / study_runner.CACHE_PROGRESS,
+        kept_cache(study_runner.progress_of(shared)),
+        digest=digest,
+        fingerprint=lambda: _fingerprint(task, digest),
+        parts_by=parts_by,
+    )
+
+
+def parts_computed_elsewhere(shared: Path) -> list[str]:
+    """Digests of other CPUs' retrains that computed part of the cache ``shared`` in runs/, as its kept copy says.
+
+    Empty unless the kept cache is the one in runs/: the same bytes, or re-keyed from it (:func:`restore_kept_cache`).
+    """
+    import filecmp
+
+    kept = kept_cache(shared)
+    origin_file = kept_caches.origin_path(kept)
+    if not (origin_file.is_file() and shared.is_file()):
+        return []
+    if not (kept_caches.origin_path(shared).is_file() or filecmp.cmp(shared, kept, shallow=False)):
+        return []
+    return list(json.loads(origin_file.read_text()).get("parts_computed_by", []))
 
 
 def teacher_record(task: str, data_dir: Path) -> dict[str, Any]:
@@ -409,10 +465,25 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
     caches = [path for path in (shared, dev_cache(run.task)) if path is not None]
     from_another_cpu = {path.stem: restore_kept_cache(run.task, path, data_dir) for path in caches}
-    results = study_runner.run_command(command(run, data_dir), run.out, log, name=run.name, shared_cache=shared)
+    parts_by = [] if shared is None else restore_kept_progress(run.task, shared, data_dir)
+    if shared is not None and not shared.is_file():  # a cache build an earlier session began: continued here
+        resumed = (
+            resumed or (run.out / study_runner.CACHE_PROGRESS).is_file() or study_runner.progress_of(shared).is_file()
+        )
+
+    def keep_progress() -> None:  # an unfinished cache build outlives the session: its progress is kept as it goes
+        if shared is not None:
+            keep_build_progress(run.task, run.out, shared, parts_by)
+
+    results = study_runner.run_command(
+        command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, while_running=keep_progress
+    )
     gaps = faithful_gap(run, data_dir)
     for path in caches:
-        keep_computed_cache(run.task, path)
+        keep_computed_cache(run.task, path, parts_by if path == shared else ())
+    if shared is not None and shared.is_file():
+        kept_caches.discard(kept_cache(study_runner.progress_of(shared)))  # the cache is kept: its progress is not
+        parts_by = parts_computed_elsewhere(shared)  # the cache used is the kept one: its origin says who made it
     record: dict[str, Any] = {
         "task": run.task,
         "row": run.row,
@@ -437,7 +508,9 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     }
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     record["resumed"] = resumed  # begun in an earlier session: wall_seconds does not time the whole run
-    reused = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
+    reused: dict[str, Any] = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
+    if parts_by and shared is not None:  # built here or earlier from a progress partly computed on other CPUs
+        reused[shared.stem] = {**reused.get(shared.stem, {}), "parts_computed_by": parts_by}
     if reused:  # teacher caches computed by this teacher retrained on another CPU (kept_caches.py)
         record["teacher_caches_from_another_cpu"] = reused
     if run.row == "adkd_cosine":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,23 @@ def test_drive_starts_no_run_expected_to_end_after_the_budget_and_takes_a_shorte
     assert executed == ["long", "longer"]
 
 
+def test_drive_says_nothing_of_a_too_long_run_another_runner_holds(runner, tmp_path, capsys):
+    runs = [FakeRun(n, tmp_path / n, tmp_path / f"{n}.json") for n in ("held", "free")]
+    lock = lambda run: tmp_path / "locks" / f"{run.name}.lock"  # noqa: E731
+    with runner.claimed(lock(runs[0])) as mine:  # "another runner" runs it
+        assert mine
+        runner.drive(
+            runs,
+            done=lambda run: run.result.is_file(),
+            execute=lambda run: {"seconds": 1.0},
+            lock=lock,
+            hours=0.5,
+            expected_seconds=lambda run: 3600.0,
+        )
+    out = capsys.readouterr().out
+    assert "free: expected 60 min" in out and "held" not in out
+
+
 def test_drive_prefers_runs_whose_teacher_is_trained_within_a_tier(runner, tmp_path):
     # plan: seed-major over tasks A and B; A's teacher is trained, B's is not; the secondary tier comes last
     names = ["B-primary-1", "A-primary-1", "B-primary-2", "A-primary-2", "A-secondary-1"]
@@ -583,3 +601,109 @@ def test_v3_refuses_a_student_of_another_teacher_and_takes_the_same_one_retraine
         SystemExit, match="learnt from teacher aaaaaaaaaaaa .adkd_shuffled/seed1.json., which has no record"
     ):
         v3.check_same_teacher("mrpc", Path("GLUE"))
+
+
+MAKES_A_CACHE = """
+import json, pathlib, sys, time
+out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+(out / "argv.json").write_text(json.dumps(sys.argv[2:]))
+progress = out / "teacher_cache.pt.progress"
+(out / "continued.txt").write_text(progress.read_text() if progress.is_file() else "")
+time.sleep(0.5)
+progress.unlink(missing_ok=True)
+(out / "teacher_cache.pt").write_text("maps")
+(out / "results.json").write_text("{}")
+"""
+
+
+def test_run_command_continues_a_kept_cache_build_and_calls_its_keeper_while_it_runs(runner, tmp_path):
+    script = tmp_path / "makes.py"
+    script.write_text(MAKES_A_CACHE)
+    shared = tmp_path / "caches" / "maps.pt"
+    runner.progress_of(shared).parent.mkdir(parents=True)
+    runner.progress_of(shared).write_text("half of the maps")  # kept by an earlier session
+    out, calls = tmp_path / "run", []
+    log = (tmp_path / "log.txt").open("w")
+    runner.run_command(
+        [sys.executable, str(script), str(out)],
+        out,
+        log,
+        name="t",
+        shared_cache=shared,
+        while_running=lambda: calls.append(1),
+        every=0.05,
+    )
+    assert (out / "continued.txt").read_text() == "half of the maps"  # the command found the progress
+    assert json.loads((out / "argv.json").read_text()) == ["--resume"]  # and was told to continue
+    assert len(calls) >= 3  # while it ran (0.5 s at every 0.05 s), and once when it ended
+    assert shared.read_text() == "maps" and not runner.progress_of(shared).exists()  # built: the progress goes
+    # a folder holding only a build's progress is resumed, not removed as a start that died early
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "teacher_cache.pt.progress").write_text("a third")
+    runner.run_command([sys.executable, str(script), str(again)], again, log, name="u")
+    assert (again / "continued.txt").read_text() == "a third"
+
+
+def test_v3_a_cache_build_continues_in_the_next_session_on_another_cpu_and_names_both_teachers(
+    v3, student_teacher, checkpoint_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    import attribkit as ak
+    from attribkit_distill.cache import TeacherCache, model_fingerprint
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.loss import AttributionLoss
+    from attribkit_distill.tasks import Example
+
+    _, first = student_teacher(2)
+    retrained = copy.deepcopy(first)  # the same teacher retrained on a CPU that rounds differently
+    with torch.no_grad():
+        retrained.classifier.bias.add_(1e-7)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    texts = ["a fine film", "dull and long", "the cast is superb", "no", "why", "a film about films"]
+    data = encode_examples(tokenizer, [Example(t, None, i % 2) for i, t in enumerate(texts)])
+    loss_fn = AttributionLoss()
+    teachers = {"a" * 64: first, "b" * 64: retrained}
+    on_disk = {"digest": "a" * 64}
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: on_disk["digest"])
+    monkeypatch.setattr(v3, "_fingerprint", lambda task, digest: model_fingerprint(teachers[digest]))
+    monkeypatch.setattr(v3, "teacher_record", lambda task, data_dir: {})
+    monkeypatch.setattr(v3.teacher_identity, "load_record", lambda folder, digest: {"weights_sha256": digest})
+    monkeypatch.setattr(v3.teacher_identity, "compare", lambda recorded, current: (True, "within tolerance"))
+    shared = v3.RUNS / "mrpc" / "caches" / "maps-faithful.pt"
+    out = v3.RUNS / "mrpc" / "adkd_faithful-seed1"
+    calls, stop_at = [], {"call": 2}  # the session ends during the second of three batches
+    original = AttributionLoss.teacher_maps
+
+    def counted(loss, teacher, batch):
+        calls.append(1)
+        if len(calls) == stop_at["call"]:
+            raise KeyboardInterrupt
+        return original(loss, teacher, batch)
+
+    monkeypatch.setattr(AttributionLoss, "teacher_maps", counted)
+    with pytest.raises(KeyboardInterrupt):
+        TeacherCache.build(out / "teacher_cache.pt", first, data, loss_fn, batch_size=2)
+    v3.keep_build_progress("mrpc", out, shared, [])
+    kept = v3.RESULTS / "caches" / "mrpc" / "maps-faithful.pt.progress"
+    assert kept.is_file()
+    shutil.rmtree(v3.RUNS)  # the next session: runs/ is empty, and the teacher is retrained on another CPU
+    on_disk["digest"] = "b" * 64
+    assert v3.restore_kept_progress("mrpc", shared, Path("GLUE")) == ["a" * 64]
+    runner_module = sys.modules["study_runner"]
+    out.mkdir(parents=True)
+    shutil.copy(runner_module.progress_of(shared), out / "teacher_cache.pt.progress")  # as run_command does
+    calls.clear()
+    stop_at["call"] = 0
+    built = TeacherCache.build(out / "teacher_cache.pt", retrained, data, loss_fn, batch_size=2)
+    assert len(calls) == 2  # the two batches the first session left
+    alone = TeacherCache.build(tmp_path / "first.pt", first, data, loss_fn, batch_size=2, checkpoint_seconds=None)
+    longest = torch.argsort(built.lengths, descending=True, stable=True)[:2]  # the batch the first teacher computed
+    for i in range(len(texts)):  # the first session's batch is the first teacher's; the rest the retrained one's
+        assert torch.equal(built.logits[i], alone.logits[i]) == (i in longest.tolist())
+    shutil.copy(out / "teacher_cache.pt", shared)  # published, as run_command does
+    v3.keep_computed_cache("mrpc", shared, ["a" * 64])
+    origin = json.loads((v3.RESULTS / "caches" / "mrpc" / "maps-faithful.teacher.json").read_text())
+    assert origin["teacher_sha256"] == "b" * 64 and origin["parts_computed_by"] == ["a" * 64]
+    assert v3.parts_computed_elsewhere(shared) == ["a" * 64]
