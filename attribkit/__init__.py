@@ -36,6 +36,7 @@ _EXPORTS = {
     "top_tokens": "attribkit.reduce",
     "integration_points": "attribkit.methods.integration",
     "apply_target_fn": "attribkit.targets",
+    "two_class_view_scales": "attribkit.targets",
     "run_with_layer": "attribkit.layer_hooks",
     "read_layer": "attribkit.layer_hooks",
     "render_html": "attribkit.render.html",
@@ -174,6 +175,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.html import render_html, save_html
     from attribkit.render.leaderboard import leaderboard_html
     from attribkit.render.terminal import render_terminal
-    from attribkit.targets import apply_target_fn
+    from attribkit.targets import apply_target_fn, two_class_view_scales
     from attribkit.units import Unit, shared_units, unit_members
     from attribkit.vocabulary import shrink_vocabulary

@@ -36,6 +36,31 @@ def apply_target_fn(logits: Tensor, target_fn: str, *, is_regression: bool = Fal
     return torch.softmax(logits, dim=-1) if target_fn == "prob" else torch.log_softmax(logits, dim=-1)
 
 
+def two_class_view_scales(logits: Tensor, targets: Tensor, target_fn: str) -> Tensor | None:
+    """Per-row factors that turn one gradient into every view's, on a two-class head; None elsewhere.
+
+    With ``d = z_1 - z_0``: ``grad log p_1 = p_0 grad d`` and ``grad log p_0 = -p_1 grad d``;
+    ``grad p_1 = p_0 p_1 grad d = -grad p_0``. So the gradients of both classes' explained outputs
+    are ``s_v * grad d`` for one backward of ``d``, exactly (``p_0 + p_1 = 1``), where asking for
+    each class's gradient takes one backward per view. The factors keep the logits' graph, so a
+    second-order gradient through them is the true one.
+
+    Args:
+        logits: ``[rows, 2]``; other widths give None.
+        targets: ``[rows, views]`` class indices (0 or 1).
+        target_fn: ``log_prob`` or ``prob``; ``logit`` gives None (the two logits' gradients are unrelated).
+
+    Shapes:
+        returns ``[rows, views]``.
+    """
+    if logits.dim() != 2 or logits.shape[1] != 2 or target_fn not in ("log_prob", "prob"):
+        return None
+    p = torch.softmax(logits, dim=-1)
+    p0, p1 = p[:, :1], p[:, 1:]
+    positive, negative = (p0, -p1) if target_fn == "log_prob" else (p0 * p1, -(p0 * p1))
+    return torch.where(targets.to(logits.device) == 1, positive, negative)
+
+
 def resolve_targets(
     clf: Classifier,
     spec: TargetSpec,

@@ -182,15 +182,17 @@ class AttributionLoss(nn.Module):
 
         For the IG family: ``prob``: ``dp0 = -dp1`` at every point, so any number of steps gives
         opposite sums. ``log_prob``: ``d log p0 = -(p1/p0) d log p1``, a factor that is the same over
-        one point only, so single-step maps coincide (per-example scale, cancelled by normalisation)
-        and m-step maps do not. ``logit``: the two logits' gradients differ in general. Other
-        methods are not assumed to coincide.
+        one point only, so single-step maps coincide once normalised (per-example scale; with
+        ``normalize=None`` nothing cancels it) and m-step maps do not. ``logit``: the two logits'
+        gradients differ in general. Other methods are not assumed to coincide.
         """
+        normalised = self.normalize is not None
 
         def side(method: str, options: dict[str, Any]) -> bool:
             steps = 1 if method == "gradient_x_input" else options.get("steps", self.steps)
             target_fn = options.get("target_fn", self.target_fn)
-            return method in IG_FAMILY and (target_fn == "prob" or (target_fn == "log_prob" and steps == 1))
+            single_step_log_prob = target_fn == "log_prob" and steps == 1 and normalised
+            return method in IG_FAMILY and (target_fn == "prob" or single_step_log_prob)
 
         return side(self.method, self.method_options) and side(self.teacher_method, self.teacher_options)
 

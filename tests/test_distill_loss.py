@@ -87,16 +87,24 @@ def batch_inputs(batch):
 
 
 @pytest.mark.parametrize(
-    ("target_fn", "steps", "coincide"), [("log_prob", 4, False), ("logit", 1, False), ("prob", 4, True)]
+    ("target_fn", "steps", "normalize", "coincide"),
+    [
+        ("log_prob", 4, "l2", False),
+        ("logit", 1, "l2", False),
+        ("prob", 4, "l2", True),
+        ("log_prob", 1, None, False),  # the factor p1/p0 is cancelled only by a normalisation
+        ("prob", 4, None, True),  # |dp0| = |dp1|: no factor to cancel
+    ],
 )
 def test_binary_views_are_merged_only_where_both_classes_give_the_same_map(
-    student_teacher, checkpoint_dir, target_fn, steps, coincide
+    student_teacher, checkpoint_dir, target_fn, steps, normalize, coincide
 ):
     """log_prob at m = 4: d log p0 = -(p1/p0) d log p1 with p changing along the path, so the maps differ."""
     student, teacher = student_teacher(2)
     batch = encode(checkpoint_dir, 2)
-    both = AttributionLoss(steps=steps, target_fn=target_fn, views="all")(student, teacher, batch, return_maps=True)
-    auto = AttributionLoss(steps=steps, target_fn=target_fn)(student, teacher, batch, return_maps=True)
+    options = {"steps": steps, "target_fn": target_fn, "normalize": normalize}
+    both = AttributionLoss(**options, views="all")(student, teacher, batch, return_maps=True)
+    auto = AttributionLoss(**options)(student, teacher, batch, return_maps=True)
     gap = (both.teacher_maps[:, 0] - both.teacher_maps[:, 1]).abs().max().item()
     if coincide:  # dp0 = -dp1 at every point: the sums are opposite for any m
         assert gap < 1e-12 and auto.teacher_maps.shape[1] == 1

@@ -209,6 +209,7 @@ class AttnLRP(FastIntegratedGradients):
 
     computes_delta = False
     differentiable = True  # create_graph=True: the dual forward of attribkit.methods.attnlrp_graph
+    views_share_a_gradient = False  # with create_graph the gradient is taken in the rules' twin graph, not via logits
 
     def __init__(
         self,
