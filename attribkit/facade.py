@@ -52,8 +52,9 @@ def attribute(
     method: str = "fast_ig",
     create_graph: bool = False,
     return_delta: bool = False,
+    return_logits: bool = False,
     **options: Any,
-) -> Tensor | tuple[Tensor, Tensor | None]:
+) -> Tensor | tuple[Tensor, Tensor | None] | tuple[Tensor, Tensor | None, Tensor | None]:
     """Tensor-level attribution for training code.
 
     Args:
@@ -63,11 +64,16 @@ def attribute(
         method: Registered method name (``fast_ig``, ``gradient_x_input``, ``saliency`` and ``attnlrp`` are differentiable).
         create_graph: Keep the graph so a loss on the result reaches the model's parameters.
         return_delta: Also return the IG completeness error ``[batch, views]``.
+        return_logits: Also return the model's logits on the input ``[batch, labels]`` from the method's
+            own forward pass, or None where it ran none on the input. With ``create_graph=True`` they keep
+            their graph where that pass is the differentiated one (single-step ``fast_ig``,
+            ``gradient_x_input``, ``attnlrp``), so a training loop's KD or CE term needs no second forward.
         **options: The method's options (``steps``, ``layer``, ``target_fn``, ``baseline`` ...).
 
     Returns:
         Attributions ``[batch, views, seq, dims]`` (``[batch, views, seq]`` for token-level
-        methods), zero at padding; with ``return_delta`` a tuple ``(attributions, delta)``.
+        methods), zero at padding; with ``return_delta`` a tuple ``(attributions, delta)``; with
+        ``return_logits`` the logits last: ``(attributions, logits)`` or ``(attributions, delta, logits)``.
     """
     clf = as_classifier(model)
     runner = make_method(clf, method, options)
@@ -75,6 +81,10 @@ def attribute(
         fixed = fixed_targets(clf, targets, batch["input_ids"].shape[0])
         targets = "pred" if fixed is None else fixed.to(batch["input_ids"].device)
     result = runner.compute(batch, targets, create_graph=create_graph, return_delta=return_delta)
+    if return_logits:
+        return (
+            (result.attributions, result.delta, result.logits) if return_delta else (result.attributions, result.logits)
+        )
     return (result.attributions, result.delta) if return_delta else result.attributions
 
 

@@ -247,10 +247,9 @@ class AttributionLoss(nn.Module):
         targets = self.view_targets(model, batch)
         if method != REFERENCE_METHOD or options or self.baseline != "zero":
             shared = {"steps": self.steps, "layer": self.layer, "target_fn": self.target_fn, "baseline": self.baseline}
-            scores = registered_scores(
+            return registered_scores(
                 model, batch, targets, method, shared=shared, own=options, top_k=top_k, create_graph=create_graph
             )
-            return scores, None
         out = forward_with_maps(  # the paper's maps: logits and maps from one forward
             model,
             batch,

@@ -74,8 +74,13 @@ def registered_scores(
     own: dict[str, Any],
     top_k: int | None,
     create_graph: bool,
-) -> Tensor:
+) -> tuple[Tensor, Tensor | None]:
     """Token scores ``[batch, views, seq]`` (``|A|``, L2 over the top-K dims) from any registered method.
+
+    With ``create_graph=True``, also the model's logits ``[batch, labels]`` from the forward pass the
+    scores were differentiated through, where the method runs one on the input (single-step ``fast_ig``,
+    ``gradient_x_input``, ``attnlrp``): the student's KD and CE terms then need no forward of their own.
+    Else None.
 
     Args:
         shared: The loss's options (``steps``, ``layer``, ``target_fn``, ``baseline``), each passed where
@@ -93,20 +98,22 @@ def registered_scores(
         chosen.pop("baseline")
     chosen.update(own)
     with torch.set_grad_enabled(create_graph or torch.is_grad_enabled()):
-        attributions = cast(
-            Tensor,
+        attributions, logits = cast(
+            tuple[Tensor, Tensor | None],
             attribute(
                 unwrap(model),
                 {**model_inputs(batch), **special_tokens(batch)},
                 targets=targets,
                 method=method,
                 create_graph=create_graph,
+                return_logits=True,
                 **chosen,
             ),
         )
+    graph_logits = logits if create_graph and logits is not None and logits.requires_grad else None
     if attributions.dim() == 3:  # token-level methods (occlusion, Shapley ...): |score| per token
-        return attributions.abs()
-    return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2")
+        return attributions.abs(), graph_logits
+    return reduce_dims(attributions, sign="absolute", top_k=top_k, aggregate="l2"), graph_logits
 
 
 def shuffle_over_tokens(scores: Tensor, batch: dict[str, Tensor], *, seed: int) -> Tensor:

@@ -36,7 +36,10 @@ class MethodResult:
             for token-level methods (occlusion). Zero at padding.
         delta: ``[batch, views]`` IG completeness error ``sum(A) - (F(x) - F(x'))``, or None.
         logits: ``[batch, num_labels]`` the model's output on the input itself, taken from the
-            method's own forward pass where one runs on the input (detached), else None.
+            method's own forward pass where one runs on the input, else None. Detached, except
+            under ``create_graph=True`` when that pass is the one differentiated (single-step
+            ``fast_ig``, ``gradient_x_input``, ``attnlrp``): then a training loss on them and one on
+            the attributions share one forward pass.
         targets: ``[batch, views]`` the class indices explained (``"pred"`` resolved), or None.
         steps: ``[batch]`` the integration steps each input took (IG methods; with ``steps="auto"``
             they differ per input), or None.

@@ -144,7 +144,7 @@ class FastIntegratedGradients(AttributionMethod):
         delta = None
         if return_delta and logits is not None:
             delta = attributions.detach().sum(dim=(2, 3)) - output_change(
-                self.classifier, batch, self.layer, self.baseline, self.target_fn, resolved, logits
+                self.classifier, batch, self.layer, self.baseline, self.target_fn, resolved, logits.detach()
             )
         steps = torch.full((len(resolved),), int(self.steps), dtype=torch.long)
         return MethodResult(attributions, delta, logits=logits, targets=resolved, steps=steps)
@@ -214,7 +214,7 @@ class FastIntegratedGradients(AttributionMethod):
         Returns:
             The weighted gradients ``[B, V, T, D]``; the targets ``[B, V]`` (``"pred"`` resolved
             from each row's own logits, only when every row is the input itself); and, in that
-            case, the logits on the input ``[B, C]`` (else None).
+            case, the logits on the input ``[B, C]`` (else None), with their graph under ``create_graph``.
         """
         clf = self.classifier
         n_examples = x.shape[0]
@@ -241,10 +241,10 @@ class FastIntegratedGradients(AttributionMethod):
             if not create_graph:
                 path = path.detach().requires_grad_(True)
             logits, out, wrt = self._explained_outputs(sub, path, create_graph)
-            if at_input:
+            if at_input:  # with create_graph the logits keep the graph: a training loss can use this very forward
                 if logits_at_input is None:
                     logits_at_input = logits.new_zeros((n_examples, logits.shape[1]))
-                logits_at_input[example] = logits.detach()
+                logits_at_input = logits_at_input.index_copy(0, example, logits if create_graph else logits.detach())
                 if resolve:
                     targets[example] = predicted_targets(logits.detach(), clf.is_regression)
             for v, grad in enumerate(self._view_gradients(logits, out, wrt, targets[example], create_graph)):
