@@ -72,6 +72,24 @@ def claimed(lock: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold the lock file ``lock``, waiting while another process holds it (an OS lock, freed even on a kill)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def held_elsewhere(lock: Path) -> bool:
+    """Whether another process holds the lock file ``lock`` now."""
+    with claimed(lock) as free:
+        return not free
+
+
 #: The teacher cache a distill command computes in its ``--out`` folder, and its unfinished build's progress.
 TEACHER_CACHE = "teacher_cache.pt"
 CACHE_PROGRESS = TEACHER_CACHE + ".progress"

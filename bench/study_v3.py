@@ -30,6 +30,7 @@ Usage (in the study's environment: bench/study-constraints.txt):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -353,6 +354,22 @@ def restore_kept_progress(task: str, shared: Path, data_dir: Path) -> list[str]:
     return sorted(parts)
 
 
+def cache_build_lock(shared: Path) -> Path:
+    """The lock a run holds while it builds the shared cache ``runs/<task>/caches/<name>.pt``."""
+    return RUNS / "locks" / f"{shared.parent.parent.name}-{shared.stem}.build.lock"
+
+
+def shared_cache(run: Run) -> Path | None:
+    """The teacher cache ``run`` shares with the other runs of its row (None for rows without one)."""
+    return RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
+
+
+def waits_for_a_cache(run: Run) -> bool:
+    """Whether another runner is building the cache ``run`` needs (hours at 50 IG steps): run it after that."""
+    shared = shared_cache(run)
+    return shared is not None and not shared.is_file() and study_runner.held_elsewhere(cache_build_lock(shared))
+
+
 def keep_build_progress(task: str, out: Path, shared: Path, parts_by: list[str]) -> None:
     """Keep the progress of the cache build running in the run folder ``out`` (the cache to be ``shared``)."""
     digest = str(teacher_digest(task))
@@ -462,7 +479,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     start = time.time()
     resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
     check_same_teacher(run.task, data_dir)
-    shared = RUNS / run.task / "caches" / f"{CACHES[run.row]}.pt" if run.row in CACHES else None
+    shared = shared_cache(run)
     caches = [path for path in (shared, dev_cache(run.task)) if path is not None]
     from_another_cpu = {path.stem: restore_kept_cache(run.task, path, data_dir) for path in caches}
     parts_by = [] if shared is None else restore_kept_progress(run.task, shared, data_dir)
@@ -475,9 +492,11 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         if shared is not None:
             keep_build_progress(run.task, run.out, shared, parts_by)
 
-    results = study_runner.run_command(
-        command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, while_running=keep_progress
-    )
+    building = shared is not None and not shared.is_file()  # one runner builds a shared cache; the others wait
+    with study_runner.exclusive(cache_build_lock(shared)) if building and shared else contextlib.nullcontext():
+        results = study_runner.run_command(
+            command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, while_running=keep_progress
+        )
     gaps = faithful_gap(run, data_dir)
     for path in caches:
         keep_computed_cache(run.task, path, parts_by if path == shared else ())
@@ -560,7 +579,9 @@ def main() -> None:
             execute=lambda run: execute(run, args.data_dir, log),
             lock=lambda run: run.lock,
             hours=args.hours,
-            ready=lambda run: v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log),
+            ready=lambda run: (
+                not waits_for_a_cache(run) and v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log)
+            ),
             expected_seconds=expected_seconds,
             tier=lambda run: 0 if run.row in PRIMARY else 1,
             prepared=lambda run: teacher_digest(run.task) is not None,  # its teacher is trained: no retrain

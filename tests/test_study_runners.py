@@ -707,3 +707,18 @@ def test_v3_a_cache_build_continues_in_the_next_session_on_another_cpu_and_names
     origin = json.loads((v3.RESULTS / "caches" / "mrpc" / "maps-faithful.teacher.json").read_text())
     assert origin["teacher_sha256"] == "b" * 64 and origin["parts_computed_by"] == ["a" * 64]
     assert v3.parts_computed_elsewhere(shared) == ["a" * 64]
+
+
+def test_v3_runs_that_need_a_cache_another_runner_is_building_wait_for_it(v3):
+    faithful = v3.Run("mrpc", "adkd_faithful", 2)
+    lock = v3.cache_build_lock(v3.shared_cache(faithful))
+    assert lock == v3.RUNS / "locks" / "mrpc-maps-faithful.build.lock"
+    assert not v3.waits_for_a_cache(faithful)  # nobody builds it: this run may
+    with v3.study_runner.exclusive(lock):  # "another runner" builds the MRPC faithful cache
+        assert v3.waits_for_a_cache(faithful)
+        assert not v3.waits_for_a_cache(v3.Run("stsb", "adkd_faithful", 2))  # another task's cache
+        assert not v3.waits_for_a_cache(v3.Run("mrpc", "adkd_cosine", 2))  # another cache of the task
+        v3.shared_cache(faithful).parent.mkdir(parents=True)
+        v3.shared_cache(faithful).write_text("built")  # a cache that exists is used, whoever holds the lock
+        assert not v3.waits_for_a_cache(faithful)
+    assert not v3.study_runner.held_elsewhere(lock)
