@@ -10,11 +10,14 @@ must run live for it); the pluggable signal at AD-KD's cached cost: cosine dista
 control, teacher maps from 50-step IG or AttnLRP (the same step as the reference once cached; what
 they cost is the cache, timed too), AttnLRP maps on both sides (the student's through its twin graph), a
 gradient x input or saliency student map (through
-``attribkit.attribute``: its own forward, so the student's logits need another). Also for a 3-class head.
+``attribkit.attribute``; gradient x input and AttnLRP hand KD and CE the logits of their own forward, saliency
+runs one more). Also for a 3-class head.
 
 Usage:
     python bench/distill_step.py [--batches 6] [--batch-size 32] [--repeats 3]
-        [--out bench/results/distill_step.json]
+        [--rows adkd_faithful_cached,adkd_attnlrp_both_cached] [--labels 2] [--out bench/results/distill_step.json]
+
+``--rows`` times some rows only, always with the references ``kd`` and ``adkd_cached`` (ratios are of one run).
 
 Prints a table, then one ``name=value`` line per ratio.
 """
@@ -73,6 +76,8 @@ def time_per_step(steps: dict[str, Callable[[dict], None]], batches: list[dict],
     return {name: statistics.median(values) for name, values in runs.items()}
 
 
+#: Rows every run times: the ratios are against them.
+REFERENCE_ROWS = {"kd", "adkd_cached"}
 SIGNAL_ROWS = (
     "adkd_cosine_cached",
     "adkd_shuffled_cached",
@@ -108,6 +113,7 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> tuple[dict[str, flo
         builds[name] = time.perf_counter() - start
         return cache
 
+    wanted = set(args.rows) | REFERENCE_ROWS if args.rows else None
     kd_cache = build("kd_cached", None)
     adkd_cache = build("adkd_cached", attribution)
     iit = {"iit": (1.0, InterchangeInterventionLoss())}
@@ -136,6 +142,9 @@ def bench_case(num_labels: int, args: argparse.Namespace) -> tuple[dict[str, flo
             adkd_cache,
         ),
     }
+    if wanted is not None:
+        signals = {name: loss for name, loss in signals.items() if name in wanted}
+        configs = {name: config for name, config in configs.items() if name in wanted}
     for name, loss in signals.items():
         configs[name] = (
             DistillationObjective(alpha=0.9, beta=1.0, kd=KDLoss(2.0), attribution=loss),
@@ -162,32 +171,46 @@ def main() -> None:
     parser.add_argument("--tmp", type=Path, default=ROOT / "bench/results/.cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/distill_step.json")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--rows", default=None, help="Comma-separated rows to time (with kd and adkd_cached).")
+    parser.add_argument("--labels", default="2,3", help="Head sizes to time: 2, 3 or 2,3.")
     args = parser.parse_args()
+    known = {"kd", "kd_cached", "adkd", "adkd_cached", "kd_iit_cached", "adkd_iit_cached", *SIGNAL_ROWS}
+    args.rows = [r.strip() for r in args.rows.split(",")] if args.rows else None
+    unknown = sorted(set(args.rows or ()) - known)
+    if unknown:
+        raise SystemExit(f"error: unknown row {unknown[0]!r}; choose from {', '.join(sorted(known))}")
+    try:
+        labels = [int(x) for x in args.labels.split(",")]
+    except ValueError:
+        labels = []
+    if not labels or any(n not in (2, 3) for n in labels):
+        raise SystemExit(f"error: --labels takes 2, 3 or 2,3; got {args.labels!r}")
     args.tmp.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "args": portable({k: str(v) for k, v in vars(args).items()}, args.data_dir),  # no machine paths
         "versions": library_versions(),
     }
-    for labels in (2, 3):
-        rows, builds = bench_case(labels, args)
-        results[f"{labels}_class_seconds_per_step"] = rows
-        results[f"{labels}_class_cache_build_seconds"] = builds  # for the data of the run ({batches} x {batch size})
-        results[f"{labels}_class_ratios"] = {
-            "adkd_cached/kd": rows["adkd_cached"] / rows["kd"],
-            "adkd/kd": rows["adkd"] / rows["kd"],
-            "adkd_cached/kd_cached": rows["adkd_cached"] / rows["kd_cached"],
-            "kd_iit_cached/kd": rows["kd_iit_cached"] / rows["kd"],
-            "adkd_iit_cached/kd": rows["adkd_iit_cached"] / rows["kd"],
-            **{f"{name}/kd": rows[name] / rows["kd"] for name in SIGNAL_ROWS},
-            **{f"{name}/adkd_cached": rows[name] / rows["adkd_cached"] for name in SIGNAL_ROWS},
-        }
-        print(f"{labels} classes: " + "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in rows.items()))
+    for n in labels:
+        rows, builds = bench_case(n, args)
+        results[f"{n}_class_seconds_per_step"] = rows
+        results[f"{n}_class_cache_build_seconds"] = builds  # for the data of the run ({batches} x {batch size})
+        pairs = [
+            ("adkd_cached", "kd"),
+            ("adkd", "kd"),
+            ("adkd_cached", "kd_cached"),
+            ("kd_iit_cached", "kd"),
+            ("adkd_iit_cached", "kd"),
+            *((name, "kd") for name in SIGNAL_ROWS),
+            *((name, "adkd_cached") for name in SIGNAL_ROWS),
+        ]
+        results[f"{n}_class_ratios"] = {f"{a}/{b}": rows[a] / rows[b] for a, b in pairs if a in rows and b in rows}
+        print(f"{n} classes: " + "  ".join(f"{k} {v * 1000:.0f} ms" for k, v in rows.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
-    for labels in (2, 3):
-        for name, value in results[f"{labels}_class_ratios"].items():
-            print(f"{labels}class_{name}={value:.3f}")
+    for n in labels:
+        for name, value in results[f"{n}_class_ratios"].items():
+            print(f"{n}class_{name}={value:.3f}")
 
 
 if __name__ == "__main__":
