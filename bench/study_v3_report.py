@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +40,11 @@ Table = dict[tuple[str, str], dict[int, dict[str, Any]]]
 def load() -> Table:
     """v3's result JSONs, plus v2's KD and AD-KD runs that learnt from the teacher v3's runs learnt from."""
     table: Table = {}
-    teachers: dict[str, set[str]] = {}
+    teachers: dict[str, Counter[str]] = {}
     for path in sorted(RESULTS.glob("*/*/seed*.json")):
         record = json.loads(path.read_text())
         table.setdefault((record["task"], record["row"]), {})[int(record["seed"])] = record | {"source": "v3"}
-        teachers.setdefault(record["task"], set()).add(record["teacher_sha256"])
+        teachers.setdefault(record["task"], Counter())[record["teacher_sha256"]] += 1
     for task, digests in teachers.items():
         same_teacher(task, digests)
         for row in ("kd", "adkd"):
@@ -54,11 +56,16 @@ def load() -> Table:
     return table
 
 
-def same_teacher(task: str, digests: set[str]) -> list[str]:
-    """Why the weight digests ``digests`` that v3's ``task`` students learnt from are one teacher, per digest.
+def same_teacher(task: str, digests: Mapping[str, int]) -> list[str]:
+    """Why the weight digests that v3's ``task`` students learnt from are one teacher, per digest.
 
-    The first recorded one stands; each other is that teacher retrained on another CPU when its dev outputs
-    (or, for records older than dev outputs, its dev metric) agree within tolerance (:mod:`teacher_identity`).
+    Args:
+        task: The task.
+        digests: Each weight digest and how many of the task's students learnt from it.
+
+    The teacher named first stands (a record older than dev outputs, else the one most students learnt from);
+    each other is that teacher retrained on another CPU when its dev outputs (or, for records older than
+    dev outputs, its dev metric) agree within tolerance (:mod:`teacher_identity`).
 
     Raises:
         SystemExit: When two of them are different teachers, or one has no record.
@@ -67,7 +74,7 @@ def same_teacher(task: str, digests: set[str]) -> list[str]:
         return [f"`{next(iter(digests))[:12]}`"]
     folder = V2_RESULTS / task / "teacher"
     records = []
-    for digest in sorted(digests):
+    for digest in sorted(digests, key=lambda d: (-digests[d], d)):
         record = teacher_identity.load_record(folder, digest)
         if record is None:
             raise SystemExit(
@@ -135,11 +142,11 @@ def comparison_lines(table: Table, a: str, b: str) -> list[str]:
 
 def teacher_lines(table: Table) -> list[str]:
     """Each task's teacher by weight digest, with the retrains on other CPUs judged the same teacher, and why."""
-    digests: dict[str, set[str]] = {}
+    digests: dict[str, Counter[str]] = {}
     for (task, _), seeds in table.items():
         for record in seeds.values():
             if record.get("source") == "v3":
-                digests.setdefault(task, set()).add(record["teacher_sha256"])
+                digests.setdefault(task, Counter())[record["teacher_sha256"]] += 1
     if not digests:
         return []
     named = "; ".join(

@@ -543,6 +543,13 @@ def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_p
     lines = report.report_lines(report.load())
     teachers = next(line for line in lines if line.startswith("Teachers"))
     assert "MRPC `T`, the same teacher retrained on another CPU: `U` (max |dev output difference| 3.0e-06" in teachers
+    # the teacher most students learnt from is named first, not the first digest in the alphabet
+    (folder / "accepted-S.json").write_text(
+        json.dumps({"weights_sha256": "S", "final": 80.0, "dev_outputs": [[1.0, 0.0]]})
+    )
+    write(tmp_path / "v3", "mrpc", "kd", 3, 70.0, teacher="S")
+    teachers = next(line for line in report.report_lines(report.load()) if line.startswith("Teachers"))
+    assert "MRPC `T`, the same teacher retrained on another CPU: `S` (" in teachers
     write(tmp_path / "v3", "mrpc", "kd", 2, 70.0, teacher="V")
     with pytest.raises(SystemExit, match=r"v3's mrpc students learnt from two teachers \(T, V\): max .* 2.0e-01"):
         report.load()
