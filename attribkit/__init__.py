@@ -37,6 +37,7 @@ _EXPORTS = {
     "integration_points": "attribkit.methods.integration",
     "apply_target_fn": "attribkit.targets",
     "two_class_view_scales": "attribkit.targets",
+    "view_gradients": "attribkit.targets",
     "run_with_layer": "attribkit.layer_hooks",
     "read_layer": "attribkit.layer_hooks",
     "render_html": "attribkit.render.html",
@@ -175,6 +176,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.render.html import render_html, save_html
     from attribkit.render.leaderboard import leaderboard_html
     from attribkit.render.terminal import render_terminal
-    from attribkit.targets import apply_target_fn, two_class_view_scales
+    from attribkit.targets import apply_target_fn, two_class_view_scales, view_gradients
     from attribkit.units import Unit, shared_units, unit_members
     from attribkit.vocabulary import shrink_vocabulary

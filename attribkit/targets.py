@@ -61,6 +61,50 @@ def two_class_view_scales(logits: Tensor, targets: Tensor, target_fn: str) -> Te
     return torch.where(targets.to(logits.device) == 1, positive, negative)
 
 
+def view_gradients(
+    logits: Tensor,
+    explained: Tensor,
+    wrt: Tensor,
+    targets: Tensor,
+    target_fn: str,
+    *,
+    create_graph: bool,
+    retain_graph: bool,
+    one_backward: bool = True,
+) -> list[Tensor]:
+    """The gradient at ``wrt`` of each view's explained output: one tensor shaped as ``wrt`` per view.
+
+    One backward per view; with several views of a two-class head under ``log_prob`` or ``prob``, one
+    backward for all of them (:func:`two_class_view_scales`), unless ``one_backward`` is False.
+
+    Args:
+        logits: ``[rows, labels]`` the logits ``explained`` was computed from (with their graph).
+        explained: ``[rows, labels]`` the explained outputs (``target_fn`` of the logits).
+        wrt: The tensor to differentiate at.
+        targets: ``[rows, views]`` class indices.
+        target_fn: The ``target_fn`` that made ``explained``.
+        create_graph: Keep the graph of the gradients (second order).
+        retain_graph: Keep the forward graph after the last backward.
+        one_backward: Allow the shared backward (False for gradients that are not the chain rule's).
+    """
+    n_views = targets.shape[1]
+    scales = two_class_view_scales(logits, targets, target_fn) if one_backward and n_views > 1 else None
+    if scales is not None:
+        if not create_graph:
+            scales = scales.detach()
+        difference = (logits[:, 1] - logits[:, 0]).sum()
+        (grad,) = torch.autograd.grad(difference, wrt, retain_graph=retain_graph, create_graph=create_graph)
+        shape = (-1,) + (1,) * (grad.dim() - 1)
+        return [scales[:, v].view(shape) * grad for v in range(n_views)]
+    grads = []
+    for v in range(n_views):
+        f = explained.gather(1, targets[:, v : v + 1]).sum()
+        keep = retain_graph or v < n_views - 1
+        (grad,) = torch.autograd.grad(f, wrt, retain_graph=keep, create_graph=create_graph)
+        grads.append(grad)
+    return grads
+
+
 def resolve_targets(
     clf: Classifier,
     spec: TargetSpec,

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attribkit import Classifier, OptionError, apply_target_fn, run_with_layer, two_class_view_scales
+from attribkit import Classifier, OptionError, apply_target_fn, run_with_layer, view_gradients
 
 
 @dataclass(frozen=True)
@@ -129,18 +129,5 @@ def _path_gradients(
     """``(1/m) sum_k grad F_v`` at the path points, per example and view: ``[batch, views, seq, hidden]``."""
     out = apply_target_fn(logits, target_fn, is_regression=regression)
     rows = targets.to(out.device).repeat_interleave(m, dim=0)
-    scales = two_class_view_scales(logits, rows, target_fn) if rows.shape[1] > 1 else None
-    if scales is not None:  # both classes of a two-class head from one backward (exact: p_0 + p_1 = 1)
-        if not create_graph:
-            scales = scales.detach()
-        (grad,) = torch.autograd.grad(
-            (logits[:, 1] - logits[:, 0]).sum(), path, retain_graph=True, create_graph=create_graph
-        )
-        views = [scales[:, v].view(-1, 1, 1) * grad for v in range(rows.shape[1])]
-    else:
-        views = []
-        for v in range(rows.shape[1]):
-            f = out.gather(1, rows[:, v : v + 1]).sum()
-            (grad,) = torch.autograd.grad(f, path, retain_graph=True, create_graph=create_graph)
-            views.append(grad)
+    views = view_gradients(logits, out, path, rows, target_fn, create_graph=create_graph, retain_graph=True)
     return torch.stack([grad.view(-1, m, *grad.shape[1:]).mean(dim=1) for grad in views], dim=1)

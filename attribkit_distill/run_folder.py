@@ -111,10 +111,11 @@ def clean_failed_start(out: Path, created: bool) -> None:
     """
     import shutil
 
+    from attribkit_distill.cache import progress_path
     from attribkit_distill.checkpoint import find_checkpoint
     from attribkit_distill.training_loop import RESULTS
 
-    if (out / (TEACHER_CACHE + ".progress")).is_file():
+    if progress_path(out / TEACHER_CACHE).is_file():
         return
     if created and out.is_dir() and find_checkpoint(out) is None and not (out / RESULTS).is_file():
         shutil.rmtree(out, ignore_errors=True)

@@ -27,7 +27,7 @@ from attribkit.methods.chunking import (
 )
 from attribkit.methods.integration import integration_points
 from attribkit.model import Classifier
-from attribkit.targets import apply_target_fn, two_class_view_scales
+from attribkit.targets import apply_target_fn, view_gradients
 
 #: Integration points when none are asked for: as many per input as completeness needs (see ``steps``).
 DEFAULT_STEPS = AUTO
@@ -69,7 +69,7 @@ class FastIntegratedGradients(AttributionMethod):
     granularity = "dims"
     differentiable = True
     computes_delta = True
-    #: The gradients are the model's own, so two classes' views come from one backward (``_view_gradients``).
+    #: The gradients are the model's own, so two classes' views come from one backward (``view_gradients``).
     views_share_a_gradient: ClassVar[bool] = True
 
     def __init__(
@@ -247,34 +247,17 @@ class FastIntegratedGradients(AttributionMethod):
                 logits_at_input = logits_at_input.index_copy(0, example, logits if create_graph else logits.detach())
                 if resolve:
                     targets[example] = predicted_targets(logits.detach(), clf.is_regression)
-            for v, grad in enumerate(self._view_gradients(logits, out, wrt, targets[example], create_graph)):
+            grads = view_gradients(
+                logits,
+                out,
+                wrt,
+                targets[example],
+                self.target_fn,
+                create_graph=create_graph,
+                retain_graph=create_graph,
+                one_backward=self.views_share_a_gradient,
+            )
+            for v, grad in enumerate(grads):
                 grad = torch.nn.functional.pad(grad * weights[step].view(-1, 1, 1), (0, 0, 0, seq - width))
                 totals[v] = totals[v].index_add(0, example, grad)
         return torch.stack(totals, dim=1), targets, logits_at_input
-
-    def _view_gradients(
-        self, logits: Tensor, out: Tensor, wrt: Tensor, targets: Tensor, create_graph: bool
-    ) -> list[Tensor]:
-        """The gradient of each view's explained output at ``wrt``: ``views`` tensors shaped as ``wrt``.
-
-        One backward per view; on a two-class head with ``log_prob`` or ``prob``, one backward for all
-        views (:func:`attribkit.targets.two_class_view_scales`). A single view keeps its own backward.
-        """
-        n_views = targets.shape[1]
-        scales = None
-        if n_views > 1 and self.views_share_a_gradient:
-            scales = two_class_view_scales(logits, targets, self.target_fn)
-        if scales is not None:
-            if not create_graph:
-                scales = scales.detach()
-            difference = (logits[:, 1] - logits[:, 0]).sum()
-            (grad,) = torch.autograd.grad(difference, wrt, retain_graph=create_graph, create_graph=create_graph)
-            shape = (-1,) + (1,) * (grad.dim() - 1)
-            return [scales[:, v].view(shape) * grad for v in range(n_views)]
-        grads = []
-        for v in range(n_views):
-            f = out.gather(1, targets[:, v : v + 1]).sum()
-            keep = create_graph or v < n_views - 1
-            (grad,) = torch.autograd.grad(f, wrt, retain_graph=keep, create_graph=create_graph)
-            grads.append(grad)
-        return grads
