@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_classifier": "attribkit.loading",
+    "resolve_device": "attribkit.loading",
     "ArchitectureSpec": "attribkit.architectures",
     "register_architecture": "attribkit.architectures",
     "architecture_of": "attribkit.architectures",
@@ -164,7 +165,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from attribkit.io import load, save
     from attribkit.layer_hooks import read_layer, run_with_layer
     from attribkit.leaderboard import Leaderboard, LeaderboardSetting
-    from attribkit.loading import load_classifier
+    from attribkit.loading import load_classifier, resolve_device
     from attribkit.methods.base import AttributionMethod, MethodResult, register_method
     from attribkit.methods.integration import integration_points
     from attribkit.model import Classifier

@@ -9,6 +9,10 @@ CPU, so a build saves what it has computed beside the cache (``<cache>.progress`
 ``checkpoint_seconds`` and on Ctrl-C) and a build of the same cache continues from there. The
 progress is used only when its key and batch size are those of the build asking for it, and it is
 resumed at a batch boundary, so a resumed cache is the uninterrupted one bit for bit.
+
+A cache also records its teacher's config (:func:`teacher_config`: architecture, width, labels, vocabulary),
+so a student can be distilled from the cache alone (:meth:`TeacherCache.open`, ``attribkit distill
+--teacher-cache``) on a machine that never loads the teacher.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +36,7 @@ from attribkit_distill.data import EncodedData
 from attribkit_distill.loss import AttributionLoss
 from attribkit_distill.maps import model_inputs, unwrap
 from attribkit_distill.objective import TeacherOutputs
+from attribkit_distill.signal import shuffle_over_tokens
 
 FORMAT_VERSION = 1
 #: Seconds between two saves of an unfinished build's progress.
@@ -59,6 +64,37 @@ def model_fingerprint(model: nn.Module) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def teacher_config(model: nn.Module) -> dict[str, Any]:
+    """What a student distilled from a cache needs to know of the teacher: architecture, width, labels, vocabulary.
+
+    ``hidden_size`` scales the paper's top-K to the teacher's width; ``vocab_size`` (the rows of its input
+    embeddings) and ``pad_token_id`` check that teacher and student read the same token ids. A value the
+    config does not have is None.
+    """
+    inner = unwrap(model)
+    config = inner.config
+    return {
+        "model_type": getattr(config, "model_type", None),
+        "hidden_size": getattr(config, "hidden_size", None),
+        "num_labels": int(config.num_labels),
+        "vocab_size": int(inner.get_input_embeddings().num_embeddings),
+        "pad_token_id": getattr(config, "pad_token_id", None),
+    }
+
+
+def check_cached_vocabulary(student: nn.Module, config: dict[str, Any], path: str | Path) -> None:
+    """Raise unless ``student`` embeds the vocabulary of the teacher whose :func:`teacher_config` a cache records."""
+    inner = unwrap(student)
+    size = int(inner.get_input_embeddings().num_embeddings)
+    pad = getattr(inner.config, "pad_token_id", None)
+    if (size, pad) != (config.get("vocab_size"), config.get("pad_token_id")):
+        raise InvalidInputError(
+            f"the student does not share the vocabulary of the teacher of {path} (student: {size} tokens, pad id "
+            f"{pad}; teacher: {config.get('vocab_size')} tokens, pad id {config.get('pad_token_id')}); a cache is "
+            "read token by token, so both must use the same tokenizer"
+        )
 
 
 def cache_key(
@@ -90,11 +126,14 @@ class TeacherCache:
     """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
 
     A cache may hold only the examples a short run visits (``covered``); asking it for another raises.
+    ``teacher_config`` is the teacher's :func:`teacher_config` (None in caches written before it was recorded);
+    ``shuffle`` a seed when :meth:`open` permutes the maps on reading (the shuffled-map control from an
+    unshuffled cache).
     ``length`` counts an example's tokens, or its units when teacher and student tokenize differently
     (the maps are then unit maps, see :mod:`attribkit_distill.cross_tokenizer`).
 
-    Build with :meth:`build` (computes or reuses a file) or open with :meth:`load`; read a
-    batch's share with :meth:`outputs`.
+    Build with :meth:`build` (computes or reuses a file), open with :meth:`load` (checked against the teacher)
+    or :meth:`open` (no teacher needed); read a batch's share with :meth:`outputs`.
     """
 
     key: dict[str, Any]
@@ -104,6 +143,8 @@ class TeacherCache:
     offsets: Tensor | None
     views: int
     covered: Tensor | None = None
+    teacher_config: dict[str, Any] | None = None
+    shuffle: int | None = None
 
     @classmethod
     def build(
@@ -151,11 +192,15 @@ class TeacherCache:
             cached = cls._read(path)
             if cached.key == key:
                 progress_path(path).unlink(missing_ok=True)  # an unfinished build of this very cache: superseded
+                if cached.teacher_config is None:  # written before configs were recorded: add it, maps unchanged
+                    cached = replace(cached, teacher_config=teacher_config(teacher))
+                    cached._write(path)
                 return cached
         saves = (
             None if checkpoint_seconds is None else _Progress(progress_path(path), key, batch_size, checkpoint_seconds)
         )
         cache = cls._compute(key, teacher, data, loss_fn, batch_size, progress, examples, saves)
+        cache = replace(cache, teacher_config=teacher_config(teacher))
         cache._write(path)
         if saves is not None:
             saves.path.unlink(missing_ok=True)
@@ -187,6 +232,85 @@ class TeacherCache:
             )
         return cache
 
+    @classmethod
+    def read(cls, path: str | Path) -> TeacherCache:
+        """Read a cache file as it is, unchecked (:meth:`open` checks it against a run's data and options).
+
+        Raises:
+            InvalidInputError: missing or unreadable file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidInputError(f"no teacher cache at {path}")
+        return cls._read(path)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        data: EncodedData | CrossEncodedData,
+        loss_fn: AttributionLoss | None,
+        examples: Sequence[int] | None = None,
+    ) -> TeacherCache:
+        """Open a cache without its teacher: everything in its key but the teacher's weights must match.
+
+        The teacher is whichever computed the cache (:attr:`teacher_fingerprint`). KD alone (``loss_fn`` None)
+        reads the logits of any cache of this data. A ``loss_fn`` with ``teacher_shuffle`` may read a cache of
+        the same, unshuffled maps: they are permuted on reading as a shuffled build would permute them (the
+        same permutation; a shuffled build normalises after permuting, so values may differ in the last bit).
+
+        Args:
+            path: The cache file.
+            data: The encoded training set, with the student's tokenizer (which must be the teacher's).
+            loss_fn: The attribution loss whose maps the run needs; None for KD alone.
+            examples: The example indices the run visits (None: all); the cache must hold them.
+
+        Raises:
+            InvalidInputError: missing or unreadable file, a cache that does not record its teacher's config
+                (written before it was), made from other data or options (says what differs), without maps
+                where maps are needed, or missing examples the run visits.
+        """
+        path = Path(path)
+        cache = cls.read(path)
+        if cache.teacher_config is None:
+            raise InvalidInputError(
+                f"the teacher cache {path} does not record its teacher's config (written before it was); "
+                "build it once with the teacher (TeacherCache.build, or `attribkit distill --teacher`) to add it"
+            )
+        if loss_fn is not None and cache.maps is None:
+            raise InvalidInputError(f"the teacher cache {path} holds logits only; the attribution term needs maps")
+        want = cache_key(str(cache.key.get("teacher")), data, loss_fn)
+        shuffle = None
+        if loss_fn is None:
+            want["options"] = cache.key.get("options")  # KD reads the logits of any cache of this data
+        elif (seed := loss_fn.teacher_shuffle) is not None and "teacher_shuffle" not in (
+            cache.key.get("options") or {}
+        ):
+            if isinstance(data, CrossEncodedData):
+                raise InvalidInputError("shuffling cached maps on reading needs one tokenizer; build a shuffled cache")
+            want["options"] = {k: v for k, v in want["options"].items() if k != "teacher_shuffle"}
+            shuffle = seed
+        present = {k: v for k, v in cache.key.items() if k != "examples"}
+        differs = [name for name in sorted(set(want) | set(present)) if present.get(name) != want.get(name)]
+        if differs:
+            raise InvalidInputError(
+                f"the teacher cache {path} was computed for a different {' and '.join(differs)}; "
+                "build one for this data and these options with the teacher"
+            )
+        if cache.covered is not None:
+            needed = range(len(data)) if examples is None else examples
+            if not bool(cache.covered[torch.tensor(sorted(set(needed)), dtype=torch.long)].all()):
+                raise InvalidInputError(
+                    f"the teacher cache {path} holds only the examples of a shorter run; build one for this run"
+                )
+        return replace(cache, shuffle=shuffle)
+
+    @property
+    def teacher_fingerprint(self) -> str:
+        """The weight fingerprint of the teacher that computed this cache (:func:`model_fingerprint`)."""
+        return str(self.key.get("teacher"))
+
     def outputs(self, batch: dict[str, Tensor]) -> TeacherOutputs:
         """The teacher's logits and maps ``[batch, views, seq]`` for a batch carrying ``index``."""
         if "index" not in batch:
@@ -212,7 +336,10 @@ class TeacherCache:
             n = int(self.lengths[i])
             start = int(self.offsets[i])
             maps[row, :, :n] = self.maps[start : start + self.views * n].view(self.views, n)
-        return TeacherOutputs(logits, maps.to(device))
+        maps = maps.to(device)
+        if self.shuffle is not None:
+            maps = shuffle_over_tokens(maps, batch, seed=self.shuffle)
+        return TeacherOutputs(logits, maps)
 
     # ------------------------------------------------------------------ compute / disk
     @classmethod
@@ -290,6 +417,7 @@ class TeacherCache:
                 blob.get("offsets"),
                 int(blob["views"]),
                 blob.get("covered"),
+                json.loads(blob["teacher_config"]) if "teacher_config" in blob else None,
             )
         except Exception as exc:
             raise InvalidInputError(
@@ -308,6 +436,8 @@ class TeacherCache:
             blob.update(maps=self.maps, offsets=self.offsets)
         if self.covered is not None:
             blob["covered"] = self.covered
+        if self.teacher_config is not None:
+            blob["teacher_config"] = json.dumps(self.teacher_config)
         partial = path.with_name(path.name + ".partial")
         torch.save(blob, partial)
         os.replace(partial, path)

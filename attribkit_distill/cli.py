@@ -121,9 +121,15 @@ def finetune(
 
 
 def distill(
-    teacher: str = typer.Option(..., "--teacher", help="Fine-tuned teacher checkpoint."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Fine-tuned teacher checkpoint."),
     task: str = typer.Option(..., "--task", help="GLUE task."),
     out: Path = typer.Option(..., "--out", help="Output folder for the student."),
+    teacher_cache_file: Path | None = typer.Option(
+        None,
+        "--teacher-cache",
+        help="Or distil from this saved teacher cache (a run's teacher_cache.pt) without loading the teacher "
+        "(kd and adkd; the student from --student-from or --student-init).",
+    ),
     student_init: str | None = typer.Option(
         None, "--student-init", help="Initialise the student from this checkpoint."
     ),
@@ -213,14 +219,19 @@ def distill(
     resume: bool = RESUME,
     progress: bool = PROGRESS,
 ) -> None:
-    """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task)."""
+    """Distil a teacher into a smaller student: KD, AD-KD, interchange intervention, or AD-KD + IIT (paper presets per task).
+
+    The teacher is a checkpoint (``--teacher``) or the cache of its logits and maps a run saved
+    (``--teacher-cache``): then the teacher is never loaded.
+    """
     import attribkit as ak
-    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.cache import TeacherCache, check_cached_vocabulary
     from attribkit_distill.data import visited_examples
     from attribkit_distill.loss import check_shared_vocabulary
     from attribkit_distill.objective import describe
     from attribkit_distill.pairing import build_student, same_tokenizer
     from attribkit_distill.presets import DISTILL_PRESETS
+    from attribkit_distill.teacher_source import check_teacher_options, open_teacher
     from attribkit_distill.terms import check_tokenizers
     from attribkit_distill.training_loop import train
 
@@ -233,13 +244,15 @@ def distill(
         student_layers=student_layers,
         student_from=student_from,
     )
+    check_teacher_options(teacher, teacher_cache_file, terms=terms, use_cache=cache)
     spec = task_spec(task)
     check_run_folder(out, resume)
     preset = DISTILL_PRESETS[spec.name]
-    teacher_clf = ak.load_classifier(teacher, device=device)
-    if teacher_clf.num_labels != spec.num_labels:
+    source = open_teacher(teacher, teacher_cache_file, device=device)
+    teacher_clf = source.classifier
+    if source.config["num_labels"] != spec.num_labels:
         raise ak.OptionError(
-            f"the teacher has {teacher_clf.num_labels} output(s) but {spec.directory} needs {spec.num_labels}"
+            f"the teacher has {source.config['num_labels']} output(s) but {spec.directory} needs {spec.num_labels}"
         )
     if student_hidden is not None and student_layers is None:
         raise ak.OptionError("--student-hidden narrows a student made with --student-layers; give both")
@@ -254,10 +267,14 @@ def distill(
         device=device,
     )
     student = student_clf.model
-    cross = not same_tokenizer(student_clf.tokenizer, teacher_clf.tokenizer)
-    check_tokenizers(terms, cross)
-    if not cross:
-        check_shared_vocabulary(student, teacher_clf.model)
+    if teacher_clf is None:  # one tokenizer is assumed; the cache's key checks the encoded data
+        cross = False
+        check_cached_vocabulary(student, source.config, teacher_cache_file or "")
+    else:
+        cross = not same_tokenizer(student_clf.tokenizer, teacher_clf.tokenizer)
+        check_tokenizers(terms, cross)
+        if not cross:
+            check_shared_vocabulary(student, teacher_clf.model)
     if diagnose_every < 0:
         raise ak.OptionError(f"--diagnose-every must be >= 0 (0 = never); got {diagnose_every}")
     config = train_config(
@@ -279,9 +296,9 @@ def distill(
         max_length,
         train_limit,
         pick(subset_seed, seed),
-        teacher_tokenizer=teacher_clf.tokenizer if cross else None,
+        teacher_tokenizer=teacher_clf.tokenizer if cross and teacher_clf is not None else None,
     )
-    hidden = int(teacher_clf.model.config.hidden_size) if hasattr(teacher_clf.model.config, "hidden_size") else None
+    hidden = None if source.config["hidden_size"] is None else int(source.config["hidden_size"])
     loss, attribution = build_objective(
         objective,
         preset,
@@ -314,6 +331,14 @@ def distill(
         {
             "command": "distill",
             "teacher": teacher,
+            **(
+                {
+                    "teacher_cache": path_text(teacher_cache_file),
+                    "teacher_fingerprint": source.cache.teacher_fingerprint,
+                }
+                if source.cache is not None
+                else {}
+            ),
             "student_init": student_init,
             "student_from": student_from,
             "student_layers": student_layers,
@@ -332,7 +357,15 @@ def distill(
     )
     try:
         teacher_cache = None
-        if cache:
+        visited = visited_examples(
+            len(train_data), config.batch_size, config.total_steps(len(train_data)), seed=config.seed
+        )
+        if teacher_cache_file is not None:
+            teacher_cache = TeacherCache.open(
+                teacher_cache_file, data=train_data, loss_fn=attribution, examples=visited
+            )
+        elif cache:
+            assert teacher_clf is not None  # exactly one of --teacher and --teacher-cache
             teacher_cache = TeacherCache.build(
                 out / TEACHER_CACHE,
                 teacher_clf.model,
@@ -340,9 +373,7 @@ def distill(
                 attribution,
                 batch_size=config.eval_batch_size,
                 progress=progress,
-                examples=visited_examples(
-                    len(train_data), config.batch_size, config.total_steps(len(train_data)), seed=config.seed
-                ),
+                examples=visited,
             )
         results = train(
             student,
@@ -352,7 +383,7 @@ def distill(
             out,
             config,
             objective=loss,
-            teacher=teacher_clf.model,
+            teacher=None if teacher_clf is None else teacher_clf.model,
             cache=teacher_cache,
             resume=resume,
         )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from attribkit import InvalidInputError
+from attribkit_distill.cache import TeacherCache
 from attribkit_distill.cross_data import CrossEncodedData
 from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
@@ -54,7 +55,7 @@ def evaluate(
 
 def attribution_gap(
     student: nn.Module,
-    teacher: nn.Module,
+    teacher: nn.Module | TeacherCache,
     data: EncodedData | CrossEncodedData,
     *,
     loss_fn: AttributionLoss | None = None,
@@ -67,7 +68,8 @@ def attribution_gap(
 
     Args:
         student: The student classifier (put in eval mode here).
-        teacher: The teacher classifier.
+        teacher: The teacher classifier, or a cache of its maps on ``data`` (built with ``loss_fn``'s options:
+            the gap is then measured without the teacher).
         data: Encoded examples; for two tokenizers, :class:`CrossEncodedData` (maps compared on units).
         loss_fn: The loss that defines the maps; default ``AttributionLoss()`` (all dims), or its
             cross-tokenizer form for :class:`CrossEncodedData`.
@@ -76,10 +78,19 @@ def attribution_gap(
     if loss_fn is None:
         loss_fn = CrossTokenizerAttributionLoss() if isinstance(data, CrossEncodedData) else AttributionLoss()
     student.eval()
-    teacher.eval()
+    if isinstance(teacher, TeacherCache):
+        if teacher.maps is None:
+            raise InvalidInputError("the teacher cache holds logits only; the attribution gap needs its maps")
+        if teacher.key.get("options") != loss_fn.options():
+            raise InvalidInputError("the teacher cache holds maps of other options than loss_fn's")
+    else:
+        teacher.eval()
     device = next(student.parameters()).device
     total = 0.0
     for start in range(0, len(data), batch_size):
         batch = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
-        total += float(loss_fn.compute(student, teacher, batch).loss.detach()) * batch["input_ids"].shape[0]
+        maps = teacher.outputs(batch).maps if isinstance(teacher, TeacherCache) else None
+        source = teacher if maps is None else maps
+        assert isinstance(source, (nn.Module, Tensor))
+        total += float(loss_fn.compute(student, source, batch).loss.detach()) * batch["input_ids"].shape[0]
     return total / len(data)

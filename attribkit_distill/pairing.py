@@ -48,7 +48,7 @@ def same_tokenizer(first: Any, second: Any) -> bool:
 
 
 def build_student(
-    teacher: ak.Classifier,
+    teacher: ak.Classifier | None,
     task: Any,
     *,
     student_init: str | None,
@@ -61,7 +61,8 @@ def build_student(
     """The student (model and tokenizer) that ``attribkit distill``'s student options describe.
 
     Args:
-        teacher: The fine-tuned teacher.
+        teacher: The fine-tuned teacher; None when distilling from a teacher cache (the student then comes
+            from ``student_from`` or ``student_init``).
         task: The GLUE task (label count and names, regression or not).
         student_init: A ready checkpoint to start from (its own tokenizer).
         student_layers: Layers to keep: of ``student_from`` when given, else of the teacher.
@@ -83,9 +84,11 @@ def build_student(
             hidden=student_hidden,
             labels=task.labels,
             regression=task.is_regression,
-        ).to(teacher.device)
+        ).to(ak.resolve_device(device) if teacher is None else teacher.device)
         return ak.Classifier(model, tokenizer)  # decoders without a padding token pad with end-of-text
     if student_layers is not None:
+        if teacher is None:
+            raise ak.OptionError("--student-layers without --student-from copies the teacher's layers: give --teacher")
         if student_hidden is not None:
             return ak.Classifier(narrow_student(teacher.model, student_layers, student_hidden), teacher.tokenizer)
         return ak.Classifier(student_from_layers(teacher.model, student_layers), teacher.tokenizer)

@@ -14,7 +14,7 @@ from typing import Any
 #: Settings that change how a run looks, not what it computes: a resume may differ in them.
 DISPLAY_ONLY = ("config.progress", "config.diagnose_every")
 #: Run settings that name files or folders: compared as resolved paths (``./runs/t`` is ``runs/t``).
-PATH_KEYS = ("model", "teacher", "student_init", "student_from", "data_dir")
+PATH_KEYS = ("model", "teacher", "teacher_cache", "student_init", "student_from", "data_dir")
 
 
 def prepare_out(out: Path, tokenizer: Any, run: dict, resume: bool) -> bool:

@@ -5,7 +5,7 @@ are registered: ``adkd`` (the attribution loss, weight ``beta``) and ``iit`` (in
 intervention, weight ``gamma``). A new term is one module: a function that builds its loss from
 the command's settings, registered with :func:`register_term`, e.g.::
 
-    @register_term("my_term", summary="what it adds", one_tokenizer=True)
+    @register_term("my_term", summary="what it adds", one_tokenizer=True, live_teacher=True)
     def my_term(settings: TermSettings) -> tuple[float, nn.Module]:
         return settings.options.get("my_weight", 1.0), MyLoss()
 
@@ -42,19 +42,21 @@ class TermSettings:
 
 @dataclass(frozen=True)
 class Term:
-    """A registered objective term: its name, what it adds, whether it needs one shared tokenizer."""
+    """A registered objective term: its name, what it adds, whether it needs one shared tokenizer, and whether
+    it runs the teacher on every step (then a teacher cache cannot stand in for the teacher)."""
 
     name: str
     summary: str
     one_tokenizer: bool
     build: Callable[[TermSettings], tuple[float, nn.Module]] | None
+    live_teacher: bool = False
 
 
 TERMS: dict[str, Term] = {}
 
 
 def register_term(
-    name: str, *, summary: str, one_tokenizer: bool = False
+    name: str, *, summary: str, one_tokenizer: bool = False, live_teacher: bool = False
 ) -> Callable[[Callable[[TermSettings], tuple[float, nn.Module]]], Callable[[TermSettings], tuple[float, nn.Module]]]:
     """Decorator: register a term builder ``settings -> (weight, module)`` under ``name``.
 
@@ -65,7 +67,7 @@ def register_term(
     def decorate(
         build: Callable[[TermSettings], tuple[float, nn.Module]],
     ) -> Callable[[TermSettings], tuple[float, nn.Module]]:
-        _add(Term(name, summary, one_tokenizer, build))
+        _add(Term(name, summary, one_tokenizer, build, live_teacher))
         return build
 
     return decorate
@@ -109,6 +111,16 @@ def check_tokenizers(terms: tuple[str, ...], cross_tokenizer: bool) -> None:
         )
 
 
+def check_cached_teacher(terms: tuple[str, ...]) -> None:
+    """Refuse terms that run the teacher on every step when only a teacher cache is given."""
+    needing = [name for name in terms if TERMS[name].live_teacher]
+    if needing:
+        raise OptionError(
+            f"--objective {'+'.join(terms)}: {', '.join(needing)} runs the teacher on every step, which a teacher "
+            "cache cannot replace; give --teacher (or use kd or kd+adkd)"
+        )
+
+
 def extra_terms(terms: tuple[str, ...], settings: TermSettings) -> dict[str, tuple[float, nn.Module]]:
     """The weighted modules of every registered term beyond KD and the attribution loss."""
     return {name: build(settings) for name in terms if (build := TERMS[name].build) is not None}
@@ -119,7 +131,10 @@ _add(Term("adkd", "attribution distillation, AD-KD (beta; the map options)", Fal
 
 
 @register_term(
-    "iit", summary="interchange intervention, causal distillation (gamma = --iit-weight)", one_tokenizer=True
+    "iit",
+    summary="interchange intervention, causal distillation (gamma = --iit-weight)",
+    one_tokenizer=True,
+    live_teacher=True,
 )
 def interchange_intervention(settings: TermSettings) -> tuple[float, nn.Module]:
     """Wu et al., NAACL 2022: the teacher's counterfactual logits as the student's target."""
