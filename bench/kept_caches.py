@@ -16,6 +16,11 @@ copies the cache into ``runs/`` before a run needs it:
 
 A re-keyed copy is never kept back: the kept file keeps naming the teacher that computed it.
 
+A kept cache also records its teacher's config (``TeacherCache.teacher_config``: architecture, width, labels,
+vocabulary; :func:`add_teacher_config` adds it to one kept before caches recorded it). A run can then learn
+from the kept caches alone, without retraining the teacher in its session (``attribkit distill
+--teacher-cache``).
+
 The progress of an unfinished cache build (``<cache>.pt.progress``: hours of 50-step IG maps over a training
 set outlive a session) is kept and restored the same way, so the next session continues the build. A build
 continued from a re-keyed progress is kept naming the teacher on disk, and the teachers that computed its
@@ -37,6 +42,42 @@ import study_runner
 def origin_path(cache: Path) -> Path:
     """The JSON beside a cache that names the teacher that computed it (``maps.pt`` -> ``maps.teacher.json``)."""
     return cache.with_name(cache.stem + ".teacher.json")
+
+
+def computed_by(kept: Path) -> str | None:
+    """The weight digest of the teacher that computed the kept cache ``kept`` (None: no origin JSON)."""
+    origin = origin_path(kept)
+    return json.loads(origin.read_text()).get("teacher_sha256") if origin.is_file() else None
+
+
+def records_teacher(cache: Path) -> bool:
+    """Whether the cache file records its teacher's config, so a run can use it without the teacher."""
+    import torch
+
+    try:
+        return "teacher_config" in torch.load(cache, map_location="cpu", weights_only=True)
+    except Exception:  # missing, or a torn copy
+        return False
+
+
+def add_teacher_config(cache: Path, config: dict[str, Any]) -> bool:
+    """Record the teacher's config in a cache written before caches did; its logits and maps stay as they are.
+
+    Returns:
+        True when the file was rewritten (False: no such file, or it records a config already).
+    """
+    import torch
+
+    if not cache.is_file():
+        return False
+    blob = torch.load(cache, map_location="cpu", weights_only=True)
+    if "teacher_config" in blob:
+        return False
+    blob["teacher_config"] = json.dumps(config)
+    partial = cache.with_name(cache.name + f".{os.getpid()}.partial")
+    torch.save(blob, partial)
+    os.replace(partial, cache)
+    return True
 
 
 def _key(cache: Path) -> dict[str, Any]:

@@ -20,6 +20,13 @@ reference sums one, so their beta is halved there. Every student is also measure
 removed: the attribution gap on dev against the teacher's faithful maps (and v1's reference gap), and the
 ERASER comprehensiveness AOPC of its own single-step and 50-step IG maps on 200 seeded dev examples.
 
+The teacher caches a session computes are kept in the repository (``bench/results/study-v3/caches/``,
+:mod:`kept_caches`). Where a run's training cache and the two dev caches of its task are kept and record their
+teacher's config, and the teacher is not on disk, the run learns from the kept caches alone (``distill
+--teacher-cache``): no teacher is retrained for it (11 to 31 minutes a task on one thread). Its record says
+``teacher_loaded: false`` and names the teacher that computed each cache; the shuffled control then permutes
+the kept reference maps on reading.
+
 Usage (in the study's environment: bench/study-constraints.txt):
     python bench/study_v3.py plan                                   # the runs, in order: done, todo or busy
     python bench/study_v3.py run --data-dir GLUE_DIR [--tasks mrpc] [--rows adkd_shuffled] [--seeds 1] [--hours 2]
@@ -153,7 +160,8 @@ def mean_tokens(task: str, data_dir: Path) -> dict[str, Any]:
     from attribkit_distill.tasks import get_task
 
     spec = v2.TASKS[task]
-    tokenizer = ak.load_classifier(teacher_out(task), device="cpu").tokenizer
+    source = teacher_out(task) if teacher_digest(task) is not None else v2.minilm()  # the teacher's tokenizer
+    tokenizer = ak.load_classifier(source, device="cpu").tokenizer
     limit, subset_seed = (8000, 0) if spec.subset else (None, 0)
     train, _ = load_data(get_task(spec.directory), tokenizer, data_dir, 128, limit, subset_seed)
     mean = statistics.fmean(len(ids) for ids in train.input_ids)
@@ -198,9 +206,15 @@ def row_flags(run: Run, data_dir: Path) -> list[str]:
     }[run.row]()
 
 
-def command(run: Run, data_dir: Path) -> list[str]:
-    """The ``attribkit distill`` command line of a run: v2's student command with the row's flags."""
+def command(run: Run, data_dir: Path, teacher_cache: Path | None = None) -> list[str]:
+    """The ``attribkit distill`` command line of a run: v2's student command with the row's flags.
+
+    With ``teacher_cache`` the student learns from that kept cache instead of the teacher on disk.
+    """
     task = v2.TASKS[run.task]
+    teacher = (
+        ["--teacher", str(teacher_out(run.task))] if teacher_cache is None else ["--teacher-cache", str(teacher_cache)]
+    )
     return [
         sys.executable,
         "-m",
@@ -217,8 +231,7 @@ def command(run: Run, data_dir: Path) -> list[str]:
         "--save-every",
         "50",
         "--no-progress",
-        "--teacher",
-        str(teacher_out(run.task)),
+        *teacher,
         "--student-from",
         v2.minilm(),
         *v2.STUDENT,
@@ -227,12 +240,13 @@ def command(run: Run, data_dir: Path) -> list[str]:
     ]
 
 
-def faithful_gap(run: Run, data_dir: Path) -> dict[str, float]:
+def faithful_gap(run: Run, data_dir: Path, *, teacher_loaded: bool = True) -> dict[str, float]:
     """The student's attribution gap on dev against the teacher's faithful maps (IG, 50 Gauss-Legendre steps).
 
-    The teacher's dev maps are computed once per task (a teacher cache of the dev set). The gap is the AD-KD
-    loss per example (MSE on L2-normalised maps over all dims, class views summed: two on the binary tasks);
-    ``reference`` is v1's and v2's gap against single-step maps.
+    The teacher's dev maps are computed once per task (teacher caches of the dev set, kept). The gap is the
+    AD-KD loss per example (MSE on L2-normalised maps over all dims, class views summed: two on the binary
+    tasks); ``reference`` is v1's and v2's gap against single-step maps. Without the teacher
+    (``teacher_loaded`` False) both are measured against the kept dev caches.
     """
     import attribkit as ak
     from attribkit_distill.cache import TeacherCache
@@ -241,22 +255,24 @@ def faithful_gap(run: Run, data_dir: Path) -> dict[str, float]:
     from attribkit_distill.loss import AttributionLoss
     from attribkit_distill.tasks import get_task, load_examples, split_names
 
-    teacher = ak.load_classifier(teacher_out(run.task), device="cpu")
+    student = ak.load_classifier(run.out, device="cpu")  # the teacher's tokenizer (a cache key checks it)
     spec = get_task(v2.TASKS[run.task].directory)
     dev = encode_examples(
-        teacher.tokenizer, load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir), max_length=128
+        student.tokenizer, load_examples(spec, split_names(spec, "dev")[0], data_dir=data_dir), max_length=128
     )
-    student = ak.load_classifier(run.out, device="cpu").model
-    loss_fn = AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"})
-    cache = TeacherCache.build(dev_cache(run.task), teacher.model, dev, loss_fn)
-    student.eval()
-    total = 0.0
-    for start in range(0, len(dev), 64):
-        batch = dev.batch(list(range(start, min(start + 64, len(dev)))), "cpu")
-        maps = cache.outputs(batch).maps
-        assert maps is not None  # a cache built with a loss holds maps
-        total += float(loss_fn.compute(student, maps, batch).loss.detach()) * batch["input_ids"].shape[0]
-    return {"faithful": total / len(dev), "reference": attribution_gap(student, teacher.model, dev)}
+    losses = {
+        "faithful": (dev_cache(run.task), AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"})),
+        "reference": (dev_reference_cache(run.task), AttributionLoss()),
+    }
+    teacher = ak.load_classifier(teacher_out(run.task), device="cpu").model if teacher_loaded else None
+    gaps = {}
+    for name, (path, loss_fn) in losses.items():
+        if teacher is None:
+            cache = TeacherCache.open(kept_cache(path), data=dev, loss_fn=loss_fn)
+        else:
+            cache = TeacherCache.build(path, teacher, dev, loss_fn)
+        gaps[name] = attribution_gap(student.model, cache, dev, loss_fn=loss_fn)
+    return gaps
 
 
 def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
@@ -285,6 +301,45 @@ def own_comprehensiveness(run: Run, data_dir: Path) -> dict[str, float]:
 def dev_cache(task: str) -> Path:
     """The teacher's 50-step IG maps of the dev set (the faithful gap's reference)."""
     return RUNS / task / "caches" / "dev-faithful.pt"
+
+
+def dev_reference_cache(task: str) -> Path:
+    """The teacher's single-step IG maps of the dev set (the reference gap's)."""
+    return RUNS / task / "caches" / "dev-reference.pt"
+
+
+def training_cache(run: Run) -> Path | None:
+    """The cache a run learns from without its teacher: its row's shared cache; the shuffled control reads the
+    reference maps (permuted on reading). None for a row without one."""
+    name = "maps" if run.row == "adkd_shuffled" else CACHES.get(run.row)
+    return None if name is None else RUNS / run.task / "caches" / f"{name}.pt"
+
+
+def cache_only_sources(run: Run) -> dict[str, str] | None:
+    """The kept caches ``run`` can learn and be measured from without its teacher, by name, with the digest of
+    the teacher that computed each; None while one of them is not kept or does not record its teacher's config.
+    """
+    training = training_cache(run)
+    if training is None:
+        return None
+    sources = {}
+    for working in (training, dev_cache(run.task), dev_reference_cache(run.task)):
+        kept = kept_cache(working)
+        digest = kept_caches.computed_by(kept)
+        if digest is None or not _records_teacher(kept, kept.stat().st_mtime_ns if kept.is_file() else 0):
+            return None
+        sources[working.stem] = digest
+    return sources
+
+
+@cache
+def _records_teacher(kept: Path, mtime: int) -> bool:
+    return kept_caches.records_teacher(kept)
+
+
+def teacher_free(run: Run) -> bool:
+    """Whether ``run`` learns from kept caches alone: its teacher is not on disk and the caches are kept."""
+    return teacher_digest(run.task) is None and cache_only_sources(run) is not None
 
 
 def kept_cache(working: Path) -> Path:
@@ -426,7 +481,23 @@ def check_same_teacher(task: str, data_dir: Path) -> None:
     students learnt from, or when it is that teacher retrained on another CPU (same dev outputs within
     tolerance, :mod:`teacher_identity`).
     """
-    current = teacher_record(task, data_dir)
+    refuse_other_teachers(task, teacher_record(task, data_dir), "on disk")
+
+
+def check_cache_teachers(task: str, sources: dict[str, str]) -> None:
+    """Refuse kept caches computed by any teacher but the one (or its retrains) v3's students learnt from."""
+    folder = v2.RESULTS / task / "teacher"
+    for digest in sorted(set(sources.values())):
+        record = teacher_identity.load_record(folder, digest)
+        if record is None:
+            raise SystemExit(
+                f"error: the kept {task} caches were computed by teacher {digest[:12]}, which has no record"
+            )
+        refuse_other_teachers(task, record, "of the kept caches")
+
+
+def refuse_other_teachers(task: str, current: dict[str, Any], which: str) -> None:
+    """SystemExit unless the teacher ``current`` (its record) is the one v3's ``task`` students learnt from."""
     folder = v2.RESULTS / task / "teacher"
     learnt_from: dict[str, str] = {}
     for path in sorted((RESULTS / task).glob("*/seed*.json")):
@@ -445,12 +516,10 @@ def check_same_teacher(task: str, data_dir: Path) -> None:
         same, reason = teacher_identity.compare(recorded, current)
         if not same:
             raise SystemExit(
-                f"error: the {task} teacher on disk ({current['weights_sha256'][:12]}) is not the one v3's {task} "
+                f"error: the {task} teacher {which} ({current['weights_sha256'][:12]}) is not the one v3's {task} "
                 f"students learnt from ({digest[:12]}, {example}): {reason}; one study, one teacher"
             )
-        print(
-            f"{task}: teacher {current['weights_sha256'][:12]} is {digest[:12]} retrained here ({reason})", flush=True
-        )
+        print(f"{task}: teacher {current['weights_sha256'][:12]} is {digest[:12]} retrained ({reason})", flush=True)
 
 
 def expected_seconds(run: Run) -> float | None:
@@ -476,11 +545,13 @@ def _resumed(record: dict[str, Any]) -> bool:
 
 def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     """Run (or resume) one student, measure it, write its result JSON and remove its weights."""
+    if teacher_free(run):
+        return execute_from_caches(run, data_dir, log)
     start = time.time()
     resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
     check_same_teacher(run.task, data_dir)
     shared = shared_cache(run)
-    caches = [path for path in (shared, dev_cache(run.task)) if path is not None]
+    caches = [path for path in (shared, dev_cache(run.task), dev_reference_cache(run.task)) if path is not None]
     from_another_cpu = {path.stem: restore_kept_cache(run.task, path, data_dir) for path in caches}
     parts_by = [] if shared is None else restore_kept_progress(run.task, shared, data_dir)
     if shared is not None and not shared.is_file():  # a cache build an earlier session began: continued here
@@ -498,6 +569,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
             command(run, data_dir), run.out, log, name=run.name, shared_cache=shared, while_running=keep_progress
         )
     gaps = faithful_gap(run, data_dir)
+    add_teacher_configs(run.task)  # in runs/ too, so a cache kept from there keeps its config
     for path in caches:
         keep_computed_cache(run.task, path, parts_by if path == shared else ())
     if shared is not None and shared.is_file():
@@ -521,6 +593,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         "dev_best": results["best"],
         "gradients": study_runner.diagnostics(run.out),
         "teacher_sha256": v2.check_teacher(run.task),
+        "teacher_loaded": True,
         "attribution_gap": gaps["reference"],
         "attribution_gap_faithful": gaps["faithful"],
         "comprehensiveness": own_comprehensiveness(run, data_dir),
@@ -537,6 +610,65 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     record = study_runner.write_result(run.result, record, data_dir)
     study_runner.drop_weights(run.out)  # the shared cache keeps its own link
     return record
+
+
+def execute_from_caches(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
+    """Run (or resume) one student from the kept caches alone (no teacher on disk), measure it, write its JSON."""
+    start = time.time()
+    resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
+    sources = cache_only_sources(run)
+    training = training_cache(run)
+    assert sources is not None and training is not None  # teacher_free(run)
+    check_cache_teachers(run.task, sources)
+    kept = kept_cache(training)
+    print(f"{run.name}: from the kept caches, teacher {sources[training.stem][:12]} not loaded", flush=True)
+    results = study_runner.run_command(command(run, data_dir, kept), run.out, log, name=run.name)
+    gaps = faithful_gap(run, data_dir, teacher_loaded=False)
+    record: dict[str, Any] = {
+        "task": run.task,
+        "row": run.row,
+        "label": ROWS[run.row],
+        "seed": run.seed,
+        "metric": v2.TASKS[run.task].metric,
+        "final": results["last"]["score"],
+        "best": results["best"]["score"],
+        "best_step": results["best_step"],
+        "steps": results["step"],
+        "seconds": results["seconds"],
+        "threads": study_runner.threads(),
+        "settings": json.loads((run.out / "run.json").read_text()),
+        "command": " ".join(command(run, Path("GLUE_DIR"), kept)[2:]),
+        "dev_last": results["last"],
+        "dev_best": results["best"],
+        "gradients": study_runner.diagnostics(run.out),
+        "teacher_sha256": sources[training.stem],  # the teacher whose outputs the student learnt from
+        "teacher_loaded": False,
+        "teacher_caches": sources,
+        "attribution_gap": gaps["reference"],
+        "attribution_gap_faithful": gaps["faithful"],
+        "comprehensiveness": own_comprehensiveness(run, data_dir),
+    }
+    record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
+    record["resumed"] = resumed
+    if run.row == "adkd_cosine":
+        record["cosine_scale"] = mean_tokens(run.task, data_dir)
+    record = study_runner.write_result(run.result, record, data_dir)
+    study_runner.drop_weights(run.out)
+    return record
+
+
+def add_teacher_configs(task: str) -> None:
+    """Record the teacher's config in the task's caches (kept, and in runs/) that predate it (the same for each
+    retrain of it), so later sessions can learn from them without retraining the teacher."""
+    import attribkit as ak
+    from attribkit_distill.cache import teacher_config
+
+    paths = [*sorted((RESULTS / "caches" / task).glob("*.pt")), *sorted((RUNS / task / "caches").glob("*.pt"))]
+    lacking = [path for path in paths if not kept_caches.records_teacher(path)]
+    if lacking:
+        config = teacher_config(ak.load_classifier(teacher_out(task), device="cpu").model)
+        for path in lacking:
+            kept_caches.add_teacher_config(path, config)
 
 
 def main() -> None:
@@ -580,11 +712,12 @@ def main() -> None:
             lock=lambda run: run.lock,
             hours=args.hours,
             ready=lambda run: (
-                not waits_for_a_cache(run) and v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log)
+                not waits_for_a_cache(run)
+                and (teacher_free(run) or v2.prepare(v2.Run(run.task, "kd", run.seed), args.data_dir, log))
             ),
             expected_seconds=expected_seconds,
             tier=lambda run: 0 if run.row in PRIMARY else 1,
-            prepared=lambda run: teacher_digest(run.task) is not None,  # its teacher is trained: no retrain
+            prepared=lambda run: teacher_digest(run.task) is not None or teacher_free(run),  # no retrain
             summary=lambda record: (
                 f"final {record['final']:.2f}, best {record['best']:.2f} in {record['seconds']:.0f} s"
             ),

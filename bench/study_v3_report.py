@@ -154,9 +154,18 @@ def teacher_lines(table: Table) -> list[str]:
         for t in TASKS
         if t in digests
     )
+    from_caches = sum(
+        1 for seeds in table.values() for record in seeds.values() if record.get("teacher_loaded") is False
+    )
+    cached = (
+        f" {from_caches} student(s) learnt from the kept teacher caches alone (the teacher not retrained in their "
+        "session; the caches' teacher is checked the same way)."
+        if from_caches
+        else ""
+    )
     return [
         "Teachers (weight digest; each session retrains them and adds students only to the same teacher: the "
-        f"same weights, or dev outputs within {teacher_identity.LOGIT_TOLERANCE:g}): {named}.",
+        f"same weights, or dev outputs within {teacher_identity.LOGIT_TOLERANCE:g}): {named}.{cached}",
         "",
     ]
 

@@ -729,3 +729,97 @@ def test_v3_runs_that_need_a_cache_another_runner_is_building_wait_for_it(v3):
         v3.shared_cache(faithful).write_text("built")  # a cache that exists is used, whoever holds the lock
         assert not v3.waits_for_a_cache(faithful)
     assert not v3.study_runner.held_elsewhere(lock)
+
+
+# ---------------------------------------------------------------- study v3: students from the kept caches alone
+def _kept_caches(v3, teacher, data, digest: str, task: str = "sst2") -> None:
+    """The task's kept caches (training and dev), computed by ``teacher`` and named after ``digest``."""
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.loss import AttributionLoss
+
+    folder = v3.RESULTS / "caches" / task
+    losses = {
+        "logits": None,
+        "maps": AttributionLoss(),
+        "dev-faithful": AttributionLoss(teacher_options={"steps": 50, "rule": "gausslegendre"}),
+        "dev-reference": AttributionLoss(),
+    }
+    for name, loss_fn in losses.items():
+        TeacherCache.build(folder / f"{name}.pt", teacher, data, loss_fn)
+        (folder / f"{name}.teacher.json").write_text(json.dumps({"teacher_sha256": digest}))
+
+
+def test_v3_a_run_learns_from_the_kept_caches_alone_when_the_teacher_is_not_on_disk(
+    v3, student_teacher, checkpoint_dir, tmp_path, monkeypatch
+):
+    import attribkit as ak
+    from attribkit_distill.data import encode_examples
+    from attribkit_distill.tasks import Example
+
+    _, teacher = student_teacher(2)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, [Example(t, None, i % 2) for i, t in enumerate(["a fine film", "dull", "no"])])
+    _kept_caches(v3, teacher, data, "a" * 64)
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: None)
+    kd, shuffled, faithful = (v3.Run("sst2", row, 4) for row in ("kd", "adkd_shuffled", "adkd_faithful"))
+    both_dev = {"dev-faithful": "a" * 64, "dev-reference": "a" * 64}
+    assert v3.cache_only_sources(kd) == {"logits": "a" * 64, **both_dev}
+    assert v3.cache_only_sources(shuffled) == {"maps": "a" * 64, **both_dev}  # the reference maps, shuffled on reading
+    assert v3.cache_only_sources(faithful) is None and not v3.teacher_free(faithful)  # no kept 50-step training maps
+    assert v3.teacher_free(kd) and v3.teacher_free(shuffled)
+    argv = v3.command(shuffled, tmp_path / "glue", v3.kept_cache(v3.training_cache(shuffled)))
+    assert _flag(argv, "--teacher-cache") == [str(v3.RESULTS / "caches" / "sst2" / "maps.pt")]
+    assert "--teacher" not in argv and _flag(argv, "--teacher-shuffle") == ["4"]
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: "a" * 64)  # trained in this session: used
+    assert not v3.teacher_free(kd)
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: None)
+    reference = v3.RESULTS / "caches" / "sst2" / "dev-reference.pt"
+    blob = torch.load(reference, weights_only=True)
+    config = json.loads(blob.pop("teacher_config"))
+    torch.save(blob, reference)  # kept before caches recorded their teacher's config
+    assert v3.cache_only_sources(kd) is None and not v3.teacher_free(kd)
+    monkeypatch.setattr(v3, "teacher_out", lambda task: checkpoint_dir("bert", 2))
+    v3.add_teacher_configs("sst2")  # a session with the teacher on disk adds it
+    assert v3.cache_only_sources(kd) == {"logits": "a" * 64, **both_dev}
+    assert json.loads(torch.load(reference, weights_only=True)["teacher_config"]) == config
+
+
+def test_v3_refuses_kept_caches_of_another_teacher(v3, monkeypatch):
+    done = v3.RESULTS / "sst2" / "kd" / "seed1.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"teacher_sha256": "a" * 64}))
+    folder = v3.v2.RESULTS / "sst2" / "teacher"
+    folder.mkdir(parents=True)
+    records = {
+        "a": {"weights_sha256": "a" * 64, "final": 90.0, "dev_outputs": [[0.8, -0.6]]},
+        "b": {"weights_sha256": "b" * 64, "final": 90.0, "dev_outputs": [[0.8 + 1e-5, -0.6]]},
+        "c": {"weights_sha256": "c" * 64, "final": 90.0, "dev_outputs": [[0.5, -0.6]]},
+    }
+    for name, record in records.items():
+        (folder / f"accepted-{name * 12}.json").write_text(json.dumps(record))
+    v3.check_cache_teachers("sst2", {"maps": "a" * 64, "dev-faithful": "b" * 64})  # the same teacher, retrained
+    with pytest.raises(SystemExit, match=r"the sst2 teacher of the kept caches .cccccccccccc. is not the one"):
+        v3.check_cache_teachers("sst2", {"maps": "c" * 64})
+    with pytest.raises(SystemExit, match="computed by teacher dddddddddddd, which has no record"):
+        v3.check_cache_teachers("sst2", {"maps": "d" * 64})
+
+
+def test_v3_the_gaps_from_the_kept_dev_caches_are_the_gaps_measured_with_the_teacher(
+    v3, student_teacher, checkpoint_dir, tmp_path, monkeypatch
+):
+    import shutil
+
+    from tiny_glue import write_tiny_glue
+
+    glue = write_tiny_glue(tmp_path / "glue")
+    monkeypatch.setattr(v3, "teacher_out", lambda task: checkpoint_dir("bert", 2))
+    run = v3.Run("sst2", "adkd", 1)
+    shutil.copytree(checkpoint_dir("bert", 2, seed=1, layers=1), run.out)  # the student
+    with_teacher = v3.faithful_gap(run, glue)
+    for name in ("dev-faithful", "dev-reference"):
+        (v3.RESULTS / "caches" / "sst2").mkdir(parents=True, exist_ok=True)
+        shutil.copy(v3.RUNS / "sst2" / "caches" / f"{name}.pt", v3.RESULTS / "caches" / "sst2" / f"{name}.pt")
+    monkeypatch.setattr(v3, "teacher_out", lambda task: tmp_path / "no-teacher")
+    without = v3.faithful_gap(run, glue, teacher_loaded=False)
+    assert without == with_teacher and with_teacher["faithful"] > 0.01 and with_teacher["reference"] > 0.01
+    assert with_teacher["faithful"] != with_teacher["reference"]
