@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -212,6 +213,19 @@ def drop_weights(out: Path) -> None:
     """Remove a finished student's weights and its link to the teacher cache (the result JSON holds the numbers)."""
     for name in ("model.safetensors", TEACHER_CACHE):
         (out / name).unlink(missing_ok=True)
+
+
+def one_thread_per_runner() -> int:
+    """Give each runner (and the commands it starts) one CPU thread unless ``OMP_NUM_THREADS`` says otherwise.
+
+    The runners are started once per core; without this each would use every core, the runners would contend,
+    and their timings (``expected_seconds``, the budget) would no longer hold. Returns the thread count.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    count = threads()
+    if "torch" in sys.modules:  # already imported: its pool is sized, resize it
+        sys.modules["torch"].set_num_threads(count)
+    return count
 
 
 def threads() -> int:

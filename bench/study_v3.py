@@ -704,6 +704,7 @@ def main() -> None:
         raise SystemExit("error: --data-dir must name a folder with the GLUE task folders (MRPC/train.tsv, ...)")
     RUNS.mkdir(parents=True, exist_ok=True)
     v2.RUNS.mkdir(parents=True, exist_ok=True)
+    study_runner.one_thread_per_runner()
     with (RUNS / "log.txt").open("a") as log:
         study_runner.drive(
             runs,

@@ -823,3 +823,15 @@ def test_v3_the_gaps_from_the_kept_dev_caches_are_the_gaps_measured_with_the_tea
     without = v3.faithful_gap(run, glue, teacher_loaded=False)
     assert without == with_teacher and with_teacher["faithful"] > 0.01 and with_teacher["reference"] > 0.01
     assert with_teacher["faithful"] != with_teacher["reference"]
+
+
+def test_a_runner_uses_one_thread_unless_told_otherwise(runner, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        assert runner.one_thread_per_runner() == 1 and torch.get_num_threads() == 1
+        assert runner.threads() == 1  # what the result JSONs record
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert runner.one_thread_per_runner() == 2 and torch.get_num_threads() == 2  # an explicit count is kept
+    finally:
+        torch.set_num_threads(before)
