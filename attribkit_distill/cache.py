@@ -33,7 +33,7 @@ from attribkit import InvalidInputError, progress_bar
 from attribkit_distill.cross_data import CrossEncodedData, teacher_side
 from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
-from attribkit_distill.loss import AttributionLoss
+from attribkit_distill.loss import AttributionLoss, vocabulary_of
 from attribkit_distill.maps import model_inputs, unwrap
 from attribkit_distill.objective import TeacherOutputs
 from attribkit_distill.signal import shuffle_over_tokens
@@ -73,28 +73,15 @@ def teacher_config(model: nn.Module) -> dict[str, Any]:
     embeddings) and ``pad_token_id`` check that teacher and student read the same token ids. A value the
     config does not have is None.
     """
-    inner = unwrap(model)
-    config = inner.config
+    config = unwrap(model).config
+    vocab_size, pad_token_id = vocabulary_of(model)
     return {
         "model_type": getattr(config, "model_type", None),
         "hidden_size": getattr(config, "hidden_size", None),
         "num_labels": int(config.num_labels),
-        "vocab_size": int(inner.get_input_embeddings().num_embeddings),
-        "pad_token_id": getattr(config, "pad_token_id", None),
+        "vocab_size": vocab_size,
+        "pad_token_id": pad_token_id,
     }
-
-
-def check_cached_vocabulary(student: nn.Module, config: dict[str, Any], path: str | Path) -> None:
-    """Raise unless ``student`` embeds the vocabulary of the teacher whose :func:`teacher_config` a cache records."""
-    inner = unwrap(student)
-    size = int(inner.get_input_embeddings().num_embeddings)
-    pad = getattr(inner.config, "pad_token_id", None)
-    if (size, pad) != (config.get("vocab_size"), config.get("pad_token_id")):
-        raise InvalidInputError(
-            f"the student does not share the vocabulary of the teacher of {path} (student: {size} tokens, pad id "
-            f"{pad}; teacher: {config.get('vocab_size')} tokens, pad id {config.get('pad_token_id')}); a cache is "
-            "read token by token, so both must use the same tokenizer"
-        )
 
 
 def cache_key(
@@ -267,12 +254,32 @@ class TeacherCache:
             examples: The example indices the run visits (None: all); the cache must hold them.
 
         Raises:
-            InvalidInputError: missing or unreadable file, a cache that does not record its teacher's config
-                (written before it was), made from other data or options (says what differs), without maps
-                where maps are needed, or missing examples the run visits.
+            InvalidInputError: missing or unreadable file, or what :meth:`serving` refuses.
         """
-        path = Path(path)
-        cache = cls.read(path)
+        return cls.read(path).serving(data=data, loss_fn=loss_fn, examples=examples, name=path)
+
+    def serving(
+        self,
+        *,
+        data: EncodedData | CrossEncodedData,
+        loss_fn: AttributionLoss | None,
+        examples: Sequence[int] | None = None,
+        name: str | Path = "the teacher cache",
+    ) -> TeacherCache:
+        """This cache (as :meth:`read` gave it) checked for a run without its teacher, as :meth:`open` checks it.
+
+        Args:
+            data: The encoded training set, with the student's tokenizer (which must be the teacher's).
+            loss_fn: The attribution loss whose maps the run needs; None for KD alone.
+            examples: The example indices the run visits (None: all); the cache must hold them.
+            name: How errors name the cache (its file).
+
+        Raises:
+            InvalidInputError: a cache that does not record its teacher's config (written before it was), made
+                from other data or options (says what differs), without maps where maps are needed, or
+                missing examples the run visits.
+        """
+        cache, path = self, name
         if cache.teacher_config is None:
             raise InvalidInputError(
                 f"the teacher cache {path} does not record its teacher's config (written before it was); "

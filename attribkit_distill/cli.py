@@ -225,7 +225,7 @@ def distill(
     (``--teacher-cache``): then the teacher is never loaded.
     """
     import attribkit as ak
-    from attribkit_distill.cache import TeacherCache, check_cached_vocabulary
+    from attribkit_distill.cache import TeacherCache
     from attribkit_distill.data import visited_examples
     from attribkit_distill.loss import check_shared_vocabulary
     from attribkit_distill.objective import describe
@@ -269,7 +269,7 @@ def distill(
     student = student_clf.model
     if teacher_clf is None:  # one tokenizer is assumed; the cache's key checks the encoded data
         cross = False
-        check_cached_vocabulary(student, source.config, teacher_cache_file or "")
+        check_shared_vocabulary(student, source.config)
     else:
         cross = not same_tokenizer(student_clf.tokenizer, teacher_clf.tokenizer)
         check_tokenizers(terms, cross)
@@ -360,9 +360,9 @@ def distill(
         visited = visited_examples(
             len(train_data), config.batch_size, config.total_steps(len(train_data)), seed=config.seed
         )
-        if teacher_cache_file is not None:
-            teacher_cache = TeacherCache.open(
-                teacher_cache_file, data=train_data, loss_fn=attribution, examples=visited
+        if source.cache is not None:  # read once by open_teacher, checked against this run here
+            teacher_cache = source.cache.serving(
+                data=train_data, loss_fn=attribution, examples=visited, name=str(teacher_cache_file)
             )
         elif cache:
             assert teacher_clf is not None  # exactly one of --teacher and --teacher-cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from attribkit import InvalidInputError
 from attribkit_distill.cache import TeacherCache
@@ -89,8 +89,7 @@ def attribution_gap(
     total = 0.0
     for start in range(0, len(data), batch_size):
         batch = data.batch(list(range(start, min(start + batch_size, len(data)))), device)
-        maps = teacher.outputs(batch).maps if isinstance(teacher, TeacherCache) else None
-        source = teacher if maps is None else maps
-        assert isinstance(source, (nn.Module, Tensor))
+        source = teacher.outputs(batch).maps if isinstance(teacher, TeacherCache) else teacher
+        assert source is not None  # a cache with maps (checked above)
         total += float(loss_fn.compute(student, source, batch).loss.detach()) * batch["input_ids"].shape[0]
     return total / len(data)

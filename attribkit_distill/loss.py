@@ -323,13 +323,26 @@ class AttributionLoss(nn.Module):
         return out if return_maps else out.loss
 
 
-def check_shared_vocabulary(student: nn.Module, teacher: nn.Module) -> None:
-    """Raise unless both models embed the same vocabulary (maps are compared token by token)."""
-    sizes = [unwrap(m).get_input_embeddings().num_embeddings for m in (student, teacher)]
-    pads = [getattr(unwrap(m).config, "pad_token_id", None) for m in (student, teacher)]
-    if sizes[0] != sizes[1] or pads[0] != pads[1]:
+def vocabulary_of(model: nn.Module) -> tuple[int, int | None]:
+    """A model's vocabulary as maps compare it: the rows of its input embeddings and its padding id."""
+    inner = unwrap(model)
+    return int(inner.get_input_embeddings().num_embeddings), getattr(inner.config, "pad_token_id", None)
+
+
+def check_shared_vocabulary(student: nn.Module, teacher: nn.Module | dict[str, Any]) -> None:
+    """Raise unless both models embed the same vocabulary (maps are compared token by token).
+
+    ``teacher`` is the teacher model, or the ``teacher_config`` a teacher cache records of it.
+    """
+    theirs = (
+        (teacher.get("vocab_size"), teacher.get("pad_token_id"))
+        if isinstance(teacher, dict)
+        else vocabulary_of(teacher)
+    )
+    (size, pad), (teacher_size, teacher_pad) = vocabulary_of(student), theirs
+    if (size, pad) != (teacher_size, teacher_pad):
         raise InvalidInputError(
-            f"student and teacher do not share a vocabulary (student: {sizes[0]} tokens, pad id {pads[0]}; "
-            f"teacher: {sizes[1]} tokens, pad id {pads[1]}); attribution distillation compares maps token by "
+            f"student and teacher do not share a vocabulary (student: {size} tokens, pad id {pad}; "
+            f"teacher: {teacher_size} tokens, pad id {teacher_pad}); attribution distillation compares maps token by "
             "token, so both must use the same tokenizer"
         )

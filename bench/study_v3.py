@@ -575,29 +575,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     if shared is not None and shared.is_file():
         kept_caches.discard(kept_cache(study_runner.progress_of(shared)))  # the cache is kept: its progress is not
         parts_by = parts_computed_elsewhere(shared)  # the cache used is the kept one: its origin says who made it
-    record: dict[str, Any] = {
-        "task": run.task,
-        "row": run.row,
-        "label": ROWS[run.row],
-        "seed": run.seed,
-        "metric": v2.TASKS[run.task].metric,
-        "final": results["last"]["score"],
-        "best": results["best"]["score"],
-        "best_step": results["best_step"],
-        "steps": results["step"],
-        "seconds": results["seconds"],
-        "threads": study_runner.threads(),
-        "settings": json.loads((run.out / "run.json").read_text()),
-        "command": " ".join(command(run, Path("GLUE_DIR"))[2:]),
-        "dev_last": results["last"],
-        "dev_best": results["best"],
-        "gradients": study_runner.diagnostics(run.out),
-        "teacher_sha256": v2.check_teacher(run.task),
-        "teacher_loaded": True,
-        "attribution_gap": gaps["reference"],
-        "attribution_gap_faithful": gaps["faithful"],
-        "comprehensiveness": own_comprehensiveness(run, data_dir),
-    }
+    record = student_record(run, results, data_dir, gaps, teacher_sha256=v2.check_teacher(run.task))
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     record["resumed"] = resumed  # begun in an earlier session: wall_seconds does not time the whole run
     reused: dict[str, Any] = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
@@ -612,19 +590,20 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     return record
 
 
-def execute_from_caches(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
-    """Run (or resume) one student from the kept caches alone (no teacher on disk), measure it, write its JSON."""
-    start = time.time()
-    resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
-    sources = cache_only_sources(run)
-    training = training_cache(run)
-    assert sources is not None and training is not None  # teacher_free(run)
-    check_cache_teachers(run.task, sources)
-    kept = kept_cache(training)
-    print(f"{run.name}: from the kept caches, teacher {sources[training.stem][:12]} not loaded", flush=True)
-    results = study_runner.run_command(command(run, data_dir, kept), run.out, log, name=run.name)
-    gaps = faithful_gap(run, data_dir, teacher_loaded=False)
-    record: dict[str, Any] = {
+def student_record(
+    run: Run,
+    results: dict[str, Any],
+    data_dir: Path,
+    gaps: dict[str, float],
+    *,
+    teacher_sha256: str,
+    teacher_cache: Path | None = None,
+) -> dict[str, Any]:
+    """A finished student's result record: its dev scores, settings, command, gradients, teacher and measures.
+
+    ``teacher_cache`` is the kept cache it learnt from when its teacher was not loaded.
+    """
+    return {
         "task": run.task,
         "row": run.row,
         "label": ROWS[run.row],
@@ -637,17 +616,32 @@ def execute_from_caches(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
         "seconds": results["seconds"],
         "threads": study_runner.threads(),
         "settings": json.loads((run.out / "run.json").read_text()),
-        "command": " ".join(command(run, Path("GLUE_DIR"), kept)[2:]),
+        "command": " ".join(command(run, Path("GLUE_DIR"), teacher_cache)[2:]),
         "dev_last": results["last"],
         "dev_best": results["best"],
         "gradients": study_runner.diagnostics(run.out),
-        "teacher_sha256": sources[training.stem],  # the teacher whose outputs the student learnt from
-        "teacher_loaded": False,
-        "teacher_caches": sources,
+        "teacher_sha256": teacher_sha256,  # the teacher whose outputs the student learnt from
+        "teacher_loaded": teacher_cache is None,
         "attribution_gap": gaps["reference"],
         "attribution_gap_faithful": gaps["faithful"],
         "comprehensiveness": own_comprehensiveness(run, data_dir),
     }
+
+
+def execute_from_caches(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
+    """Run (or resume) one student from the kept caches alone (no teacher on disk), measure it, write its JSON."""
+    start = time.time()
+    resumed = (run.out / "checkpoint").is_dir() or (run.out / "results.json").is_file()
+    sources = cache_only_sources(run)
+    training = training_cache(run)
+    assert sources is not None and training is not None  # teacher_free(run)
+    check_cache_teachers(run.task, sources)
+    kept = kept_cache(training)
+    print(f"{run.name}: from the kept caches, teacher {sources[training.stem][:12]} not loaded", flush=True)
+    results = study_runner.run_command(command(run, data_dir, kept), run.out, log, name=run.name)
+    gaps = faithful_gap(run, data_dir, teacher_loaded=False)
+    record = student_record(run, results, data_dir, gaps, teacher_sha256=sources[training.stem], teacher_cache=kept)
+    record["teacher_caches"] = sources  # the teacher of each cache: the training one is teacher_sha256
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     record["resumed"] = resumed
     if run.row == "adkd_cosine":
