@@ -529,14 +529,26 @@ def expected_seconds(run: Run) -> float | None:
     longest training ``seconds`` plus a quarter and ten minutes for what the other records did not time: those
     from before ``wall_seconds`` existed, and resumed ones, whose ``wall_seconds`` is only their last
     session's share (records before ``resumed`` existed show it as less wall time than training time).
+    Only seeds that ran on this runner's thread count are timed, when there are any: a seed whose runners
+    contended for the cores (two runners of two threads each on two cores ran 2-5 times slower) says nothing
+    of a one-thread runner's time, and would keep a run from starting in a session it fits.
     """
-    records = [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
+    records = _same_threads(
+        [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
+    )
     if not records:  # a row's first run: twice the task's longest landed run (the teacher caches it may build)
-        task = [json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")]
+        task = _same_threads([json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")])
         longest = [max(r.get("wall_seconds", 0.0), r["seconds"]) for r in task]
         return 2 * max(longest) if longest else None
     walls = [r["wall_seconds"] for r in records if "wall_seconds" in r and not _resumed(r)]
     return max(walls) if walls else max(r["seconds"] for r in records) * 1.25 + 600
+
+
+def _same_threads(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of seeds that ran on this runner's thread count (records without one ran on one thread), or
+    all of them when none did."""
+    same = [r for r in records if r.get("threads", 1) == study_runner.threads()]
+    return same or records
 
 
 def _resumed(record: dict[str, Any]) -> bool:

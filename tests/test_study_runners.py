@@ -578,6 +578,24 @@ def test_v3_expects_a_run_to_take_as_long_as_the_longest_landed_seed_of_its_task
     assert v3.expected_seconds(v3.Run("mrpc", "adkd_faithful", 1)) is None  # nothing of its task landed
 
 
+def test_v3_times_a_run_by_the_seeds_that_ran_on_the_runners_thread_count(v3, monkeypatch):
+    import json
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    folder = v3.RESULTS / "cola" / "adkd"
+    folder.mkdir(parents=True)
+    (folder / "seed1.json").write_text(json.dumps({"seconds": 950.0, "wall_seconds": 1010.0, "threads": 1}))
+    (folder / "seed2.json").write_text(json.dumps({"seconds": 1085.0, "wall_seconds": 1193.0}))  # before `threads`
+    contended = {"seconds": 5067.0, "wall_seconds": 5121.0, "threads": 2}  # two 2-thread runners on 2 cores
+    (folder / "seed5.json").write_text(json.dumps(contended))
+    assert v3.expected_seconds(v3.Run("cola", "adkd", 6)) == 1193.0
+    assert v3.expected_seconds(v3.Run("cola", "adkd_cosine", 1)) == 2 * 1193.0  # a row's first run too
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert v3.expected_seconds(v3.Run("cola", "adkd", 6)) == 5121.0  # a 2-thread runner: its own kind of seed
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert v3.expected_seconds(v3.Run("cola", "adkd", 6)) == 5121.0  # none ran so: every seed counts
+
+
 def test_v3_refuses_a_student_of_another_teacher_and_takes_the_same_one_retrained_on_another_cpu(v3, monkeypatch):
     import json
 
