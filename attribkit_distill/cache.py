@@ -10,14 +10,13 @@ CPU, so a build saves what it has computed beside the cache (``<cache>.progress`
 progress is used only when its key and batch size are those of the build asking for it, and it is
 resumed at a batch boundary, so a resumed cache is the uninterrupted one bit for bit.
 
-A cache also records its teacher's config (:func:`teacher_config`: architecture, width, labels, vocabulary),
+A cache also records its teacher's config (:func:`~attribkit_distill.cache_key.teacher_config`: architecture, width, labels, vocabulary),
 so a student can be distilled from the cache alone (:meth:`TeacherCache.open`, ``attribkit distill
 --teacher-cache``) on a machine that never loads the teacher.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -29,16 +28,16 @@ import torch
 from torch import Tensor, nn
 
 from attribkit import InvalidInputError, progress_bar
+from attribkit_distill.cache_key import cache_key, model_fingerprint, teacher_config
 from attribkit_distill.cache_progress import BuildProgress
 from attribkit_distill.cross_data import CrossEncodedData, teacher_side
 from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
 from attribkit_distill.data import EncodedData
-from attribkit_distill.loss import AttributionLoss, vocabulary_of
-from attribkit_distill.maps import model_inputs, unwrap
+from attribkit_distill.loss import AttributionLoss
+from attribkit_distill.maps import model_inputs
 from attribkit_distill.objective import TeacherOutputs
 from attribkit_distill.signal import shuffle_over_tokens
 
-FORMAT_VERSION = 1
 #: Seconds between two saves of an unfinished build's progress.
 CHECKPOINT_SECONDS = 60.0
 
@@ -49,71 +48,12 @@ def progress_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".progress")
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """sha256 of a model's config and every parameter and buffer (names, dtypes, bytes).
-
-    The config's ``_name_or_path`` (the folder or hub name it was loaded from) is left out: the same
-    weights copied to another folder, or a clone of the repository at another path, are the same teacher.
-    """
-    inner = unwrap(model)
-    config = json.loads(inner.config.to_json_string(use_diff=False))
-    config.pop("_name_or_path", None)
-    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
-    for name, tensor in sorted(inner.state_dict().items()):
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def teacher_config(model: nn.Module) -> dict[str, Any]:
-    """What a student distilled from a cache needs to know of the teacher: architecture, width, labels, vocabulary.
-
-    ``hidden_size`` scales the paper's top-K to the teacher's width; ``vocab_size`` (the rows of its input
-    embeddings) and ``pad_token_id`` check that teacher and student read the same token ids. A value the
-    config does not have is None.
-    """
-    config = unwrap(model).config
-    vocab_size, pad_token_id = vocabulary_of(model)
-    return {
-        "model_type": getattr(config, "model_type", None),
-        "hidden_size": getattr(config, "hidden_size", None),
-        "num_labels": int(config.num_labels),
-        "vocab_size": vocab_size,
-        "pad_token_id": pad_token_id,
-    }
-
-
-def cache_key(
-    teacher_fingerprint: str,
-    data: EncodedData | CrossEncodedData,
-    loss_fn: AttributionLoss | None,
-    examples: Sequence[int] | None = None,
-) -> dict[str, Any]:
-    """What a cache was computed from; a cache is usable only when all of it matches.
-
-    Across tokenizers the maps are unit maps: the key holds the teacher's encoding and the units
-    (their boundaries and the teacher tokens in each), so a student tokenizer with other units is refused.
-    A cache of some examples only (``examples``) records which, so a longer run does not reuse it.
-    """
-    key = {
-        "format": FORMAT_VERSION,
-        "teacher": teacher_fingerprint,
-        **data.cache_fields(),
-        "options": None if loss_fn is None else loss_fn.options(),
-    }
-    if examples is not None:
-        listed = ",".join(map(str, sorted(set(examples))))
-        key["examples"] = {"count": len(set(examples)), "sha256": hashlib.sha256(listed.encode()).hexdigest()}
-    return key
-
-
 @dataclass(frozen=True)
 class TeacherCache:
     """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
 
     A cache may hold only the examples a short run visits (``covered``); asking it for another raises.
-    ``teacher_config`` is the teacher's :func:`teacher_config` (None in caches written before it was recorded);
+    ``teacher_config`` is the teacher's :func:`~attribkit_distill.cache_key.teacher_config` (None in caches written before it was recorded);
     ``shuffle`` a seed when :meth:`open` permutes the maps on reading (the shuffled-map control from an
     unshuffled cache).
     ``length`` counts an example's tokens, or its units when teacher and student tokenize differently
@@ -317,7 +257,7 @@ class TeacherCache:
 
     @property
     def teacher_fingerprint(self) -> str:
-        """The weight fingerprint of the teacher that computed this cache (:func:`model_fingerprint`)."""
+        """The weight fingerprint of the teacher that computed this cache (:func:`~attribkit_distill.cache_key.model_fingerprint`)."""
         return str(self.key.get("teacher"))
 
     def outputs(self, batch: dict[str, Tensor]) -> TeacherOutputs:

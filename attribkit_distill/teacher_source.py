@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import attribkit as ak
-from attribkit_distill.cache import TeacherCache, teacher_config
+from attribkit_distill.cache import TeacherCache
+from attribkit_distill.cache_key import teacher_config
 from attribkit_distill.terms import check_cached_teacher
 
 
@@ -25,7 +26,7 @@ class TeacherSource:
         classifier: The loaded teacher, or None when a cache stands in for it.
         cache_file: The cache standing in for the teacher, or None.
         cache: That cache as read (checked against the run's data by :meth:`TeacherCache.open`).
-        config: The teacher's :func:`~attribkit_distill.cache.teacher_config` (labels, width, vocabulary).
+        config: The teacher's :func:`~attribkit_distill.cache_key.teacher_config` (labels, width, vocabulary).
     """
 
     classifier: ak.Classifier | None

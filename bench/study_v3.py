@@ -350,7 +350,7 @@ def kept_cache(working: Path) -> Path:
 @cache
 def _fingerprint(task: str, digest: str) -> str:
     import attribkit as ak
-    from attribkit_distill.cache import model_fingerprint
+    from attribkit_distill.cache_key import model_fingerprint
 
     return model_fingerprint(ak.load_classifier(teacher_out(task), device="cpu").model)
 
@@ -667,7 +667,7 @@ def add_teacher_configs(task: str) -> None:
     """Record the teacher's config in the task's caches (kept, and in runs/) that predate it (the same for each
     retrain of it), so later sessions can learn from them without retraining the teacher."""
     import attribkit as ak
-    from attribkit_distill.cache import teacher_config
+    from attribkit_distill.cache_key import teacher_config
 
     paths = [*sorted((RESULTS / "caches" / task).glob("*.pt")), *sorted((RUNS / task / "caches").glob("*.pt"))]
     lacking = [path for path in paths if not kept_caches.records_teacher(path)]

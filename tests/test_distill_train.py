@@ -248,7 +248,7 @@ def test_teacher_cache_gives_the_same_loss_and_refuses_other_teachers(student_te
 
 
 def test_a_teacher_cache_is_reused_for_the_same_teacher_in_another_folder(checkpoint_dir, glue, tmp_path):
-    from attribkit_distill.cache import model_fingerprint
+    from attribkit_distill.cache_key import model_fingerprint
 
     source = checkpoint_dir("bert", 2)
     copy = tmp_path / "moved" / "teacher"

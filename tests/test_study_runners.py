@@ -178,7 +178,8 @@ def test_a_kept_cache_serves_the_same_teacher_retrained_on_another_cpu_and_no_ot
     import kept_caches
 
     import attribkit as ak
-    from attribkit_distill.cache import TeacherCache, model_fingerprint
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.cache_key import model_fingerprint
     from attribkit_distill.data import encode_examples
     from attribkit_distill.loss import AttributionLoss
     from attribkit_distill.tasks import Example
@@ -676,7 +677,8 @@ def test_v3_a_cache_build_continues_in_the_next_session_on_another_cpu_and_names
     import shutil
 
     import attribkit as ak
-    from attribkit_distill.cache import TeacherCache, model_fingerprint
+    from attribkit_distill.cache import TeacherCache
+    from attribkit_distill.cache_key import model_fingerprint
     from attribkit_distill.data import encode_examples
     from attribkit_distill.loss import AttributionLoss
     from attribkit_distill.tasks import Example

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 import attribkit as ak
 from attribkit.cli import _load_plugins, app
 from attribkit_distill import AttributionLoss
-from attribkit_distill.cache import TeacherCache, model_fingerprint, teacher_config
+from attribkit_distill.cache import TeacherCache
+from attribkit_distill.cache_key import model_fingerprint, teacher_config
 from attribkit_distill.data import encode_examples
 from attribkit_distill.evaluation import attribution_gap
 from attribkit_distill.tasks import get_task, load_examples
