@@ -10,9 +10,9 @@ CPU, so a build saves what it has computed beside the cache (``<cache>.progress`
 progress is used only when its key and batch size are those of the build asking for it, and it is
 resumed at a batch boundary, so a resumed cache is the uninterrupted one bit for bit.
 
-A cache also records its teacher's config (:func:`~attribkit_distill.cache_key.teacher_config`: architecture, width, labels, vocabulary),
-so a student can be distilled from the cache alone (:meth:`TeacherCache.open`, ``attribkit distill
---teacher-cache``) on a machine that never loads the teacher.
+A cache also records its teacher's config (:func:`~attribkit_distill.cache_key.teacher_config`: architecture,
+width, labels, vocabulary), so a student can be distilled from the cache alone (:meth:`TeacherCache.open`,
+``attribkit distill --teacher-cache``) on a machine that never loads the teacher.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class TeacherCache:
     """Teacher logits ``[examples, labels]`` and maps (ragged: ``[views, length]`` per example).
 
     A cache may hold only the examples a short run visits (``covered``); asking it for another raises.
-    ``teacher_config`` is the teacher's :func:`~attribkit_distill.cache_key.teacher_config` (None in caches written before it was recorded);
+    ``teacher_config`` is the teacher's :func:`~attribkit_distill.cache_key.teacher_config` (None in caches
+    written before it was recorded);
     ``shuffle`` a seed when :meth:`open` permutes the maps on reading (the shuffled-map control from an
     unshuffled cache).
     ``length`` counts an example's tokens, or its units when teacher and student tokenize differently
@@ -257,7 +258,10 @@ class TeacherCache:
 
     @property
     def teacher_fingerprint(self) -> str:
-        """The weight fingerprint of the teacher that computed this cache (:func:`~attribkit_distill.cache_key.model_fingerprint`)."""
+        """The weight digest of the teacher that computed this cache.
+
+        See :func:`~attribkit_distill.cache_key.model_fingerprint`.
+        """
         return str(self.key.get("teacher"))
 
     def outputs(self, batch: dict[str, Tensor]) -> TeacherOutputs:

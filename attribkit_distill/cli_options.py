@@ -6,7 +6,6 @@ import typer
 
 DEFAULT_DATA_HELP = "Local GLUE folder holding <TASK>/{train,dev}.tsv (default: the hub, nyu-mll/glue)."
 
-# options shared by the commands
 DATA_DIR = typer.Option(None, "--data-dir", help=DEFAULT_DATA_HELP)
 MAX_STEPS = typer.Option(None, "--max-steps", help="Stop after N steps (overrides --epochs).")
 TRAIN_LIMIT = typer.Option(None, "--train-limit", help="Train on a seeded random subset of N examples.")
