@@ -531,7 +531,9 @@ def expected_seconds(run: Run) -> float | None:
     session's share (records before ``resumed`` existed show it as less wall time than training time).
     Only seeds that ran on this runner's thread count are timed, when there are any: a seed whose runners
     contended for the cores (two runners of two threads each on two cores ran 2-5 times slower) says nothing
-    of a one-thread runner's time, and would keep a run from starting in a session it fits.
+    of a one-thread runner's time, and would keep a run from starting in a session it fits. A run whose row's
+    shared teacher cache exists is not timed by the seed that built it (``built_teacher_cache``): the 50-step
+    IG build tripled that seed's wall time.
     """
     records = _same_threads(
         [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
@@ -540,8 +542,20 @@ def expected_seconds(run: Run) -> float | None:
         task = _same_threads([json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")])
         longest = [max(r.get("wall_seconds", 0.0), r["seconds"]) for r in task]
         return 2 * max(longest) if longest else None
-    walls = [r["wall_seconds"] for r in records if "wall_seconds" in r and not _resumed(r)]
+    builds = builds_its_cache(run)
+    walls = [
+        r["wall_seconds"]
+        for r in records
+        if "wall_seconds" in r and not _resumed(r) and (builds or not r.get("built_teacher_cache", False))
+    ]
     return max(walls) if walls else max(r["seconds"] for r in records) * 1.25 + 600
+
+
+def builds_its_cache(run: Run) -> bool:
+    """Whether ``run`` would build its row's shared teacher cache (no copy in runs/ nor kept in the repository):
+    the seed that built it (hours at 50 IG steps) then times it; otherwise only seeds that built none do."""
+    shared = shared_cache(run)
+    return shared is not None and not shared.is_file() and not kept_cache(shared).is_file()
 
 
 def _same_threads(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -590,6 +604,7 @@ def execute(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     record = student_record(run, results, data_dir, gaps, teacher_sha256=v2.check_teacher(run.task))
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     record["resumed"] = resumed  # begun in an earlier session: wall_seconds does not time the whole run
+    record["built_teacher_cache"] = building  # wall_seconds then times the build too (expected_seconds)
     reused: dict[str, Any] = {name: origin for name, origin in from_another_cpu.items() if origin is not None}
     if parts_by and shared is not None:  # built here or earlier from a progress partly computed on other CPUs
         reused[shared.stem] = {**reused.get(shared.stem, {}), "parts_computed_by": parts_by}
@@ -656,6 +671,7 @@ def execute_from_caches(run: Run, data_dir: Path, log: Any) -> dict[str, Any]:
     record["teacher_caches"] = sources  # the teacher of each cache: the training one is teacher_sha256
     record["wall_seconds"] = round(time.time() - start, 1)  # this session's share when resumed
     record["resumed"] = resumed
+    record["built_teacher_cache"] = False
     if run.row == "adkd_cosine":
         record["cosine_scale"] = mean_tokens(run.task, data_dir)
     record = study_runner.write_result(run.result, record, data_dir)

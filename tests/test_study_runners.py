@@ -579,6 +579,29 @@ def test_v3_expects_a_run_to_take_as_long_as_the_longest_landed_seed_of_its_task
     assert v3.expected_seconds(v3.Run("mrpc", "adkd_faithful", 1)) is None  # nothing of its task landed
 
 
+def test_v3_does_not_time_a_run_by_the_seed_that_built_its_rows_teacher_cache(v3):
+    import json
+
+    folder = v3.RESULTS / "stsb" / "adkd_faithful"
+    folder.mkdir(parents=True)
+    built = {"seconds": 2432.0, "wall_seconds": 7123.0, "built_teacher_cache": True}  # 50-step IG cache + student
+    (folder / "seed1.json").write_text(json.dumps(built))
+    run = v3.Run("stsb", "adkd_faithful", 2)
+    assert v3.expected_seconds(run) == 7123.0  # no cache anywhere: this run builds it too
+    kept = v3.kept_cache(v3.shared_cache(run))
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"cache")
+    assert not v3.builds_its_cache(run)
+    assert v3.expected_seconds(run) == pytest.approx(2432 * 1.25 + 600)  # the builder's training + allowance
+    (folder / "seed2.json").write_text(json.dumps({"seconds": 2500.0, "wall_seconds": 2700.0}))
+    assert v3.expected_seconds(run) == 2700.0  # a seed that built nothing times it
+    kept.unlink()
+    shared = v3.shared_cache(run)
+    shared.parent.mkdir(parents=True)
+    shared.write_bytes(b"cache")  # the cache in runs/ counts as well
+    assert v3.expected_seconds(run) == 2700.0
+
+
 def test_v3_times_a_run_by_the_seeds_that_ran_on_the_runners_thread_count(v3, monkeypatch):
     import json
 
