@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from attribkit import InvalidInputError, progress_bar
-from attribkit_distill.cache_key import cache_key, model_fingerprint, teacher_config
+from attribkit_distill.cache_key import cache_key, comparable, model_fingerprint, teacher_config
 from attribkit_distill.cache_progress import BuildProgress
 from attribkit_distill.cross_data import CrossEncodedData, teacher_side
 from attribkit_distill.cross_tokenizer import CrossTokenizerAttributionLoss
@@ -363,7 +363,7 @@ class TeacherCache:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             return cls(
-                json.loads(blob["key"]),
+                comparable(json.loads(blob["key"])),
                 blob["logits"],
                 blob["lengths"],
                 blob.get("maps"),

@@ -17,7 +17,7 @@ from torch import nn
 
 from attribkit_distill.cross_data import CrossEncodedData
 from attribkit_distill.data import EncodedData
-from attribkit_distill.loss import AttributionLoss, vocabulary_of
+from attribkit_distill.loss import COMPARISON_OPTIONS, AttributionLoss, vocabulary_of
 from attribkit_distill.maps import unwrap
 
 #: Bumped when the cache's file layout changes; a cache of another format is refused by its key.
@@ -75,9 +75,18 @@ def cache_key(
         "format": FORMAT_VERSION,
         "teacher": teacher_fingerprint,
         **data.cache_fields(),
-        "options": None if loss_fn is None else loss_fn.options(),
+        "options": None if loss_fn is None else loss_fn.map_options(),
     }
     if examples is not None:
         listed = ",".join(map(str, sorted(set(examples))))
         key["examples"] = {"count": len(set(examples)), "sha256": hashlib.sha256(listed.encode()).hexdigest()}
     return key
+
+
+def comparable(key: dict[str, Any]) -> dict[str, Any]:
+    """A stored cache key as :func:`cache_key` writes it now: a cache built when the distance was part of its
+    key (it never changed the maps) keeps serving runs of any distance."""
+    options = key.get("options")
+    if not isinstance(options, dict) or not any(name in options for name in COMPARISON_OPTIONS):
+        return key
+    return {**key, "options": {k: v for k, v in options.items() if k not in COMPARISON_OPTIONS}}

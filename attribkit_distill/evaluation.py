@@ -81,7 +81,7 @@ def attribution_gap(
     if isinstance(teacher, TeacherCache):
         if teacher.maps is None:
             raise InvalidInputError("the teacher cache holds logits only; the attribution gap needs its maps")
-        if teacher.key.get("options") != loss_fn.options():
+        if teacher.key.get("options") != loss_fn.map_options():
             raise InvalidInputError("the teacher cache holds maps of other options than loss_fn's")
     else:
         teacher.eval()

@@ -30,6 +30,7 @@ from attribkit_distill.signal import (
 
 VIEWS = ("auto", "all", "gold")
 DISTANCES = ("mse", "l1", "cosine")
+COMPARISON_OPTIONS = ("distance",)  # options that compare maps without changing them: not a teacher cache's key
 BASELINES = ("zero", "pad")
 
 
@@ -139,7 +140,7 @@ class AttributionLoss(nn.Module):
         self.teacher_shuffle = teacher_shuffle
 
     def options(self) -> dict[str, Any]:
-        """The options that define the maps (part of a teacher cache's key)."""
+        """The loss's options (recorded in ``run.json``); :meth:`map_options` are those that define the maps."""
         options: dict[str, Any] = {
             "top_k": self.top_k,
             "steps": self.steps,
@@ -160,6 +161,11 @@ class AttributionLoss(nn.Module):
         }
         options.update({name: value for name, (value, default) in extra.items() if value != default})
         return options
+
+    def map_options(self) -> dict[str, Any]:
+        """The options the teacher's maps depend on (a teacher cache's key): :meth:`options` without the
+        distance, which only compares maps, so one cache of teacher maps serves every distance."""
+        return {name: value for name, value in self.options().items() if name not in COMPARISON_OPTIONS}
 
     # ------------------------------------------------------------------ views and maps
     def view_targets(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:

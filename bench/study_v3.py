@@ -11,7 +11,7 @@ with ``--accept-teacher`` on its own, and refuses a student of any teacher but t
 - ``adkd_faithful``: teacher maps from IG at 50 Gauss-Legendre steps (cached once per task);
 - ``adkd_attnlrp``: AttnLRP maps on both sides (the student's differentiable, through its twin graph);
 - ``adkd_cosine``: the distance ``1 - cos`` (e2KD), beta scaled by ``2 / L`` (L: the mean token count of the
-  task's training subset, recorded in ``<task>/adkd_cosine/scale.json``);
+  task's training subset, recorded in ``<task>/adkd_cosine/scale.json``), from the reference row's cached maps;
 - ``kd`` and ``adkd``: v2's result JSONs where the teacher on disk has v2's weight digest bit for bit (they
   are then *reused*, not rerun); otherwise run here.
 
@@ -79,7 +79,7 @@ CACHES = {  # rows whose teacher outputs are the same for every seed share one c
     "adkd": "maps",
     "adkd_faithful": "maps-faithful",
     "adkd_attnlrp": "maps-attnlrp",
-    "adkd_cosine": "maps-cosine",  # the distance is part of a cache's key
+    "adkd_cosine": "maps",  # the reference maps: the distance compares maps, it is not part of a cache's key
 }
 
 
@@ -539,8 +539,13 @@ def expected_seconds(run: Run) -> float | None:
         [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
     )
     if not records:  # a row's first run: twice the task's longest landed run (the teacher caches it may build)
+        builds = builds_its_cache(run)
         task = _same_threads([json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")])
-        longest = [max(r.get("wall_seconds", 0.0), r["seconds"]) for r in task]
+        longest = [
+            max(r.get("wall_seconds", 0.0), r["seconds"])
+            for r in task
+            if builds or not r.get("built_teacher_cache", False)
+        ]
         return 2 * max(longest) if longest else None
     builds = builds_its_cache(run)
     walls = [

@@ -141,6 +141,8 @@ def test_options_record_the_signal_only_where_it_differs_from_the_paper():
     assert set(paper) == {"top_k", "steps", "layer", "views", "target_fn", "normalize", "baseline"}
     other = AttributionLoss(top_k=10, teacher_method="occlusion", teacher_shuffle=3, distance="cosine").options()
     assert other == {**paper, "teacher_method": "occlusion", "teacher_shuffle": 3, "distance": "cosine"}
+    cache_options = AttributionLoss(top_k=10, teacher_shuffle=3, distance="cosine").map_options()
+    assert cache_options == {**paper, "teacher_shuffle": 3}  # the distance compares maps, it does not make them
 
 
 def test_attnlrp_maps_on_both_sides_equal_attribkits_own_and_train_the_student(student_teacher, checkpoint_dir):

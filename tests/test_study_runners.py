@@ -600,6 +600,13 @@ def test_v3_does_not_time_a_run_by_the_seed_that_built_its_rows_teacher_cache(v3
     shared.parent.mkdir(parents=True)
     shared.write_bytes(b"cache")  # the cache in runs/ counts as well
     assert v3.expected_seconds(run) == 2700.0
+    # the cosine row learns from the reference row's maps (the distance is not in a cache's key); its first run
+    # is timed by twice the task's longest run, the builders left out once there is nothing left to build
+    cosine = v3.Run("stsb", "adkd_cosine", 1)
+    assert v3.shared_cache(cosine) == v3.shared_cache(v3.Run("stsb", "adkd", 1)) == shared.parent / "maps.pt"
+    assert v3.expected_seconds(cosine) == 2 * 7123.0
+    (shared.parent / "maps.pt").write_bytes(b"cache")
+    assert v3.expected_seconds(cosine) == 2 * 2700.0
 
 
 def test_v3_times_a_run_by_the_seeds_that_ran_on_the_runners_thread_count(v3, monkeypatch):

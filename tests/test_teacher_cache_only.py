@@ -154,6 +154,32 @@ def test_shuffled_maps_read_from_an_unshuffled_cache_are_the_shuffled_cache(chec
         TeacherCache.open(tmp_path / "shuffled.pt", data=data, loss_fn=AttributionLoss(teacher_shuffle=4))
 
 
+def test_one_cache_of_teacher_maps_serves_every_distance(student_teacher, checkpoint_dir, glue, tmp_path, monkeypatch):
+    """The distance compares maps and never changes them: a cosine run reuses the reference (MSE) cache, and a
+    cache built when the distance was part of its key still serves."""
+    student, teacher = student_teacher(2)
+    tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
+    data = encode_examples(tokenizer, load_examples(get_task("sst2"), "train", data_dir=glue))
+    path = tmp_path / "maps.pt"
+    built = TeacherCache.build(path, teacher, data, AttributionLoss(), batch_size=5)
+    cosine = AttributionLoss(distance="cosine")
+    calls = []
+    monkeypatch.setattr(AttributionLoss, "teacher_maps", lambda *a: calls.append(a))
+    again = TeacherCache.build(path, teacher, data, cosine, batch_size=5)
+    assert calls == [] and torch.equal(again.maps, built.maps)  # reused, not recomputed
+    assert torch.equal(TeacherCache.open(path, data=data, loss_fn=cosine).maps, built.maps)
+    monkeypatch.undo()
+    live = attribution_gap(student, teacher, data, loss_fn=cosine)
+    assert 0.01 < live < 2.0  # 1 - cos per view, summed over the two views at most
+    assert attribution_gap(student, again, data, loss_fn=cosine) == pytest.approx(live, rel=1e-5)
+    blob = torch.load(path, weights_only=True)
+    blob["key"] = json.dumps({**json.loads(blob["key"]), "options": {**cosine.map_options(), "distance": "cosine"}})
+    torch.save(blob, tmp_path / "old.pt")  # as a cosine build keyed it before
+    assert torch.equal(TeacherCache.open(tmp_path / "old.pt", data=data, loss_fn=AttributionLoss()).maps, built.maps)
+    with pytest.raises(ak.InvalidInputError, match="different options"):  # the maps' own options still count
+        TeacherCache.open(path, data=data, loss_fn=AttributionLoss(distance="cosine", top_k=3))
+
+
 def test_the_attribution_gap_from_a_cache_is_the_gap_from_the_teacher(student_teacher, checkpoint_dir, glue, tmp_path):
     student, teacher = student_teacher(2)
     tokenizer = ak.load_classifier(checkpoint_dir("bert", 2), device="cpu").tokenizer
