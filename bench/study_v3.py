@@ -538,16 +538,12 @@ def expected_seconds(run: Run) -> float | None:
     records = _same_threads(
         [json.loads(path.read_text()) for path in (RESULTS / run.task / run.row).glob("seed*.json")]
     )
-    if not records:  # a row's first run: twice the task's longest landed run (the teacher caches it may build)
-        builds = builds_its_cache(run)
-        task = _same_threads([json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")])
-        longest = [
-            max(r.get("wall_seconds", 0.0), r["seconds"])
-            for r in task
-            if builds or not r.get("built_teacher_cache", False)
-        ]
-        return 2 * max(longest) if longest else None
     builds = builds_its_cache(run)
+    if not records:  # a row's first run: twice the task's longest landed run (the teacher caches it may build)
+        task = _same_threads([json.loads(path.read_text()) for path in (RESULTS / run.task).glob("*/seed*.json")])
+        timing = [r for r in task if builds or not r.get("built_teacher_cache", False)] or task
+        longest = [max(r.get("wall_seconds", 0.0), r["seconds"]) for r in timing]
+        return 2 * max(longest) if longest else None
     walls = [
         r["wall_seconds"]
         for r in records
