@@ -531,6 +531,16 @@ def test_v3_report_pairs_v3_controls_with_v2_runs_of_the_same_teacher_only(tmp_p
     # mean 2, sd 1, t(0.975, 2) = 4.3027: half-width 4.3027 / sqrt(3) = 2.484
     assert "| +2.00 | [-0.48, +4.48] |" in average
     assert any("not decided: the rule applies at six seeds" in line for line in lines)
+    # a secondary row on one task only: per-task statistics, but no Holm correction of a one-task "family"
+    for seed, gain in ((1, -1.0), (2, -2.0), (3, -4.0)):
+        write(tmp_path / "v3", "stsb", "adkd_cosine", seed, 80.0 + gain)
+    secondary = report.comparison_lines(report.load(), "adkd_cosine", "adkd")
+    assert secondary[2].startswith("| STS-B Spearman | 3 | -4.33 |")  # (79, 78, 76) - (81, 82, 83)
+    assert secondary[2].endswith("| — |")
+    assert secondary[-1] == "Interim: 1 of 4 tasks; Holm's correction waits for all four (—)."
+    assert report.comparison_lines(report.load(), "adkd_faithful", "adkd") == [
+        "No task has two seeds of both rows yet (AD-KD, 50-step IG teacher maps vs AD-KD (reference))."
+    ]
     assert "MRPC `T`; STS-B `T`; CoLA `T`; SST-2 `T`." in next(line for line in lines if line.startswith("Teachers"))
     # a student of the same teacher retrained on another CPU (dev outputs within tolerance) joins the table,
     # and the teachers' line says why; a student of another teacher stops the report
