@@ -17,7 +17,7 @@ from torch import nn
 
 from attribkit_distill.cross_data import CrossEncodedData
 from attribkit_distill.data import EncodedData
-from attribkit_distill.loss import COMPARISON_OPTIONS, AttributionLoss, vocabulary_of
+from attribkit_distill.loss import AttributionLoss, maps_part, vocabulary_of
 from attribkit_distill.maps import unwrap
 
 #: Bumped when the cache's file layout changes; a cache of another format is refused by its key.
@@ -87,6 +87,4 @@ def comparable(key: dict[str, Any]) -> dict[str, Any]:
     """A stored cache key as :func:`cache_key` writes it now: a cache built when the distance was part of its
     key (it never changed the maps) keeps serving runs of any distance."""
     options = key.get("options")
-    if not isinstance(options, dict) or not any(name in options for name in COMPARISON_OPTIONS):
-        return key
-    return {**key, "options": {k: v for k, v in options.items() if k not in COMPARISON_OPTIONS}}
+    return key if options is None else {**key, "options": maps_part(options)}

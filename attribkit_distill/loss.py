@@ -31,6 +31,13 @@ from attribkit_distill.signal import (
 VIEWS = ("auto", "all", "gold")
 DISTANCES = ("mse", "l1", "cosine")
 COMPARISON_OPTIONS = ("distance",)  # options that compare maps without changing them: not a teacher cache's key
+
+
+def maps_part(options: dict[str, Any]) -> dict[str, Any]:
+    """The options that make the maps, of an :meth:`AttributionLoss.options` dict: all but :data:`COMPARISON_OPTIONS`."""
+    return {name: value for name, value in options.items() if name not in COMPARISON_OPTIONS}
+
+
 BASELINES = ("zero", "pad")
 
 
@@ -165,7 +172,7 @@ class AttributionLoss(nn.Module):
     def map_options(self) -> dict[str, Any]:
         """The options the teacher's maps depend on (a teacher cache's key): :meth:`options` without the
         distance, which only compares maps, so one cache of teacher maps serves every distance."""
-        return {name: value for name, value in self.options().items() if name not in COMPARISON_OPTIONS}
+        return maps_part(self.options())
 
     # ------------------------------------------------------------------ views and maps
     def view_targets(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
