@@ -155,13 +155,15 @@ def mean_tokens(task: str, data_dir: Path) -> dict[str, Any]:
     path = RESULTS / task / "adkd_cosine" / "scale.json"
     if path.is_file():
         return json.loads(path.read_text())
-    import attribkit as ak
     from attribkit_distill.command_setup import load_data
+    from attribkit_distill.pairing import load_tokenizer
     from attribkit_distill.tasks import get_task
 
     spec = v2.TASKS[task]
-    source = teacher_out(task) if teacher_digest(task) is not None else v2.minilm()  # the teacher's tokenizer
-    tokenizer = ak.load_classifier(source, device="cpu").tokenizer
+    # The teacher's tokenizer; without the teacher on disk, that of MiniLM, which it was fine-tuned from. Only
+    # the tokenizer is read: MiniLM is an encoder with no classification head.
+    source = teacher_out(task) if teacher_digest(task) is not None else v2.minilm()
+    tokenizer = load_tokenizer(str(source))
     limit, subset_seed = (8000, 0) if spec.subset else (None, 0)
     train, _ = load_data(get_task(spec.directory), tokenizer, data_dir, 128, limit, subset_seed)
     mean = statistics.fmean(len(ids) for ids in train.input_ids)

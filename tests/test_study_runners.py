@@ -895,3 +895,31 @@ def test_a_runner_uses_one_thread_unless_told_otherwise(runner, monkeypatch):
         assert runner.one_thread_per_runner() == 2 and torch.get_num_threads() == 2  # an explicit count is kept
     finally:
         torch.set_num_threads(before)
+
+
+def test_v3_cosine_scale_reads_minilms_tokenizer_when_the_teacher_is_not_on_disk(
+    v3, checkpoint_dir, tmp_path, monkeypatch
+):
+    """Regression: with the teacher absent, the scale loaded MiniLM as a classifier, which it is not."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    encoder = tmp_path / "minilm"
+    shutil.copytree(checkpoint_dir("bert", 2), encoder)
+    config = json.loads((encoder / "config.json").read_text())
+    (encoder / "config.json").write_text(json.dumps({**config, "architectures": ["BertModel"]}))
+    monkeypatch.setattr(v3.v2, "minilm", lambda: str(encoder))
+    monkeypatch.setattr(v3, "teacher_digest", lambda task: None)
+    sentences = ["the cat sat .", "dogs bark loudly at night", "no"]
+    (tmp_path / "glue" / "CoLA").mkdir(parents=True)
+    for split in ("train", "dev"):
+        rows = "".join(f"gj04\t{i % 2}\t\t{s}\n" for i, s in enumerate(sentences))
+        (tmp_path / "glue" / "CoLA" / f"{split}.tsv").write_text(rows)
+    scale = v3.mean_tokens("cola", tmp_path / "glue")
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    expected = sum(len(tokenizer(s)["input_ids"]) for s in sentences) / 3  # [CLS] ... [SEP] counted
+    assert scale["examples"] == 3
+    assert scale["mean_tokens"] == pytest.approx(expected, abs=1e-12)
+    assert scale["beta"] == pytest.approx(1.0 * 2 / expected, rel=1e-12)  # CoLA's preset beta is 1
+    assert json.loads((v3.RESULTS / "cola" / "adkd_cosine" / "scale.json").read_text()) == scale  # recorded
