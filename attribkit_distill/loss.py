@@ -90,6 +90,8 @@ class AttributionLoss(nn.Module):
         distance: ``mse`` (sum of squares / non-pad tokens), ``l1`` (sum of |.| / non-pad tokens),
             or ``cosine``: ``1 - cos(student map, teacher map)`` per example and view, averaged over
             examples and summed over views (explanation-enhanced KD, Parchami-Araghi et al., 2024).
+            On L2-normalised maps it is the MSE loss up to one factor per batch (``mse`` equals it
+            times ``2 * batch / non-pad tokens``, gradients included); they differ on other maps.
         baseline: ``zero`` (the paper's; logits and maps from one forward) or ``pad`` token
             embeddings at ``word_embeddings`` (through :func:`attribkit.attribute`; special tokens
             are kept when the batch has a ``special_tokens_mask`` or the config names their ids).

@@ -161,3 +161,24 @@ def test_attnlrp_maps_on_both_sides_equal_attribkits_own_and_train_the_student(s
     out.loss.backward()  # second order through the twin graph of the student's AttnLRP map
     assert student.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_on_l2_normalised_maps_cosine_is_the_mse_loss_rescaled_per_batch_gradients_included(
+    student_teacher, checkpoint_dir
+):
+    """||s - t||^2 = 2 (1 - cos) for unit maps, and both distances weight examples equally, so the cosine loss
+    times 2 B / (non-pad tokens of the batch) is the MSE loss, and so are its gradients: the two objectives differ
+    by one positive factor per batch (what study v3's cosine row therefore tests; docs/results.md)."""
+    student, teacher = student_teacher(3)
+    batch = encode(checkpoint_dir, 3)
+    losses, grads = {}, {}
+    for distance in ("mse", "cosine"):
+        student.zero_grad()
+        losses[distance] = AttributionLoss(distance=distance)(student, teacher, batch)
+        losses[distance].backward()
+        grads[distance] = torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None])
+    factor = 2 * 3 / float(batch["attention_mask"].sum())
+    assert losses["mse"].item() == pytest.approx(losses["cosine"].item() * factor, rel=1e-6)
+    assert losses["mse"].item() > 1e-4
+    assert torch.allclose(grads["mse"], grads["cosine"] * factor, rtol=1e-4, atol=1e-9)
+    assert grads["mse"].abs().max() > 1e-6  # the check compares gradients that exist
