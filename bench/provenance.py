@@ -87,7 +87,7 @@ LEGACY = [
 
 
 def machine_paths(value: Any) -> list[str]:
-    """The absolute paths left in ``value`` (strings starting with ``/``, or containing `` /``)."""
+    """The absolute paths left in ``value``: words that start with ``/`` and go on (a lone ``/`` divides)."""
     found: list[str] = []
     if isinstance(value, dict):
         for item in value.values():
@@ -96,7 +96,7 @@ def machine_paths(value: Any) -> list[str]:
         for item in value:
             found += machine_paths(item)
     elif isinstance(value, str):
-        found += [word for word in value.replace("=", " ").split() if word.startswith("/")]
+        found += [word for word in value.replace("=", " ").split() if word.startswith("/") and len(word) > 1]
     return found
 
 

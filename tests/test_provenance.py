@@ -37,6 +37,9 @@ def test_portable_names_the_data_the_package_and_the_repository(tmp_path):
         "seeds": [1, 2],
     }
     assert machine_paths(portable(record, data)) == [] and len(machine_paths(record)) == 6
+    # regression: a division sign in a recorded rule ("L / 2") is not a path; a path after "=" or a space is
+    assert machine_paths({"rule": "1 - cos equals the MSE times L / 2"}) == []
+    assert machine_paths({"c": "x --out=/home/me/run", "d": ["a /srv/x"]}) == ["/home/me/run", "/srv/x"]
     legacy = portable({"d": "/work/shared/data/glue/SST-2"}, extra=LEGACY)
     assert legacy == {"d": "GLUE_DIR/SST-2"}
 
