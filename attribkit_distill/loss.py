@@ -31,14 +31,12 @@ from attribkit_distill.signal import (
 VIEWS = ("auto", "all", "gold")
 DISTANCES = ("mse", "l1", "cosine")
 COMPARISON_OPTIONS = ("distance",)  # options that compare maps without changing them: not a teacher cache's key
+BASELINES = ("zero", "pad")
 
 
 def maps_part(options: dict[str, Any]) -> dict[str, Any]:
     """The options that make the maps, of an :meth:`AttributionLoss.options` dict: all but :data:`COMPARISON_OPTIONS`."""
     return {name: value for name, value in options.items() if name not in COMPARISON_OPTIONS}
-
-
-BASELINES = ("zero", "pad")
 
 
 @dataclass(frozen=True)
